@@ -1,0 +1,7 @@
+"""`python -m stream_monitor` is the `stream-monitor` command."""
+
+import sys
+
+from stream_monitor.cli import main
+
+sys.exit(main())

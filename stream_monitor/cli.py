@@ -1,0 +1,177 @@
+"""Command line: `run`, `replay`, `demo`. Wiring only; the work lives in the modules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from stream_monitor.config import ConfigError, Settings, load_settings
+from stream_monitor.reference import PreparedReference, ReferenceError, load_references
+
+log = logging.getLogger("stream_monitor")
+
+_HELP = {
+    "bootstrap_servers": "Kafka bootstrap servers",
+    "topic": "predictions topic",
+    "alerts_topic": "alerts topic",
+    "dlq_topic": "dead-letter topic (default: <topic>.dlq)",
+    "group_id": "consumer group id",
+    "reference": "reference data: a directory of <model>.jsonl or one JSONL file",
+    "metrics_port": "port of /metrics, /healthz, /readyz, /status (0: any free port)",
+    "metrics_host": "bind address of the HTTP endpoints",
+    "auto_offset_reset": "where a new group starts reading",
+    "batch_size": "messages per consume() call",
+    "kafka": "extra librdkafka setting KEY=VALUE (repeatable)",
+    "log_level": "log level",
+}
+
+
+def _add_settings_options(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    """One `--option-name` per settings field; only options given reach the settings."""
+    fields = Settings.model_fields
+    for name in names:
+        info = fields[name]
+        flag = "--" + name.replace("_", "-")
+        help_text = _HELP.get(name) or info.description or name
+        default = info.get_default(call_default_factory=True)
+        shown = "" if default in (None, {}) else f" (default: {default})"
+        if name == "kafka":
+            parser.add_argument(flag, action="append", default=argparse.SUPPRESS,
+                                metavar="KEY=VALUE", help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, default=argparse.SUPPRESS,
+                                help=help_text + shown)
+
+
+def _cli_values(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
+    values = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    if "kafka" in values:
+        pairs: dict[str, str] = {}
+        for item in values["kafka"]:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"invalid configuration:\n  kafka: expected KEY=VALUE, got {item!r}")
+            pairs[key.strip()] = value.strip()
+        values["kafka"] = pairs
+    return values
+
+
+def _settings(args: argparse.Namespace, names: list[str]) -> Settings:
+    return load_settings(_cli_values(args, names), args.config)
+
+
+def _references(settings: Settings) -> dict[str, PreparedReference]:
+    if settings.reference is None:
+        log.warning("no --reference: every model needs --bootstrap-reference to be drift-checked")
+        return {}
+    refs = load_references(settings.reference, settings.prediction_bins)
+    for name, ref in sorted(refs.items()):
+        log.info("reference %s: %d events, %d features", name, ref.events, ref.n_features)
+        for note in ref.notes:
+            log.warning("reference %s: %s", name, note)
+    return refs
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args, RUN_OPTIONS)
+    _setup_logging(settings.log_level)
+    refs = _references(settings)
+    from stream_monitor.service import MonitorService  # Kafka client only where needed
+
+    service = MonitorService(settings, refs)
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    return service.run()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from stream_monitor.replay import replay_file
+
+    settings = _settings(args, REPLAY_OPTIONS)
+    _setup_logging(settings.log_level)
+    refs = _references(settings)
+    if args.out == "-":
+        summary = replay_file(args.file, settings, refs, sys.stdout.buffer)
+    else:
+        with open(args.out, "wb") as out:
+            summary = replay_file(args.file, settings, refs, out)
+    log.info("replayed %s", summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from stream_monitor.demo import DemoOptions, run_demo
+
+    _setup_logging("WARNING")
+    return run_demo(DemoOptions(
+        bootstrap_servers=args.bootstrap_servers,
+        events_per_model=args.events_per_model,
+        rate=args.rate,
+        metrics_port=args.metrics_port,
+        workdir=Path(args.workdir),
+        start_broker=not args.no_broker,
+    ))
+
+
+RUN_OPTIONS = [n for n in Settings.model_fields]
+REPLAY_OPTIONS = [
+    n for n in Settings.model_fields
+    if n not in ("bootstrap_servers", "topic", "alerts_topic", "dlq_topic", "group_id",
+                 "metrics_port", "metrics_host", "auto_offset_reset", "kafka")
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-monitor",
+        description="Drift, performance and latency monitoring of ML models on Kafka.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="consume the predictions topic until stopped")
+    run.add_argument("--config", type=Path, help="YAML file of options (keys = option names)")
+    _add_settings_options(run, RUN_OPTIONS)
+    run.set_defaults(func=cmd_run)
+
+    replay = sub.add_parser("replay", help="run the engine over a JSONL file, write alerts")
+    replay.add_argument("file", type=Path, help="JSONL file of prediction events")
+    replay.add_argument("--out", default="-", help="alerts JSONL file (default: stdout)")
+    replay.add_argument("--config", type=Path, help="YAML file of options")
+    _add_settings_options(replay, REPLAY_OPTIONS)
+    replay.set_defaults(func=cmd_replay)
+
+    demo = sub.add_parser("demo", help="local broker, monitor and drifting traffic; shows alerts")
+    demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    demo.add_argument("--events-per-model", type=int, default=30_000)
+    demo.add_argument("--rate", type=float, default=3000.0, help="events per second, all models")
+    demo.add_argument("--metrics-port", type=int, default=9108)
+    demo.add_argument("--workdir", default=".demo", help="where references and logs go")
+    demo.add_argument("--no-broker", action="store_true",
+                      help="never start the local broker (one must be reachable)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, ReferenceError) as exc:
+        print(f"stream-monitor: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Settings of the monitor: command line over environment over YAML file.
+
+Every option of `stream-monitor run` is a field here. The same field names serve the YAML
+file (`--config`), the environment (`STREAM_MONITOR_<NAME>`) and the command line
+(`--name-with-dashes`), so one table documents all three.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "STREAM_MONITOR_"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot start the monitor; the message names field and reason."""
+
+
+class DetectorSettings(BaseSettings):
+    """What the engine needs to decide: window, cadence and thresholds (no Kafka here)."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    window_size: int = Field(1000, gt=0, description="events kept per model")
+    check_every: int = Field(100, gt=0, description="messages per model between checks")
+    min_window: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "events a window needs before drift checks run; default: the full window "
+            "(a fixed KS threshold on a small window raises false alarms)"
+        ),
+    )
+    drift_threshold: float = Field(0.1, gt=0, le=1, description="input drift: largest KS statistic")
+    prediction_drift_threshold: float = Field(
+        0.1, gt=0, le=1, description="prediction drift: Jensen-Shannon distance"
+    )
+    prediction_bins: int = Field(20, ge=2, le=1000, description="bins of the prediction histogram")
+    mae_threshold: float = Field(0.5, gt=0, description="performance: MAE of the window")
+    latency_p99_threshold_ms: float | None = Field(
+        None, gt=0, description="latency: p99 of the window in ms (off when unset)"
+    )
+    min_labeled_events: int = Field(
+        100, gt=0, description="events with an actual value needed before MAE is judged"
+    )
+    bootstrap_reference: int = Field(
+        0,
+        ge=0,
+        description="for a model without reference, take its first N events as reference (0: off)",
+    )
+
+    @property
+    def effective_min_window(self) -> int:
+        return min(self.min_window or self.window_size, self.window_size)
+
+
+class Settings(DetectorSettings):
+    """All options of `stream-monitor run` (contract §6) plus the engine's."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
+
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = Field("predictions", min_length=1)
+    alerts_topic: str = Field("alerts", min_length=1)
+    dlq_topic: str | None = Field(None, description="dead-letter topic; default <topic>.dlq")
+    group_id: str = Field("stream-monitor", min_length=1)
+    reference: Path | None = None
+    metrics_port: int = Field(9108, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    batch_size: int = Field(1000, gt=0, le=100_000, description="messages per consume() call")
+    kafka: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra librdkafka settings for consumer and producer"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("reference")
+    @classmethod
+    def _reference_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.exists():
+            raise ValueError(f"no such file or directory: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _topics_differ(self) -> Settings:
+        if self.alerts_topic == self.topic:
+            raise ValueError("alerts_topic must differ from topic")
+        return self
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    def detector_settings(self) -> DetectorSettings:
+        return DetectorSettings(
+            **{name: getattr(self, name) for name in DetectorSettings.model_fields}
+        )
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """A settings source over a dict already read (the YAML file)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def load_settings(cli: dict[str, Any], config_file: Path | None = None) -> Settings:
+    """Build the settings with the precedence command line > environment > YAML file.
+
+    `cli` holds only the options given on the command line. Errors become a ConfigError
+    whose message names every offending field, its source value and the reason.
+    """
+    file_data = read_yaml(config_file) if config_file is not None else {}
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _MappingSource(settings_cls, file_data))
+
+    try:
+        layered = _Layered(**cli)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+    return Settings.model_construct(**layered.model_dump())
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(settings)"
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown option"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+        lines.append(f"  {field}: {reason}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,332 @@
+"""The deterministic core: decode a batch, route by model, window, check every N, alert.
+
+The engine never learns where records come from (Kafka or a file) and never reads a clock:
+the same sequence of records per model gives the same checks and the same alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, rfc3339
+from stream_monitor.checks import retrain_recommended, run_checks
+from stream_monitor.config import DetectorSettings
+from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_batch
+from stream_monitor.reference import FloatArray, PreparedReference
+from stream_monitor.windows import ModelWindow, WindowBlock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ModelState:
+    """Everything the engine keeps about one model."""
+
+    name: str
+    reference: PreparedReference | None
+    feature_names: tuple[str, ...]
+    window: ModelWindow | None = None
+    events_seen: int = 0
+    since_check: int = 0
+    checks: int = 0
+    version: str | None = None
+    alerts: AlertState = field(default_factory=AlertState)
+    last_results: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bootstrap_rows: list[FloatArray] = field(default_factory=list)
+    bootstrap_predictions: list[FloatArray] = field(default_factory=list)
+    partition: tuple[str, int] | None = None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch produced, for the sinks and the metrics."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letter_models: list[str] = field(default_factory=list)
+    ok_counts: dict[str, int] = field(default_factory=dict)
+    latencies_ms: dict[str, FloatArray] = field(default_factory=dict)
+    checks: dict[str, list[CheckResult]] = field(default_factory=dict)
+    check_counts: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """Per-model windows and checks over batches of raw records."""
+
+    def __init__(
+        self, settings: DetectorSettings, references: dict[str, PreparedReference]
+    ) -> None:
+        self.settings = settings
+        self.references = references
+        self.models: dict[str, ModelState] = {}
+
+    # -- batches -------------------------------------------------------------------------
+
+    def process(self, batch: RecordBatch) -> BatchOutcome:
+        outcome = BatchOutcome()
+        decoded = decode_batch(batch)
+        outcome.dead_letters.extend(decoded.dead_letters)
+        outcome.dead_letter_models.extend(decoded.dead_letter_models)
+        for model, events in decoded.by_model.items():
+            state = self.models.get(model) or self._new_model(model, events)
+            block, good = self._block(state, events, outcome)
+            if not good:
+                continue
+            last = good[-1]
+            state.partition = (batch.topics[last], batch.partitions[last])
+            outcome.ok_counts[model] = len(good)
+            lat = block.latency_ms[np.isfinite(block.latency_ms)]
+            if lat.size:
+                outcome.latencies_ms[model] = lat
+            self._advance(state, block, good, events, batch, outcome)
+        return outcome
+
+    def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
+        """Drop the models whose events came from partitions this process no longer owns."""
+        for name in [n for n, s in self.models.items() if s.partition in partitions]:
+            del self.models[name]
+
+    # -- per model -----------------------------------------------------------------------
+
+    def _new_model(self, model: str, events: ModelEvents) -> ModelState:
+        reference = self.references.get(model)
+        first = events.features[0]
+        if reference is not None:
+            state = ModelState(model, reference, reference.feature_names)
+            state.window = ModelWindow(
+                self.settings.window_size, reference, reference.n_features
+            )
+            unknown = sorted(set(first) - set(reference.feature_names))
+            absent = sorted(set(reference.feature_names) - set(first))
+            if unknown:
+                state.notes.append(f"features not in the reference (ignored): {unknown}")
+            if absent:
+                state.notes.append(f"reference features absent from events: {absent}")
+            state.notes.extend(reference.notes)
+        else:
+            names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str)))
+            if self.settings.bootstrap_reference > 0:
+                state = ModelState(model, None, names)
+                state.notes.append(
+                    f"no reference: the first {self.settings.bootstrap_reference} events "
+                    "become the reference"
+                )
+            else:
+                state = ModelState(model, None, ())
+                state.notes.append(
+                    "no reference: events are counted and performance/latency checked, but "
+                    "input and prediction drift are not (give --reference, or "
+                    "--bootstrap-reference N to take the first N events as reference)"
+                )
+                state.window = ModelWindow(self.settings.window_size, None, 0)
+        for note in state.notes:
+            log.warning("model %r: %s", model, note)
+        self.models[model] = state
+        return state
+
+    def _block(
+        self, state: ModelState, events: ModelEvents, outcome: BatchOutcome
+    ) -> tuple[WindowBlock, list[int]]:
+        """Arrays of a model's events; events whose values cannot be read become dead letters."""
+        names = state.feature_names
+        rows = [[f.get(n) for n in names] for f in events.features]
+        keep = list(range(len(rows)))
+        try:
+            features = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+        except (TypeError, ValueError):
+            features, keep = self._convert_slowly(state, rows, events, outcome)
+        predictions = _floats([events.predictions[i] for i in keep] if len(keep) < len(rows)
+                              else events.predictions)
+        if len(keep) < len(rows):
+            pick = keep
+            actuals = _floats([events.actuals[i] for i in pick])
+            latencies = _floats([events.latencies[i] for i in pick])
+            times = _floats([events.timestamps[i] for i in pick])
+        else:
+            actuals = _floats(events.actuals)
+            latencies = _floats(events.latencies)
+            times = _floats(events.timestamps)
+        block = WindowBlock(
+            features, predictions, actuals, latencies, times,
+            state.reference if state.window is not None else None,
+        )
+        return block, [events.index[i] for i in keep]
+
+    def _convert_slowly(
+        self,
+        state: ModelState,
+        rows: list[list[object]],
+        events: ModelEvents,
+        outcome: BatchOutcome,
+    ) -> tuple[FloatArray, list[int]]:
+        names = state.feature_names
+        good_rows: list[list[float]] = []
+        keep: list[int] = []
+        for i, row in enumerate(rows):
+            try:
+                good_rows.append([_feature_value(name, v) for name, v in zip(names, row,
+                                                                              strict=True)])
+            except ValueError as exc:
+                outcome.dead_letters.append(DeadLetter(events.index[i], "bad_type", str(exc)))
+                outcome.dead_letter_models.append(state.name)
+                continue
+            keep.append(i)
+        matrix = np.array(good_rows, dtype=np.float64).reshape(len(good_rows), len(names))
+        return matrix, keep
+
+    def _advance(
+        self,
+        state: ModelState,
+        block: WindowBlock,
+        good: list[int],
+        events: ModelEvents,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+    ) -> None:
+        settings = self.settings
+        n = len(block)
+        pos = 0
+        version_by_index = dict(zip(events.index, events.versions, strict=True))
+        if state.window is None:  # still taking the first events as reference
+            pos = self._bootstrap(state, block, n)
+            state.events_seen += pos
+            if pos < n:
+                assert state.window is not None
+                block = WindowBlock(
+                    block.features[pos:], block.prediction[pos:], block.actual[pos:],
+                    block.latency_ms[pos:], block.timestamp[pos:], state.reference,
+                )
+                good = good[pos:]
+                n, pos = len(block), 0
+        window = state.window
+        if window is None:
+            return
+        while pos < n:
+            take = min(n - pos, settings.check_every - state.since_check)
+            window.append(block, pos, pos + take)
+            pos += take
+            state.events_seen += take
+            state.since_check += take
+            if state.since_check < settings.check_every:
+                break
+            state.since_check = 0
+            index = good[pos - 1]
+            version = version_by_index[index]
+            if version is not None:
+                state.version = version
+            ctx = CheckContext(
+                model=state.name,
+                model_version=state.version,
+                events_seen=state.events_seen,
+                window_size=window.count,
+                window_start=window.oldest_timestamp(),
+                window_end=window.newest_timestamp(),
+                topic=batch.topics[index],
+                partition=batch.partitions[index],
+                offset=batch.offsets[index],
+            )
+            results = run_checks(window, settings)
+            state.checks += 1
+            state.last_results = results
+            outcome.checks[state.name] = results
+            outcome.check_counts[state.name] = outcome.check_counts.get(state.name, 0) + 1
+            for result in results:
+                alert = state.alerts.update(result, ctx)
+                if alert is not None:
+                    outcome.alerts.append(alert)
+        last_version = version_by_index[good[-1]] if good else None
+        if last_version is not None:
+            state.version = last_version
+
+    def _bootstrap(self, state: ModelState, block: WindowBlock, n: int) -> int:
+        """Take events into the bootstrap reference; returns how many were taken."""
+        needed = self.settings.bootstrap_reference - sum(len(r) for r in state.bootstrap_rows)
+        take = min(needed, n)
+        state.bootstrap_rows.append(block.features[:take])
+        state.bootstrap_predictions.append(block.prediction[:take])
+        if take == needed:
+            reference = PreparedReference.from_arrays(
+                state.name, state.feature_names, np.concatenate(state.bootstrap_rows),
+                np.concatenate(state.bootstrap_predictions), self.settings.prediction_bins,
+            )
+            state.reference = reference
+            state.bootstrap_rows.clear()
+            state.bootstrap_predictions.clear()
+            state.notes.extend(reference.notes)
+            state.window = ModelWindow(self.settings.window_size, reference, len(state.feature_names))
+            log.info("model %r: reference taken from its first %d events", state.name, needed)
+        return take
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """Per model: window, scores, errors, latency percentiles, retraining decision."""
+        models: dict[str, object] = {}
+        for name, state in sorted(self.models.items()):
+            window = state.window
+            results = {
+                r.kind: {
+                    "test": r.test,
+                    "score": _finite(r.score),
+                    "threshold": _finite(r.threshold),
+                    "healthy": r.healthy,
+                    "reason": r.reason,
+                    **{k: _finite(v) for k, v in r.details.items()},
+                }
+                for r in state.last_results
+            }
+            drift_checked = state.reference is not None
+            models[name] = {
+                "model_version": state.version,
+                "events_seen": state.events_seen,
+                "checks": state.checks,
+                "window": {
+                    "size": self.settings.window_size,
+                    "filled": 0 if window is None else window.count,
+                    "oldest": None if window is None else rfc3339(window.oldest_timestamp()),
+                    "newest": None if window is None else rfc3339(window.newest_timestamp()),
+                },
+                "reference": None if state.reference is None else {
+                    "events": state.reference.events,
+                    "features": list(state.reference.feature_names),
+                },
+                "drift_checked": drift_checked,
+                "firing": sorted(state.alerts.firing),
+                "results": results,
+                "should_retrain": retrain_recommended(state.last_results),
+                "notes": state.notes,
+            }
+        return {"models": models}
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def _floats(values: list[object]) -> FloatArray:
+    """Numbers as float64; None and strings (class labels, checked elsewhere) as NaN."""
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.array(
+            [v if type(v) is float or type(v) is int else math.nan for v in values],
+            dtype=np.float64,
+        )
+
+
+def _feature_value(name: str, value: object) -> float:
+    if value is None:
+        return math.nan
+    if type(value) is float or type(value) is int or type(value) is bool:
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"feature {name!r} must be a number, got string {value!r}") from None
+    raise ValueError(f"feature {name!r} must be a number, got {type(value).__name__}")

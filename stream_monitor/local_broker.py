@@ -1,0 +1,43 @@
+"""The local single-node broker of `deploy/kafka-local/` (demo and tests): find, start, stop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "kafka-local" / "kafka-local.sh"
+
+
+def reachable(bootstrap_servers: str, timeout: float = 5.0) -> bool:
+    """Whether a Kafka broker answers a metadata request."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 3000})
+    try:
+        admin.list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+    return True
+
+
+def _env(port: int, controller_port: int, data_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port))
+    if data_dir is not None:
+        env["KAFKA_LOCAL_DIR"] = str(data_dir)
+    return env
+
+
+def start(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None) -> None:
+    """Start the broker with the project script (fetches Kafka's jars on first use)."""
+    if not SCRIPT.exists():
+        raise FileNotFoundError(
+            f"{SCRIPT} not found: run from a checkout of stream-monitor, or start a broker"
+        )
+    subprocess.run(["bash", str(SCRIPT), "start"], env=_env(port, controller_port, data_dir),
+                   check=True)
+
+
+def stop(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None) -> None:
+    subprocess.run(["bash", str(SCRIPT), "stop"], env=_env(port, controller_port, data_dir),
+                   check=False)

@@ -1,0 +1,179 @@
+"""Prometheus metrics (contract §5), updated once per batch, never per event."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from stream_monitor.engine import BatchOutcome
+
+# The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class LatencyHistograms(Collector):
+    """`stream_monitor_prediction_latency_seconds` per model, filled from numpy arrays.
+
+    prometheus_client's Histogram observes one value per call; a batch of latencies is
+    binned here with one searchsorted instead.
+    """
+
+    name = "stream_monitor_prediction_latency_seconds"
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_SECONDS) -> None:
+        self._bounds = np.array(buckets, dtype=np.float64)
+        self._counts: dict[str, npt.NDArray[np.int64]] = {}
+        self._sums: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def observe_ms(self, model: str, latencies_ms: npt.NDArray[np.float64]) -> None:
+        seconds = latencies_ms / 1000.0
+        idx = np.searchsorted(self._bounds, seconds, side="left")  # value <= bound
+        add = np.bincount(idx, minlength=self._bounds.size + 1).astype(np.int64)
+        with self._lock:
+            if model in self._counts:
+                self._counts[model] += add
+                self._sums[model] += float(seconds.sum())
+            else:
+                self._counts[model] = add
+                self._sums[model] = float(seconds.sum())
+
+    def forget(self, model: str) -> None:
+        with self._lock:
+            self._counts.pop(model, None)
+            self._sums.pop(model, None)
+
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(
+            self.name, "Serving latency of the predictions, from latency_ms", labels=["model"]
+        )
+        with self._lock:
+            for model, counts in sorted(self._counts.items()):
+                cumulative = np.cumsum(counts)
+                buckets = [
+                    (_bound_text(b), float(c))
+                    for b, c in zip(self._bounds, cumulative[:-1], strict=True)
+                ]
+                buckets.append(("+Inf", float(cumulative[-1])))
+                family.add_metric([model], buckets, self._sums[model])
+        yield family
+
+
+def _bound_text(bound: float) -> str:
+    return repr(float(bound))
+
+
+class Metrics:
+    """The monitor's metrics on their own registry (so tests can hold several)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "stream_monitor_events", "Prediction events consumed", ["model", "status"], registry=r
+        )
+        self.dead_letters = Counter(
+            "stream_monitor_dead_letters",
+            "Bad events sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.drift_score = Gauge(
+            "stream_monitor_drift_score",
+            "Score of the last check per kind (KS, JS distance, MAE, p99 latency in ms)",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.drift_detected = Gauge(
+            "stream_monitor_drift_detected",
+            "1 while the last check of this kind was unhealthy",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.threshold = Gauge(
+            "stream_monitor_drift_threshold",
+            "Threshold the score is compared with",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.checks = Counter(
+            "stream_monitor_checks", "Checks run", ["model"], registry=r
+        )
+        self.alerts = Counter(
+            "stream_monitor_alerts", "Alerts published", ["model", "kind", "status"], registry=r
+        )
+        self.consumer_lag = Gauge(
+            "stream_monitor_consumer_lag",
+            "Messages behind the partition's high watermark (librdkafka statistics)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.retrain = Gauge(
+            "stream_monitor_retrain_recommended",
+            "1 when the last check recommends retraining",
+            ["model"],
+            registry=r,
+        )
+        self.latency = LatencyHistograms()
+        r.register(self.latency)
+
+    def record(self, outcome: BatchOutcome) -> None:
+        for model, n in outcome.ok_counts.items():
+            self.events.labels(model, "ok").inc(n)
+        invalid: dict[str, int] = {}
+        for model in outcome.dead_letter_models:
+            invalid[model] = invalid.get(model, 0) + 1
+        for model, n in invalid.items():
+            self.events.labels(model, "invalid").inc(n)
+        reasons: dict[str, int] = {}
+        for dead in outcome.dead_letters:
+            reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
+        for reason, n in reasons.items():
+            self.dead_letters.labels(reason).inc(n)
+        for model, lat in outcome.latencies_ms.items():
+            self.latency.observe_ms(model, lat)
+        for model, n in outcome.check_counts.items():
+            self.checks.labels(model).inc(n)
+        for model, results in outcome.checks.items():
+            retrain = False
+            for result in results:
+                if result.healthy is None:
+                    continue
+                if math.isfinite(result.score):
+                    self.drift_score.labels(model, result.kind).set(result.score)
+                self.threshold.labels(model, result.kind).set(result.threshold)
+                self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
+                retrain = retrain or (
+                    not result.healthy
+                    and result.kind in ("input_drift", "prediction_drift", "performance")
+                )
+            self.retrain.labels(model).set(1 if retrain else 0)
+        for alert in outcome.alerts:
+            self.alerts.labels(alert.model, alert.kind, alert.status).inc()
+
+    def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> None:
+        """Consumer lag per assigned partition from a librdkafka statistics document."""
+        stats = orjson.loads(stats_json)
+        for topic, tstats in stats.get("topics", {}).items():
+            for pid, pstats in tstats.get("partitions", {}).items():
+                partition = int(pid)
+                if (topic, partition) not in assigned:
+                    continue
+                lag = pstats.get("consumer_lag", -1)
+                if lag >= 0:
+                    self.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        try:
+            self.consumer_lag.remove(topic, str(partition))
+        except KeyError:
+            pass
+

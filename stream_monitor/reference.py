@@ -1,0 +1,218 @@
+"""Reference samples per model: loaded and validated once, prepared for cheap checks.
+
+Preparing means sorting every feature column once (so an event's reference CDF values are
+one binary search when it enters the window) and fixing the prediction histogram's bins.
+A check never re-reads or re-sorts the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_monitor.events import decode_event_line
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+MIN_REFERENCE_EVENTS = 100
+
+
+class ReferenceError(Exception):
+    """A reference that cannot be used; the message says which file, line and why."""
+
+
+@dataclass(slots=True)
+class PreparedReference:
+    """One model's reference, prepared: sorted numeric columns and prediction bins."""
+
+    model: str
+    feature_names: tuple[str, ...]
+    sorted_columns: list[FloatArray]  # per feature: finite values, ascending
+    sizes: IntArray  # (F,) finite values per feature
+    prediction_edges: FloatArray | None  # (bins + 1,) or None without numeric predictions
+    prediction_counts: IntArray | None  # (bins,)
+    events: int
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        model: str,
+        feature_names: Sequence[str],
+        features: FloatArray,
+        predictions: FloatArray,
+        bins: int,
+    ) -> PreparedReference:
+        """Prepare from an (n, F) feature matrix (NaN = missing) and n predictions."""
+        n = features.shape[0]
+        columns: list[FloatArray] = []
+        notes: list[str] = []
+        for j, name in enumerate(feature_names):
+            col = features[:, j]
+            col = np.sort(col[np.isfinite(col)])
+            columns.append(col)
+            if col.size == 0:
+                notes.append(f"feature {name!r} has no numeric value in the reference: not checked")
+            elif col[0] == col[-1]:
+                notes.append(
+                    f"feature {name!r} is constant ({col[0]:g}) in the reference: "
+                    "any other value in the window counts as drift"
+                )
+            if 0 < col.size < n:
+                notes.append(f"feature {name!r} is missing in {n - col.size} of {n} reference events")
+        if n < MIN_REFERENCE_EVENTS:
+            notes.append(f"only {n} reference events: drift statistics will be coarse")
+        edges, counts = prediction_histogram(predictions, bins)
+        if edges is None:
+            notes.append("no numeric predictions in the reference: prediction drift not checked")
+        return cls(
+            model=model,
+            feature_names=tuple(feature_names),
+            sorted_columns=columns,
+            sizes=np.array([c.size for c in columns], dtype=np.int64),
+            prediction_edges=edges,
+            prediction_counts=counts,
+            events=n,
+            notes=notes,
+        )
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def cdf_counts(self, values: FloatArray) -> tuple[IntArray, IntArray]:
+        """Reference counts `#{r <= x}` and `#{r < x}` per value, shape (k, F).
+
+        These are the right and left limits of the reference ECDF at each value (times n):
+        all a KS check needs from the reference, looked up once per event.
+        """
+        k = values.shape[0]
+        right = np.empty((k, self.n_features), dtype=np.int64)
+        left = np.empty((k, self.n_features), dtype=np.int64)
+        for j, col in enumerate(self.sorted_columns):
+            right[:, j] = np.searchsorted(col, values[:, j], side="right")
+            left[:, j] = np.searchsorted(col, values[:, j], side="left")
+        return right, left
+
+    def prediction_bin(self, predictions: FloatArray) -> npt.NDArray[np.int16]:
+        """Bin index of each prediction; out-of-range values fall in the outer bins, NaN -> -1."""
+        if self.prediction_edges is None:
+            return np.full(predictions.shape, -1, dtype=np.int16)
+        inner = self.prediction_edges[1:-1]
+        idx = np.searchsorted(inner, predictions, side="right").astype(np.int16)
+        idx[~np.isfinite(predictions)] = -1
+        return idx
+
+    def nbytes(self) -> int:
+        total = sum(c.nbytes for c in self.sorted_columns) + self.sizes.nbytes
+        if self.prediction_edges is not None and self.prediction_counts is not None:
+            total += self.prediction_edges.nbytes + self.prediction_counts.nbytes
+        return total
+
+
+def prediction_histogram(
+    predictions: FloatArray, bins: int
+) -> tuple[FloatArray | None, IntArray | None]:
+    """Equal-width bins over the reference predictions' range, as numpy.histogram makes them."""
+    finite = predictions[np.isfinite(predictions)]
+    if finite.size == 0:
+        return None, None
+    counts, edges = np.histogram(finite, bins=bins)
+    return edges.astype(np.float64), counts.astype(np.int64)
+
+
+def _numeric(value: object) -> float:
+    """A feature or prediction value as float; None and non-numbers are missing (NaN)."""
+    if type(value) is float or type(value) is int or type(value) is bool:
+        return float(value)
+    return math.nan
+
+
+def prepare_from_events(
+    model: str, events: Iterable[dict[str, object]], bins: int, source: str
+) -> PreparedReference:
+    """Prepare a reference from prediction events in the contract's schema (§1)."""
+    rows: list[dict[str, object]] = []
+    names: dict[str, None] = {}
+    categorical: dict[str, None] = {}
+    preds: list[float] = []
+    for n, event in enumerate(events, start=1):
+        feats = event.get("features")
+        if not isinstance(feats, dict):
+            raise ReferenceError(f"{source}: event {n} has no features object")
+        for name, value in feats.items():
+            if isinstance(value, str):
+                categorical[name] = None
+            elif name not in names:
+                names[name] = None
+        rows.append(feats)
+        preds.append(_numeric(event.get("prediction")))
+    if not rows:
+        raise ReferenceError(f"{source}: no reference events for model {model!r}")
+    feature_names = sorted(n for n in names if n not in categorical)
+    matrix = np.array(
+        [[_numeric(r.get(name)) for name in feature_names] for r in rows], dtype=np.float64
+    )
+    prepared = PreparedReference.from_arrays(
+        model, feature_names, matrix.reshape(len(rows), len(feature_names)),
+        np.array(preds, dtype=np.float64), bins,
+    )
+    for name in sorted(categorical):
+        prepared.notes.append(f"feature {name!r} holds strings: categorical, not checked yet")
+    return prepared
+
+
+def _read_jsonl(path: Path) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = []
+    try:
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(decode_event_line(line))
+                except ValueError as exc:
+                    raise ReferenceError(f"{path}:{lineno}: {exc}") from None
+    except OSError as exc:
+        raise ReferenceError(f"{path}: {exc.strerror or exc}") from None
+    return events
+
+
+def load_references(path: Path, bins: int) -> dict[str, PreparedReference]:
+    """Load `<model>.jsonl` files from a directory, or one JSONL file whose events carry `model`."""
+    grouped: dict[str, list[dict[str, object]]] = {}
+    sources: dict[str, str] = {}
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise ReferenceError(f"{path}: no <model>.jsonl files in the reference directory")
+        for file in files:
+            model = file.stem
+            events = _read_jsonl(file)
+            for n, event in enumerate(events, start=1):
+                named = event.get("model")
+                if named is not None and named != model:
+                    raise ReferenceError(
+                        f"{file}: event {n} names model {named!r}, but the file is for {model!r}"
+                    )
+            grouped[model] = events
+            sources[model] = str(file)
+    else:
+        for n, event in enumerate(_read_jsonl(path), start=1):
+            model = event.get("model")
+            if not isinstance(model, str) or not model:
+                raise ReferenceError(f"{path}: event {n} has no model field (needed in one file)")
+            grouped.setdefault(model, []).append(event)
+            sources[model] = str(path)
+        if not grouped:
+            raise ReferenceError(f"{path}: the reference file holds no events")
+    return {
+        model: prepare_from_events(model, events, bins, sources[model])
+        for model, events in grouped.items()
+    }

@@ -1,0 +1,136 @@
+"""The sliding window of one model: preallocated numpy ring buffers.
+
+Rows are written in blocks, never per event. Besides the raw values the window keeps what
+each event contributes to the checks, computed once when the event enters: its reference
+ECDF counts per feature (for KS) and its prediction bin (for the histogram). Every
+statistic computed on a window is order-free, so a check reads the buffers as they lie.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from stream_monitor.reference import FloatArray, IntArray, PreparedReference
+
+
+class ModelWindow:
+    """The last `size` events of one model."""
+
+    __slots__ = (
+        "_head",
+        "actual",
+        "count",
+        "features",
+        "latency_ms",
+        "prediction",
+        "prediction_bin",
+        "ref_left",
+        "ref_right",
+        "reference",
+        "size",
+        "timestamp",
+    )
+
+    def __init__(self, size: int, reference: PreparedReference | None, n_features: int) -> None:
+        self.size = size
+        self.reference = reference
+        self.count = 0
+        self._head = 0  # next row to write
+        self.features: FloatArray = np.full((size, n_features), np.nan)
+        self.prediction: FloatArray = np.full(size, np.nan)
+        self.actual: FloatArray = np.full(size, np.nan)
+        self.latency_ms: FloatArray = np.full(size, np.nan)
+        self.timestamp: FloatArray = np.full(size, np.nan)
+        with_ref = reference is not None
+        shape = (size, n_features) if with_ref else (0, 0)
+        # reference counts fit in 32 bits: half the bytes of the default integer
+        self.ref_right: npt.NDArray[np.int32] = np.zeros(shape, dtype=np.int32)
+        self.ref_left: npt.NDArray[np.int32] = np.zeros(shape, dtype=np.int32)
+        self.prediction_bin: npt.NDArray[np.int16] = np.full(size if with_ref else 0, -1, np.int16)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.features.shape[1])
+
+    def nbytes(self) -> int:
+        return sum(
+            a.nbytes
+            for a in (
+                self.features, self.prediction, self.actual, self.latency_ms, self.timestamp,
+                self.ref_right, self.ref_left, self.prediction_bin,
+            )
+        )
+
+    def append(self, block: WindowBlock, start: int, stop: int) -> None:
+        """Write rows [start, stop) of a prepared block; the oldest rows are overwritten."""
+        n = stop - start
+        if n <= 0:
+            return
+        if n > self.size:  # only the newest `size` rows can remain
+            start = stop - self.size
+            n = self.size
+        first = min(n, self.size - self._head)
+        self._write(block, start, start + first, self._head)
+        if first < n:
+            self._write(block, start + first, stop, 0)
+        self._head = (self._head + n) % self.size
+        self.count = min(self.count + n, self.size)
+
+    def _write(self, block: WindowBlock, start: int, stop: int, at: int) -> None:
+        end = at + (stop - start)
+        self.features[at:end] = block.features[start:stop]
+        self.prediction[at:end] = block.prediction[start:stop]
+        self.actual[at:end] = block.actual[start:stop]
+        self.latency_ms[at:end] = block.latency_ms[start:stop]
+        self.timestamp[at:end] = block.timestamp[start:stop]
+        if self.reference is not None and block.ref_right is not None:
+            assert block.ref_left is not None and block.prediction_bin is not None
+            self.ref_right[at:end] = block.ref_right[start:stop]
+            self.ref_left[at:end] = block.ref_left[start:stop]
+            self.prediction_bin[at:end] = block.prediction_bin[start:stop]
+
+    def rows(self) -> slice:
+        """The filled rows (all of them once the window is full), in no particular order."""
+        return slice(0, self.count)
+
+    def oldest_timestamp(self) -> float:
+        return float(self.timestamp[self._head if self.count == self.size else 0])
+
+    def newest_timestamp(self) -> float:
+        return float(self.timestamp[(self._head - 1) % self.size]) if self.count else math.nan
+
+
+class WindowBlock:
+    """A batch's events of one model as arrays, with the per-event reference look-ups done."""
+
+    __slots__ = (
+        "actual", "features", "latency_ms", "prediction", "prediction_bin",
+        "ref_left", "ref_right", "timestamp",
+    )
+
+    def __init__(
+        self,
+        features: FloatArray,
+        prediction: FloatArray,
+        actual: FloatArray,
+        latency_ms: FloatArray,
+        timestamp: FloatArray,
+        reference: PreparedReference | None,
+    ) -> None:
+        self.features = features
+        self.prediction = prediction
+        self.actual = actual
+        self.latency_ms = latency_ms
+        self.timestamp = timestamp
+        self.ref_right: IntArray | None = None
+        self.ref_left: IntArray | None = None
+        self.prediction_bin: npt.NDArray[np.int16] | None = None
+        if reference is not None:
+            self.ref_right, self.ref_left = reference.cdf_counts(features)
+            self.prediction_bin = reference.prediction_bin(prediction)
+
+    def __len__(self) -> int:
+        return int(self.prediction.shape[0])

@@ -1,0 +1,115 @@
+"""Window statistics against scipy: KS (bit for bit, ties and missing values), JS, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import ks_2samp
+
+from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
+from stream_monitor.detectors.ks import ks_pvalue, ks_statistic
+from stream_monitor.detectors.performance import latency_percentiles, regression_errors
+from stream_monitor.reference import PreparedReference
+
+
+def _prepared(ref: np.ndarray) -> PreparedReference:
+    names = [f"f{j}" for j in range(ref.shape[1])]
+    return PreparedReference.from_arrays("m", names, ref, np.zeros(ref.shape[0]), 20)
+
+
+def _window_ks(ref: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, PreparedReference]:
+    prepared = _prepared(ref)
+    right, left = prepared.cdf_counts(win)
+    stat, sizes = ks_statistic(win, right.astype(np.int32), left.astype(np.int32), prepared.sizes)
+    return stat, sizes, prepared
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ks_statistic_equals_scipy_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_ref, n_win, f = int(rng.integers(1, 400)), int(rng.integers(1, 150)), 6
+    if seed % 2:  # heavy ties: small integer supports, shared between samples
+        ref = rng.integers(0, 5, (n_ref, f)).astype(float)
+        win = rng.integers(0, 7, (n_win, f)).astype(float)
+    else:
+        ref = rng.normal(size=(n_ref, f))
+        win = rng.normal(0.2, 1.3, size=(n_win, f))
+        win[: n_win // 3, 0] = ref[0, 0]  # ties across the samples
+    win[rng.random(win.shape) < 0.15] = np.nan  # missing values are left out, as scipy needs
+    ref[rng.random(ref.shape) < 0.1] = np.nan
+    stat, sizes, prepared = _window_ks(ref, win)
+    pvalues = ks_pvalue(stat, prepared.sizes, sizes)
+    for j in range(f):
+        w = win[:, j][~np.isnan(win[:, j])]
+        r = ref[:, j][~np.isnan(ref[:, j])]
+        if w.size == 0 or r.size == 0:
+            assert stat[j] == 0.0 and sizes[j] == 0
+            continue
+        expected = ks_2samp(r, w, method="asymp")
+        assert stat[j] == expected.statistic  # exact, not approximate
+        assert sizes[j] == w.size
+        assert pvalues[j] == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+
+
+def test_ks_detects_a_shift_and_not_a_copy() -> None:
+    rng = np.random.default_rng(7)
+    ref = rng.normal(size=(5000, 3))
+    same, _, _ = _window_ks(ref, rng.normal(size=(1000, 3)))
+    shifted, _, _ = _window_ks(ref, rng.normal(1.0, 1.0, size=(1000, 3)))
+    assert same.max() < 0.1
+    assert shifted.min() > 0.3
+
+
+def test_ks_constant_reference_column() -> None:
+    ref = np.ones((100, 1))
+    win = np.array([[1.0], [1.0], [2.0], [0.5]])
+    stat, _, _ = _window_ks(ref, win)
+    assert stat[0] == ks_2samp(ref[:, 0], win[:, 0]).statistic
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_js_distance_equals_scipy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ref_pred = rng.normal(size=2000)
+    win_pred = rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 2), size=500)
+    prepared = PreparedReference.from_arrays("m", [], np.empty((2000, 0)), ref_pred, 20)
+    assert prepared.prediction_edges is not None and prepared.prediction_counts is not None
+    counts = bin_counts(prepared.prediction_bin(win_pred), 20)
+    # The window on the reference's bins; values outside the range count in the outer bins.
+    clipped = np.clip(win_pred, prepared.prediction_edges[0], prepared.prediction_edges[-1])
+    expected_counts, _ = np.histogram(clipped, bins=prepared.prediction_edges)
+    assert counts.tolist() == expected_counts.tolist()
+    p = smoothed(prepared.prediction_counts)
+    q = smoothed(counts)
+    assert js_distance(p, q) == pytest.approx(jensenshannon(p, q), rel=1e-12)
+    # The original design's density histograms give the same distance up to the smoothing.
+    dens_ref, edges = np.histogram(ref_pred, bins=20, density=True)
+    dens_win, _ = np.histogram(clipped, bins=edges, density=True)
+    assert js_distance(p, q) == pytest.approx(
+        jensenshannon(dens_ref + 1e-10, dens_win + 1e-10), abs=1e-6
+    )
+
+
+def test_js_identical_is_zero_and_disjoint_is_maximal() -> None:
+    a = np.array([10, 0, 0, 0])
+    b = np.array([0, 0, 0, 10])
+    assert js_distance(smoothed(a), smoothed(a)) == 0.0
+    assert js_distance(smoothed(a), smoothed(b)) == pytest.approx(np.sqrt(np.log(2)), rel=1e-6)
+
+
+def test_regression_errors_and_latency_percentiles() -> None:
+    rng = np.random.default_rng(3)
+    pred = rng.normal(size=300)
+    actual = pred + rng.normal(size=300)
+    actual[::7] = np.nan  # unlabeled events are left out
+    errors = regression_errors(pred, actual)
+    mask = ~np.isnan(actual)
+    diff = pred[mask] - actual[mask]
+    assert errors.labeled == mask.sum()
+    assert errors.mae == pytest.approx(np.mean(np.abs(diff)), rel=1e-12)
+    assert errors.rmse == pytest.approx(np.sqrt(np.mean(diff**2)), rel=1e-12)
+    lat = rng.lognormal(3, 0.5, 500)
+    q = latency_percentiles(lat)
+    assert q["p50"] == pytest.approx(np.percentile(lat, 50))
+    assert q["p99"] == pytest.approx(np.percentile(lat, 99))
