@@ -31,9 +31,7 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
             reason=f"window holds {window.count} of {settings.effective_min_window} events needed",
         )
     rows = window.rows()
-    stat, sizes = ks_statistic(
-        window.features[rows], window.ref_right[rows], window.ref_left[rows], ref.sizes
-    )
+    stat, sizes = ks_statistic(window.ks_key[rows], ref.sizes)
 
     def features() -> list[FeatureResult]:
         pvalues = ks_pvalue(stat, ref.sizes, sizes)

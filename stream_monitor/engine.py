@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -133,11 +135,10 @@ class Engine:
         self, state: ModelState, events: ModelEvents, outcome: BatchOutcome
     ) -> tuple[WindowBlock, list[int]]:
         """Arrays of a model's events; events whose values cannot be read become dead letters."""
-        names = state.feature_names
-        rows = [[f.get(n) for n in names] for f in events.features]
+        rows = _feature_rows(state.feature_names, events.features)
         keep = list(range(len(rows)))
         try:
-            features = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+            features = np.array(rows, dtype=np.float64).reshape(len(rows), len(state.feature_names))
         except (TypeError, ValueError):
             features, keep = self._convert_slowly(state, rows, events, outcome)
         predictions = _floats([events.predictions[i] for i in keep] if len(keep) < len(rows)
@@ -160,7 +161,7 @@ class Engine:
     def _convert_slowly(
         self,
         state: ModelState,
-        rows: list[list[object]],
+        rows: list[Sequence[object]],
         events: ModelEvents,
         outcome: BatchOutcome,
     ) -> tuple[FloatArray, list[int]]:
@@ -302,6 +303,25 @@ class Engine:
                 "notes": state.notes,
             }
         return {"models": models}
+
+
+def _feature_rows(
+    names: tuple[str, ...], features: list[dict[str, object]]
+) -> list[Sequence[object]]:
+    """Each event's values of the named features; an absent feature is None (missing)."""
+    if not names:
+        return [() for _ in features]
+    pick = itemgetter(*names)
+    rows: list[Sequence[object]] = []
+    append = rows.append
+    for f in features:
+        try:
+            append(pick(f))  # C-level look-up of every feature at once
+        except KeyError:
+            append([f.get(n) for n in names])
+    if len(names) == 1:  # itemgetter of one name returns the value, not a tuple
+        return [r if isinstance(r, list) else [r] for r in rows]
+    return rows
 
 
 def _finite(value: float | None) -> float | None:

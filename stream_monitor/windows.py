@@ -13,6 +13,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from stream_monitor.detectors.ks import ks_keys
 from stream_monitor.reference import FloatArray, IntArray, PreparedReference
 
 
@@ -26,9 +27,8 @@ class ModelWindow:
         "features",
         "latency_ms",
         "prediction",
+        "ks_key",
         "prediction_bin",
-        "ref_left",
-        "ref_right",
         "reference",
         "size",
         "timestamp",
@@ -46,9 +46,7 @@ class ModelWindow:
         self.timestamp: FloatArray = np.full(size, np.nan)
         with_ref = reference is not None
         shape = (size, n_features) if with_ref else (0, 0)
-        # reference counts fit in 32 bits: half the bytes of the default integer
-        self.ref_right: npt.NDArray[np.int32] = np.zeros(shape, dtype=np.int32)
-        self.ref_left: npt.NDArray[np.int32] = np.zeros(shape, dtype=np.int32)
+        self.ks_key: IntArray = np.zeros(shape, dtype=np.int64)
         self.prediction_bin: npt.NDArray[np.int16] = np.full(size if with_ref else 0, -1, np.int16)
 
     @property
@@ -60,7 +58,7 @@ class ModelWindow:
             a.nbytes
             for a in (
                 self.features, self.prediction, self.actual, self.latency_ms, self.timestamp,
-                self.ref_right, self.ref_left, self.prediction_bin,
+                self.ks_key, self.prediction_bin,
             )
         )
 
@@ -86,10 +84,9 @@ class ModelWindow:
         self.actual[at:end] = block.actual[start:stop]
         self.latency_ms[at:end] = block.latency_ms[start:stop]
         self.timestamp[at:end] = block.timestamp[start:stop]
-        if self.reference is not None and block.ref_right is not None:
-            assert block.ref_left is not None and block.prediction_bin is not None
-            self.ref_right[at:end] = block.ref_right[start:stop]
-            self.ref_left[at:end] = block.ref_left[start:stop]
+        if self.reference is not None and block.ks_key is not None:
+            assert block.prediction_bin is not None
+            self.ks_key[at:end] = block.ks_key[start:stop]
             self.prediction_bin[at:end] = block.prediction_bin[start:stop]
 
     def rows(self) -> slice:
@@ -107,8 +104,7 @@ class WindowBlock:
     """A batch's events of one model as arrays, with the per-event reference look-ups done."""
 
     __slots__ = (
-        "actual", "features", "latency_ms", "prediction", "prediction_bin",
-        "ref_left", "ref_right", "timestamp",
+        "actual", "features", "ks_key", "latency_ms", "prediction", "prediction_bin", "timestamp",
     )
 
     def __init__(
@@ -125,11 +121,11 @@ class WindowBlock:
         self.actual = actual
         self.latency_ms = latency_ms
         self.timestamp = timestamp
-        self.ref_right: IntArray | None = None
-        self.ref_left: IntArray | None = None
+        self.ks_key: IntArray | None = None
         self.prediction_bin: npt.NDArray[np.int16] | None = None
         if reference is not None:
-            self.ref_right, self.ref_left = reference.cdf_counts(features)
+            right, left = reference.cdf_counts(features)
+            self.ks_key = ks_keys(right, left, ~np.isfinite(features))
             self.prediction_bin = reference.prediction_bin(prediction)
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import ks_keys, ks_pvalue, ks_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
 from stream_monitor.reference import PreparedReference
 
@@ -21,7 +21,7 @@ def _prepared(ref: np.ndarray) -> PreparedReference:
 def _window_ks(ref: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, PreparedReference]:
     prepared = _prepared(ref)
     right, left = prepared.cdf_counts(win)
-    stat, sizes = ks_statistic(win, right.astype(np.int32), left.astype(np.int32), prepared.sizes)
+    stat, sizes = ks_statistic(ks_keys(right, left, np.isnan(win)), prepared.sizes)
     return stat, sizes, prepared
 
 

@@ -2,11 +2,19 @@
 
 The statistic sup|F_ref - F_win| is attained at a data point. Between two consecutive
 window values the window ECDF is flat and the reference ECDF only rises, so the extremes lie
-at each window value (right limits, `#{r <= x}`) or just below it (left limits, `#{r < x}`).
-Both reference counts are looked up once per event when it enters the window
-(`PreparedReference.cdf_counts`); a check then only sorts the window. The differences are
-formed exactly as `scipy.stats.ks_2samp` forms them (count / n, then subtraction), so the
-statistic is bit-for-bit the same, ties included.
+at each window value x, either at x (`#{r <= x}`, the right limit) or just below it
+(`#{r < x}`, the left limit). Both reference counts are looked up once per event when it
+enters the window and packed into one integer key, `right << 32 | left`. Both counts rise
+with x, so sorting the keys orders the window as sorting its values would; a check sorts the
+keys and never reads the reference.
+
+Ties: equal keys with right > left are copies of one reference value, and the window ECDF
+is read at the last copy (right limit) and before the first (left limit). Equal keys with
+right == left may group distinct window values that no reference value separates; there the
+reference ECDF is flat, so the extremes over the group are at its ends, which are exactly
+what the group's first and last rows give. The differences are formed as
+`scipy.stats.ks_2samp` forms them (count / n, then subtraction), so the statistic is
+bit-for-bit the same.
 """
 
 from __future__ import annotations
@@ -16,31 +24,34 @@ import numpy.typing as npt
 from scipy.stats import kstwo
 
 FloatArray = npt.NDArray[np.float64]
+KeyArray = npt.NDArray[np.int64]
+
+MISSING_KEY = np.iinfo(np.int64).max  # sorts after every real key
+_LOW = np.int64(0xFFFFFFFF)
+
+
+def ks_keys(right: npt.NDArray[np.integer], left: npt.NDArray[np.integer],
+            missing: npt.NDArray[np.bool_]) -> KeyArray:
+    """Pack reference counts into sortable keys; missing values get MISSING_KEY."""
+    keys = (right.astype(np.int64) << 32) | left.astype(np.int64)
+    keys[missing] = MISSING_KEY
+    return keys
 
 
 def ks_statistic(
-    window: FloatArray,
-    ref_right: npt.NDArray[np.integer],
-    ref_left: npt.NDArray[np.integer],
-    ref_sizes: npt.NDArray[np.int64],
+    keys: KeyArray, ref_sizes: npt.NDArray[np.int64]
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """KS statistic per feature of an (n, F) window (NaN = missing) and the sizes used.
+    """KS statistic per feature of an (n, F) window of keys, and the window sizes used.
 
-    `ref_right`/`ref_left` are the reference counts at each window value (n, F);
-    `ref_sizes` the reference's finite values per feature. A feature with no finite value
-    in the window or the reference gets statistic 0 and size 0.
+    A feature with no value in the window or in the reference gets statistic 0 and size 0.
     """
-    n, f = window.shape
+    n, f = keys.shape
     if n == 0 or f == 0:
         return np.zeros(f), np.zeros(f, dtype=np.int64)
-    order = np.argsort(window, axis=0)  # NaN sorts last; order among ties is irrelevant
-    values = np.take_along_axis(window, order, axis=0)
-    right = np.take_along_axis(ref_right, order, axis=0)
-    left = np.take_along_axis(ref_left, order, axis=0)
-    valid = ~np.isnan(values)
+    ordered = np.sort(keys, axis=0)
+    valid = ordered != MISSING_KEY
     sizes = valid.sum(axis=0).astype(np.int64)
-    # The ECDF of the window jumps at the last copy of a value and starts at its first copy.
-    differs = values[1:] != values[:-1]  # NaN != NaN is True: a NaN run never joins a value
+    differs = ordered[1:] != ordered[:-1]
     last = np.empty_like(valid)
     last[:-1] = differs
     last[-1] = True
@@ -49,6 +60,8 @@ def ks_statistic(
     first[1:] = differs
     first[0] = True
     first &= valid
+    right = ordered >> 32
+    left = ordered & _LOW
     rank = np.arange(n, dtype=np.int64)[:, None]
     safe_sizes = np.maximum(sizes, 1)
     safe_ref = np.maximum(ref_sizes, 1)
