@@ -21,7 +21,12 @@ Kind = Literal[
     "input_drift", "prediction_drift", "performance", "latency", "data_quality", "concept_drift"
 ]
 KINDS: tuple[Kind, ...] = (
-    "input_drift", "prediction_drift", "performance", "latency", "data_quality", "concept_drift"
+    "input_drift",
+    "prediction_drift",
+    "performance",
+    "latency",
+    "data_quality",
+    "concept_drift",
 )
 RETRAIN_KINDS = frozenset({"input_drift", "prediction_drift", "performance", "concept_drift"})
 CRITICAL_FACTOR = 2.0  # a score at least this many times its threshold is critical

@@ -27,7 +27,11 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
         return CheckResult("input_drift", "ks", math.nan, threshold, None, reason=reason)
     if window.count < settings.effective_min_window:
         return CheckResult(
-            "input_drift", "ks", math.nan, threshold, None,
+            "input_drift",
+            "ks",
+            math.nan,
+            threshold,
+            None,
             reason=f"window holds {window.count} of {settings.effective_min_window} events needed",
         )
     rows = window.rows()
@@ -63,7 +67,11 @@ def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckRe
     counts = bin_counts(window.prediction_bin[window.rows()], ref.prediction_counts.size)
     if counts.sum() < settings.effective_min_window:
         return CheckResult(
-            "prediction_drift", "jensenshannon", math.nan, threshold, None,
+            "prediction_drift",
+            "jensenshannon",
+            math.nan,
+            threshold,
+            None,
             reason=f"{counts.sum()} numeric predictions in the window, "
             f"{settings.effective_min_window} needed",
         )
@@ -82,7 +90,12 @@ def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     }
     if errors.labeled < settings.min_labeled_events:
         return CheckResult(
-            "performance", "mae", math.nan, threshold, None, details=details,
+            "performance",
+            "mae",
+            math.nan,
+            threshold,
+            None,
+            details=details,
             reason=f"{errors.labeled} events with actuals, {settings.min_labeled_events} needed",
         )
     return CheckResult(
@@ -96,7 +109,12 @@ def latency(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     details: dict[str, float | None] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
     if threshold is None:
         return CheckResult(
-            "latency", "p99", quantiles.get("p99", math.nan), math.nan, None, details=details,
+            "latency",
+            "p99",
+            quantiles.get("p99", math.nan),
+            math.nan,
+            None,
+            details=details,
             reason="no latency threshold configured",
         )
     if not quantiles:

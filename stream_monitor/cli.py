@@ -40,11 +40,15 @@ def _add_settings_options(parser: argparse.ArgumentParser, names: list[str]) -> 
         default = info.get_default(call_default_factory=True)
         shown = "" if default in (None, {}) else f" (default: {default})"
         if name == "kafka":
-            parser.add_argument(flag, action="append", default=argparse.SUPPRESS,
-                                metavar="KEY=VALUE", help=help_text)
+            parser.add_argument(
+                flag,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar="KEY=VALUE",
+                help=help_text,
+            )
         else:
-            parser.add_argument(flag, dest=name, default=argparse.SUPPRESS,
-                                help=help_text + shown)
+            parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text + shown)
 
 
 def _cli_values(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
@@ -54,7 +58,9 @@ def _cli_values(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
         for item in values["kafka"]:
             key, sep, value = item.partition("=")
             if not sep:
-                raise ConfigError(f"invalid configuration:\n  kafka: expected KEY=VALUE, got {item!r}")
+                raise ConfigError(
+                    f"invalid configuration:\n  kafka: expected KEY=VALUE, got {item!r}"
+                )
             pairs[key.strip()] = value.strip()
         values["kafka"] = pairs
     return values
@@ -78,7 +84,8 @@ def _references(settings: Settings) -> dict[str, PreparedReference]:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level, stream=sys.stderr,
+        level=level,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -114,21 +121,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from stream_monitor.demo import DemoOptions, run_demo
 
     _setup_logging("WARNING")
-    return run_demo(DemoOptions(
-        bootstrap_servers=args.bootstrap_servers,
-        events_per_model=args.events_per_model,
-        rate=args.rate,
-        metrics_port=args.metrics_port,
-        workdir=Path(args.workdir),
-        start_broker=not args.no_broker,
-    ))
+    return run_demo(
+        DemoOptions(
+            bootstrap_servers=args.bootstrap_servers,
+            events_per_model=args.events_per_model,
+            rate=args.rate,
+            metrics_port=args.metrics_port,
+            workdir=Path(args.workdir),
+            start_broker=not args.no_broker,
+            references_only=args.references_only,
+            produce_only=args.produce_only,
+        )
+    )
 
 
 RUN_OPTIONS = [n for n in Settings.model_fields]
 REPLAY_OPTIONS = [
-    n for n in Settings.model_fields
-    if n not in ("bootstrap_servers", "topic", "alerts_topic", "dlq_topic", "group_id",
-                 "metrics_port", "metrics_host", "auto_offset_reset", "kafka")
+    n
+    for n in Settings.model_fields
+    if n
+    not in (
+        "bootstrap_servers",
+        "topic",
+        "alerts_topic",
+        "dlq_topic",
+        "group_id",
+        "metrics_port",
+        "metrics_host",
+        "auto_offset_reset",
+        "kafka",
+    )
 ]
 
 
@@ -157,8 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=3000.0, help="events per second, all models")
     demo.add_argument("--metrics-port", type=int, default=9108)
     demo.add_argument("--workdir", default=".demo", help="where references and logs go")
-    demo.add_argument("--no-broker", action="store_true",
-                      help="never start the local broker (one must be reachable)")
+    demo.add_argument(
+        "--no-broker",
+        action="store_true",
+        help="never start the local broker (one must be reachable)",
+    )
+    demo.add_argument(
+        "--references-only",
+        action="store_true",
+        help="write the demo models' references to WORKDIR/reference and exit",
+    )
+    demo.add_argument(
+        "--produce-only",
+        action="store_true",
+        help="only send the demo traffic to the existing demo-predictions topic",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

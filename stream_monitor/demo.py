@@ -43,6 +43,8 @@ class DemoOptions:
     metrics_port: int
     workdir: Path
     start_broker: bool
+    references_only: bool = False  # write the references and exit (containers share them)
+    produce_only: bool = False  # only send traffic to an existing topic (containers)
 
 
 def _say(text: str) -> None:
@@ -65,7 +67,7 @@ def format_alert(value: bytes) -> str:
 
 
 def _recreate_topics(bootstrap: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     names = [TOPIC, ALERTS_TOPIC, DLQ_TOPIC]
@@ -85,7 +87,7 @@ def _recreate_topics(bootstrap: str) -> None:
             for f in futures.values():
                 f.result(timeout=30)
             return
-        except Exception as exc:  # noqa: BLE001 - deletion may still be in progress
+        except Exception as exc:
             if "already exists" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
@@ -94,18 +96,23 @@ def _recreate_topics(bootstrap: str) -> None:
 def _tail_alerts(bootstrap: str, stop: threading.Event, seen: list[str]) -> None:
     from confluent_kafka import Consumer
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"demo-tail-{time.time_ns()}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"demo-tail-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([ALERTS_TOPIC])
     try:
         while not stop.is_set():
             msg = consumer.poll(0.3)
-            if msg is None or msg.error():
+            value = None if msg is None or msg.error() else msg.value()
+            if value is None:
                 continue
-            seen.append(msg.value().decode())
-            _say(format_alert(msg.value()))
+            seen.append(value.decode())
+            _say(format_alert(value))
     finally:
         consumer.close()
 
@@ -129,8 +136,10 @@ def _produce(bootstrap: str, opts: DemoOptions) -> int:
     t0 = time.time()  # event times follow the pace of the traffic
     for start in range(0, opts.events_per_model, chunk):
         count = min(chunk, opts.events_per_model - start)
-        streams = [m.events(start, count, seed=1, t0=t0, interval_s=len(MODELS) / opts.rate)
-                   for m in MODELS]
+        streams = [
+            m.events(start, count, seed=1, t0=t0, interval_s=len(MODELS) / opts.rate)
+            for m in MODELS
+        ]
         for i in range(count):
             for events in streams:
                 e = events[i]
@@ -147,8 +156,23 @@ def _produce(bootstrap: str, opts: DemoOptions) -> int:
     return sent
 
 
+def write_references(workdir: Path) -> Path:
+    refdir = workdir / "reference"
+    refdir.mkdir(parents=True, exist_ok=True)
+    for m in MODELS:
+        (refdir / f"{m.name}.jsonl").write_bytes(to_jsonl(m.reference(5000)))
+    return refdir
+
+
 def run_demo(opts: DemoOptions) -> int:
     bootstrap = opts.bootstrap_servers
+    if opts.references_only:
+        _say(f"references written to {write_references(opts.workdir)}")
+        return 0
+    if opts.produce_only:
+        sent = _produce(bootstrap, opts)
+        _say(f"sent {sent} events to {TOPIC}")
+        return 0
     host, _, port_text = bootstrap.split(",")[0].rpartition(":")
     started_broker = False
     if not local_broker.reachable(bootstrap):
@@ -158,17 +182,26 @@ def run_demo(opts: DemoOptions) -> int:
         _say(f"starting a local Kafka broker on {bootstrap} (first run fetches Kafka's jars)")
         local_broker.start(int(port_text), int(port_text) + 1)
         started_broker = True
-    opts.workdir.mkdir(parents=True, exist_ok=True)
-    refdir = opts.workdir / "reference"
-    refdir.mkdir(exist_ok=True)
-    for m in MODELS:
-        (refdir / f"{m.name}.jsonl").write_bytes(to_jsonl(m.reference(5000)))
+    refdir = write_references(opts.workdir)
     _recreate_topics(bootstrap)
     log_path = opts.workdir / "monitor.log"
     cmd = [
-        sys.executable, "-m", "stream_monitor", "run", "--bootstrap-servers", bootstrap,
-        "--topic", TOPIC, "--alerts-topic", ALERTS_TOPIC, "--reference", str(refdir),
-        "--group-id", f"demo-{time.time_ns()}", "--metrics-port", str(opts.metrics_port),
+        sys.executable,
+        "-m",
+        "stream_monitor",
+        "run",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        TOPIC,
+        "--alerts-topic",
+        ALERTS_TOPIC,
+        "--reference",
+        str(refdir),
+        "--group-id",
+        f"demo-{time.time_ns()}",
+        "--metrics-port",
+        str(opts.metrics_port),
     ]
     stop = threading.Event()
     alerts: list[str] = []
@@ -178,11 +211,15 @@ def run_demo(opts: DemoOptions) -> int:
         tail.start()
         try:
             total = opts.events_per_model * len(MODELS)
-            _say(f"monitor running (log: {log_path}); metrics: "
-                 f"http://127.0.0.1:{opts.metrics_port}/metrics, status: "
-                 f"http://127.0.0.1:{opts.metrics_port}/status")
-            _say(f"sending {total} events of {len(MODELS)} models at {opts.rate:g}/s; "
-                 f"fraud-scorer drifts from event {MODELS[0].drift_start} to {MODELS[0].drift_end}")
+            _say(
+                f"monitor running (log: {log_path}); metrics: "
+                f"http://127.0.0.1:{opts.metrics_port}/metrics, status: "
+                f"http://127.0.0.1:{opts.metrics_port}/status"
+            )
+            _say(
+                f"sending {total} events of {len(MODELS)} models at {opts.rate:g}/s; "
+                f"fraud-scorer drifts from event {MODELS[0].drift_start} to {MODELS[0].drift_end}"
+            )
             _produce(bootstrap, opts)
             status = _wait_processed(opts.metrics_port, total, monitor)
             _summary(status, alerts)
@@ -219,6 +256,8 @@ def _summary(status: dict[str, object], alerts: list[str]) -> None:
     models = status.get("models", {})
     assert isinstance(models, dict)
     for name, m in models.items():
-        _say(f"  {name:16} events={m['events_seen']:>6} firing={m['firing']} "
-             f"retrain={m['should_retrain']}")
+        _say(
+            f"  {name:16} events={m['events_seen']:>6} firing={m['firing']} "
+            f"retrain={m['should_retrain']}"
+        )
     _say(f"  {len(alerts)} alerts published on {ALERTS_TOPIC}")

@@ -100,9 +100,7 @@ class Engine:
         first = events.features[0]
         if reference is not None:
             state = ModelState(model, reference, reference.feature_names)
-            state.window = ModelWindow(
-                self.settings.window_size, reference, reference.n_features
-            )
+            state.window = ModelWindow(self.settings.window_size, reference, reference.n_features)
             unknown = sorted(set(first) - set(reference.feature_names))
             absent = sorted(set(reference.feature_names) - set(first))
             if unknown:
@@ -141,8 +139,9 @@ class Engine:
             features = np.array(rows, dtype=np.float64).reshape(len(rows), len(state.feature_names))
         except (TypeError, ValueError):
             features, keep = self._convert_slowly(state, rows, events, outcome)
-        predictions = _floats([events.predictions[i] for i in keep] if len(keep) < len(rows)
-                              else events.predictions)
+        predictions = _floats(
+            [events.predictions[i] for i in keep] if len(keep) < len(rows) else events.predictions
+        )
         if len(keep) < len(rows):
             pick = keep
             actuals = _floats([events.actuals[i] for i in pick])
@@ -153,7 +152,11 @@ class Engine:
             latencies = _floats(events.latencies)
             times = _floats(events.timestamps)
         block = WindowBlock(
-            features, predictions, actuals, latencies, times,
+            features,
+            predictions,
+            actuals,
+            latencies,
+            times,
             state.reference if state.window is not None else None,
         )
         return block, [events.index[i] for i in keep]
@@ -170,8 +173,9 @@ class Engine:
         keep: list[int] = []
         for i, row in enumerate(rows):
             try:
-                good_rows.append([_feature_value(name, v) for name, v in zip(names, row,
-                                                                              strict=True)])
+                good_rows.append(
+                    [_feature_value(name, v) for name, v in zip(names, row, strict=True)]
+                )
             except ValueError as exc:
                 outcome.dead_letters.append(DeadLetter(events.index[i], "bad_type", str(exc)))
                 outcome.dead_letter_models.append(state.name)
@@ -199,8 +203,12 @@ class Engine:
             if pos < n:
                 assert state.window is not None
                 block = WindowBlock(
-                    block.features[pos:], block.prediction[pos:], block.actual[pos:],
-                    block.latency_ms[pos:], block.timestamp[pos:], state.reference,
+                    block.features[pos:],
+                    block.prediction[pos:],
+                    block.actual[pos:],
+                    block.latency_ms[pos:],
+                    block.timestamp[pos:],
+                    state.reference,
                 )
                 good = good[pos:]
                 n, pos = len(block), 0
@@ -252,14 +260,19 @@ class Engine:
         state.bootstrap_predictions.append(block.prediction[:take])
         if take == needed:
             reference = PreparedReference.from_arrays(
-                state.name, state.feature_names, np.concatenate(state.bootstrap_rows),
-                np.concatenate(state.bootstrap_predictions), self.settings.prediction_bins,
+                state.name,
+                state.feature_names,
+                np.concatenate(state.bootstrap_rows),
+                np.concatenate(state.bootstrap_predictions),
+                self.settings.prediction_bins,
             )
             state.reference = reference
             state.bootstrap_rows.clear()
             state.bootstrap_predictions.clear()
             state.notes.extend(reference.notes)
-            state.window = ModelWindow(self.settings.window_size, reference, len(state.feature_names))
+            state.window = ModelWindow(
+                self.settings.window_size, reference, len(state.feature_names)
+            )
             log.info("model %r: reference taken from its first %d events", state.name, needed)
         return take
 
@@ -292,7 +305,9 @@ class Engine:
                     "oldest": None if window is None else rfc3339(window.oldest_timestamp()),
                     "newest": None if window is None else rfc3339(window.newest_timestamp()),
                 },
-                "reference": None if state.reference is None else {
+                "reference": None
+                if state.reference is None
+                else {
                     "events": state.reference.events,
                     "features": list(state.reference.feature_names),
                 },
@@ -328,7 +343,7 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not math.isfinite(value) else value
 
 
-def _floats(values: list[object]) -> FloatArray:
+def _floats(values: Sequence[object]) -> FloatArray:
     """Numbers as float64; None and strings (class labels, checked elsewhere) as NaN."""
     try:
         return np.array(values, dtype=np.float64)
@@ -343,7 +358,7 @@ def _feature_value(name: str, value: object) -> float:
     if value is None:
         return math.nan
     if type(value) is float or type(value) is int or type(value) is bool:
-        return float(value)  # type: ignore[arg-type]
+        return float(value)
     if isinstance(value, str):
         try:
             return float(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 import orjson
 
@@ -134,9 +135,7 @@ def decode_batch(batch: RecordBatch) -> DecodedBatch:
                 if type(model) is not str or not model:
                     raise _Bad("bad_type", "model must be a non-empty string")
                 if model_hint and model != model_hint:
-                    raise _Bad(
-                        "model_mismatch", f"key {model_hint!r} and model {model!r} disagree"
-                    )
+                    raise _Bad("model_mismatch", f"key {model_hint!r} and model {model!r} disagree")
                 model_hint = model
             if not model_hint:
                 raise _Bad("missing_model", "no model: neither a message key nor a model field")
@@ -175,7 +174,7 @@ def decode_batch(batch: RecordBatch) -> DecodedBatch:
             events = by_model[model_hint] = ModelEvents(model_hint)
         events.index.append(i)
         events.features.append(features)
-        events.predictions.append(prediction)
+        events.predictions.append(cast("float | str", prediction))
         events.actuals.append(actual)
         events.latencies.append(latency)
         events.timestamps.append(timestamp)

@@ -16,7 +16,7 @@ def reachable(bootstrap_servers: str, timeout: float = 5.0) -> bool:
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 3000})
     try:
         admin.list_topics(timeout=timeout)
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception:
         return False
     return True
 
@@ -34,10 +34,12 @@ def start(port: int = 9092, controller_port: int = 9093, data_dir: Path | None =
         raise FileNotFoundError(
             f"{SCRIPT} not found: run from a checkout of stream-monitor, or start a broker"
         )
-    subprocess.run(["bash", str(SCRIPT), "start"], env=_env(port, controller_port, data_dir),
-                   check=True)
+    subprocess.run(
+        ["bash", str(SCRIPT), "start"], env=_env(port, controller_port, data_dir), check=True
+    )
 
 
 def stop(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None) -> None:
-    subprocess.run(["bash", str(SCRIPT), "stop"], env=_env(port, controller_port, data_dir),
-                   check=False)
+    subprocess.run(
+        ["bash", str(SCRIPT), "stop"], env=_env(port, controller_port, data_dir), check=False
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterable
@@ -104,9 +105,7 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
-        self.checks = Counter(
-            "stream_monitor_checks", "Checks run", ["model"], registry=r
-        )
+        self.checks = Counter("stream_monitor_checks", "Checks run", ["model"], registry=r)
         self.alerts = Counter(
             "stream_monitor_alerts", "Alerts published", ["model", "kind", "status"], registry=r
         )
@@ -172,8 +171,5 @@ class Metrics:
                     self.consumer_lag.labels(topic, str(partition)).set(lag)
 
     def forget_partition(self, topic: str, partition: int) -> None:
-        try:
+        with contextlib.suppress(KeyError):
             self.consumer_lag.remove(topic, str(partition))
-        except KeyError:
-            pass
-

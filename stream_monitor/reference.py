@@ -65,7 +65,9 @@ class PreparedReference:
                     "any other value in the window counts as drift"
                 )
             if 0 < col.size < n:
-                notes.append(f"feature {name!r} is missing in {n - col.size} of {n} reference events")
+                notes.append(
+                    f"feature {name!r} is missing in {n - col.size} of {n} reference events"
+                )
         if n < MIN_REFERENCE_EVENTS:
             notes.append(f"only {n} reference events: drift statistics will be coarse")
         edges, counts = prediction_histogram(predictions, bins)
@@ -160,8 +162,11 @@ def prepare_from_events(
         [[_numeric(r.get(name)) for name in feature_names] for r in rows], dtype=np.float64
     )
     prepared = PreparedReference.from_arrays(
-        model, feature_names, matrix.reshape(len(rows), len(feature_names)),
-        np.array(preds, dtype=np.float64), bins,
+        model,
+        feature_names,
+        matrix.reshape(len(rows), len(feature_names)),
+        np.array(preds, dtype=np.float64),
+        bins,
     )
     for name in sorted(categorical):
         prepared.notes.append(f"feature {name!r} holds strings: categorical, not checked yet")
@@ -205,11 +210,11 @@ def load_references(path: Path, bins: int) -> dict[str, PreparedReference]:
             sources[model] = str(file)
     else:
         for n, event in enumerate(_read_jsonl(path), start=1):
-            model = event.get("model")
-            if not isinstance(model, str) or not model:
+            named = event.get("model")
+            if not isinstance(named, str) or not named:
                 raise ReferenceError(f"{path}: event {n} has no model field (needed in one file)")
-            grouped.setdefault(model, []).append(event)
-            sources[model] = str(path)
+            grouped.setdefault(named, []).append(event)
+            sources[named] = str(path)
         if not grouped:
             raise ReferenceError(f"{path}: the reference file holds no events")
     return {

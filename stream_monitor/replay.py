@@ -23,8 +23,10 @@ class ReplaySummary:
 
     def __str__(self) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else float("inf")
-        return (f"{self.events} events ({self.invalid} invalid), {self.alerts} alerts "
-                f"in {self.seconds:.2f} s ({rate:,.0f} events/s)")
+        return (
+            f"{self.events} events ({self.invalid} invalid), {self.alerts} alerts "
+            f"in {self.seconds:.2f} s ({rate:,.0f} events/s)"
+        )
 
 
 def replay_file(

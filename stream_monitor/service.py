@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_monitor.config import Settings
 from stream_monitor.engine import Engine
@@ -49,7 +49,7 @@ def ensure_topics(admin: Any, names: list[str], partitions: int) -> None:
         try:
             future.result(timeout=30)
             log.info("created topic %s with %d partitions", name, partitions)
-        except Exception as exc:  # noqa: BLE001 - report any admin failure and go on
+        except Exception as exc:
             if getattr(exc.args[0] if exc.args else None, "code", lambda: None)() == (
                 KafkaError.TOPIC_ALREADY_EXISTS
             ):
@@ -95,8 +95,11 @@ class MonitorService:
         )
         self._fatal: str | None = None
         self.http = HttpEndpoints(
-            settings.metrics_host, settings.metrics_port, self.metrics.registry,
-            self.ready, self.status,
+            settings.metrics_host,
+            settings.metrics_port,
+            self.metrics.registry,
+            self.ready,
+            self.status,
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -112,7 +115,11 @@ class MonitorService:
         self.http.start()
         log.info(
             "consuming %s as group %s from %s; metrics on http://%s:%d/metrics",
-            s.topic, s.group_id, s.bootstrap_servers, s.metrics_host, self.http.port,
+            s.topic,
+            s.group_id,
+            s.bootstrap_servers,
+            s.metrics_host,
+            self.http.port,
         )
         code = 0
         try:
@@ -120,7 +127,9 @@ class MonitorService:
             partitions = self._input_partitions(admin)
             ensure_topics(admin, [s.alerts_topic, s.dead_letter_topic], partitions)
             self._consumer.subscribe(
-                [s.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                [s.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
             while not self._stop.is_set():
@@ -161,8 +170,11 @@ class MonitorService:
         if not offsets:
             return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
-        except Exception as exc:  # noqa: BLE001 - a failed commit means reprocessing, not loss
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        except Exception as exc:  # a failed commit means reprocessing, not loss
             log.warning("offset commit failed: %s", exc)
 
     def _shutdown(self, clean: bool) -> None:
@@ -219,7 +231,7 @@ class MonitorService:
     def _on_stats(self, stats_json: str) -> None:
         try:
             self.metrics.record_statistics(stats_json, self._assigned)
-        except Exception:  # noqa: BLE001 - statistics must never break consumption
+        except Exception:
             log.exception("could not read client statistics")
 
     def _on_error(self, err: Any) -> None:
@@ -239,7 +251,9 @@ class MonitorService:
                 if topic is not None and topic.error is None:
                     return max(1, len(topic.partitions))
                 return 1
-            except Exception as exc:  # noqa: BLE001 - broker not up yet: retry until deadline
+            except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise FatalKafkaError(f"cannot reach {self.settings.bootstrap_servers}: {exc}")
+                    raise FatalKafkaError(
+                        f"cannot reach {self.settings.bootstrap_servers}: {exc}"
+                    ) from exc
                 time.sleep(1)

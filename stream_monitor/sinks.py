@@ -47,7 +47,10 @@ class KafkaPublisher:
                 (HEADER_OFFSET, str(batch.offsets[i]).encode()),
             ]
             self._produce(
-                self.dead_letter_topic, batch.keys[i], batch.values[i], headers,
+                self.dead_letter_topic,
+                batch.keys[i],
+                batch.values[i],
+                headers,
                 None if ts is None else int(ts * 1000),
             )
 

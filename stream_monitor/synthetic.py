@@ -52,12 +52,21 @@ class SyntheticModel:
         prediction = z @ weights
         actual = prediction + rng.normal(0, 0.3, count)
         latency = rng.lognormal(math.log(20.0), 0.4, count)
-        return {"features": features, "prediction": prediction, "actual": actual,
-                "latency_ms": latency}
+        return {
+            "features": features,
+            "prediction": prediction,
+            "actual": actual,
+            "latency_ms": latency,
+        }
 
     def events(
-        self, start: int, count: int, seed: int = 0, t0: float = 1_767_225_600.0,
-        interval_s: float = 0.01, drift: bool = True,
+        self,
+        start: int,
+        count: int,
+        seed: int = 0,
+        t0: float = 1_767_225_600.0,
+        interval_s: float = 0.01,
+        drift: bool = True,
     ) -> list[dict[str, object]]:
         """Events as contract §1 dicts; event times are t0 + index * interval_s."""
         a = self.arrays(start, count, seed, drift)

@@ -25,9 +25,9 @@ class ModelWindow:
         "actual",
         "count",
         "features",
+        "ks_key",
         "latency_ms",
         "prediction",
-        "ks_key",
         "prediction_bin",
         "reference",
         "size",
@@ -57,8 +57,13 @@ class ModelWindow:
         return sum(
             a.nbytes
             for a in (
-                self.features, self.prediction, self.actual, self.latency_ms, self.timestamp,
-                self.ks_key, self.prediction_bin,
+                self.features,
+                self.prediction,
+                self.actual,
+                self.latency_ms,
+                self.timestamp,
+                self.ks_key,
+                self.prediction_bin,
             )
         )
 
@@ -104,7 +109,13 @@ class WindowBlock:
     """A batch's events of one model as arrays, with the per-event reference look-ups done."""
 
     __slots__ = (
-        "actual", "features", "ks_key", "latency_ms", "prediction", "prediction_bin", "timestamp",
+        "actual",
+        "features",
+        "ks_key",
+        "latency_ms",
+        "prediction",
+        "prediction_bin",
+        "timestamp",
     )
 
     def __init__(

@@ -11,8 +11,11 @@ from stream_monitor.reference import PreparedReference, prepare_from_events
 from stream_monitor.synthetic import SyntheticModel
 
 
-def batch_of(values: Iterable[bytes | None], keys: Iterable[bytes | None] | None = None,
-             start_offset: int = 0) -> RecordBatch:
+def batch_of(
+    values: Iterable[bytes | None],
+    keys: Iterable[bytes | None] | None = None,
+    start_offset: int = 0,
+) -> RecordBatch:
     values = list(values)
     keys = list(keys) if keys is not None else [None] * len(values)
     batch = RecordBatch()

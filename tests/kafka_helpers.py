@@ -46,9 +46,12 @@ def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 3) -> 
         f.result(timeout=30)
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "enable.idempotence": True})
+def produce(
+    bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "enable.idempotence": True}
+    )
     n = 0
     for key, value in records:
         while True:
@@ -70,10 +73,14 @@ def event_records(events: Iterable[dict[str, object]]) -> list[tuple[bytes | Non
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
     """Every message of a topic up to its current end (read_committed)."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": unique("reader"),
-        "enable.auto.commit": False, "isolation.level": "read_committed",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         ends = {}
@@ -101,13 +108,15 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
 
 def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     msgs = read_topic(bootstrap, topic)
-    return sorted((orjson.loads(m.value()) for m in msgs), key=lambda a: (a["model"],
-                                                                         a["events_seen"]))
+    return sorted(
+        (orjson.loads(m.value()) for m in msgs), key=lambda a: (a["model"], a["events_seen"])
+    )
 
 
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         tps = [TopicPartition(topic, p) for p in meta.partitions]
@@ -120,8 +129,10 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("wm")})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in meta.partitions}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.partitions
+        }
     finally:
         consumer.close()
 
@@ -129,19 +140,46 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 class MonitorProcess:
     """`stream-monitor run` as a real subprocess, with its HTTP endpoints at hand."""
 
-    def __init__(self, bootstrap: str, topic: str, alerts_topic: str, group: str,
-                 reference: Path | None, log_path: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        alerts_topic: str,
+        group: str,
+        reference: Path | None,
+        log_path: Path,
+        *extra: str,
+    ) -> None:
         self.port = free_port()
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "stream_monitor", "run",
-               "--bootstrap-servers", bootstrap, "--topic", topic,
-               "--alerts-topic", alerts_topic, "--group-id", group,
-               "--metrics-port", str(self.port), "--metrics-host", "127.0.0.1", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stream_monitor",
+            "run",
+            "--bootstrap-servers",
+            bootstrap,
+            "--topic",
+            topic,
+            "--alerts-topic",
+            alerts_topic,
+            "--group-id",
+            group,
+            "--metrics-port",
+            str(self.port),
+            "--metrics-host",
+            "127.0.0.1",
+            *extra,
+        ]
         if reference is not None:
             cmd += ["--reference", str(reference)]
         self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        )
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:

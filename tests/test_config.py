@@ -26,9 +26,17 @@ def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.M
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load_settings({})
     assert (s.bootstrap_servers, s.topic, s.alerts_topic, s.group_id) == (
-        "localhost:9092", "predictions", "alerts", "stream-monitor")
+        "localhost:9092",
+        "predictions",
+        "alerts",
+        "stream-monitor",
+    )
     assert (s.window_size, s.check_every, s.metrics_port, s.auto_offset_reset) == (
-        1000, 100, 9108, "earliest")
+        1000,
+        100,
+        9108,
+        "earliest",
+    )
     assert s.reference is None
 
 

@@ -33,7 +33,9 @@ def test_drift_fires_once_then_resolves_once(stream: list[dict[str, object]]) ->
     alerts = _run(engine, stream)
     input_alerts = [a for a in alerts if a.kind == "input_drift"]
     assert [(a.model, a.status) for a in input_alerts] == [
-        ("fraud", "firing"), ("fraud", "resolved")]
+        ("fraud", "firing"),
+        ("fraud", "resolved"),
+    ]
     firing, resolved = input_alerts
     assert DRIFTING.drift_start < firing.events_seen <= DRIFTING.drift_start + 1000
     assert DRIFTING.drift_end < resolved.events_seen <= DRIFTING.drift_end + 1000

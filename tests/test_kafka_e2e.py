@@ -62,12 +62,19 @@ def drift_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
     create_topics(kafka_bootstrap, [topic], partitions=3)
     events = interleave([m.events(0, PER_MODEL) for m in MODELS])
     produce(kafka_bootstrap, topic, event_records(events))
-    monitor = MonitorProcess(kafka_bootstrap, topic, alerts_topic, unique("group"),
-                             write_references(tmp / "ref", MODELS), tmp / "monitor.log")
+    monitor = MonitorProcess(
+        kafka_bootstrap,
+        topic,
+        alerts_topic,
+        unique("group"),
+        write_references(tmp / "ref", MODELS),
+        tmp / "monitor.log",
+    )
     try:
         wait_for(lambda: monitor.events_seen() >= len(events), 180, "all events processed")
-        run = DriftRun(read_alerts(kafka_bootstrap, alerts_topic), monitor.metrics(),
-                       monitor.status())
+        run = DriftRun(
+            read_alerts(kafka_bootstrap, alerts_topic), monitor.metrics(), monitor.status()
+        )
         yield run
     finally:
         assert monitor.terminate() == 0, monitor.log()
@@ -82,17 +89,24 @@ def test_drift_fires_exactly_once_for_the_drifting_model(drift_run: DriftRun) ->
     assert alert["score"] > alert["threshold"] == 0.1
     assert alert["recommendation"] == "retrain"
     assert {f["name"] for f in alert["features"] if f["drifted"]} <= {
-        "f00", "f01", "f02", "f03", "f04"}
+        "f00",
+        "f01",
+        "f02",
+        "f03",
+        "f04",
+    }
     assert alert["source"]["topic"].startswith("predictions-")
     assert alert["detected_at"].endswith("Z")
     assert not [a for a in drift_run.alerts if a["model"] != "fraud-scorer"]
     # the score gauge was above threshold while drifting; at the end it has recovered
-    score = drift_run.metrics[("stream_monitor_drift_score",
-                               (("kind", "input_drift"), ("model", "fraud-scorer")))]
+    score = drift_run.metrics[
+        ("stream_monitor_drift_score", (("kind", "input_drift"), ("model", "fraud-scorer")))
+    ]
     assert score <= 0.1
     for m in MODELS:
-        ok = drift_run.metrics[("stream_monitor_events_total", (("model", m.name),
-                                                                 ("status", "ok")))]
+        ok = drift_run.metrics[
+            ("stream_monitor_events_total", (("model", m.name), ("status", "ok")))
+        ]
         assert ok == PER_MODEL
         checks = drift_run.metrics[("stream_monitor_checks_total", (("model", m.name),))]
         assert checks == PER_MODEL // 100
@@ -117,8 +131,14 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
     create_topics(kafka_bootstrap, [topic], partitions=1)
     model = SyntheticModel("fraud-scorer", drift_start=3000, drift_shift=2.0)
     produce(kafka_bootstrap, topic, event_records(model.events(0, 5000)))
-    monitor = MonitorProcess(kafka_bootstrap, topic, alerts_topic, unique("group"),
-                             write_references(tmp_path / "ref", [model]), tmp_path / "m.log")
+    monitor = MonitorProcess(
+        kafka_bootstrap,
+        topic,
+        alerts_topic,
+        unique("group"),
+        write_references(tmp_path / "ref", [model]),
+        tmp_path / "m.log",
+    )
     try:
         wait_for(lambda: monitor.events_seen() >= 5000, 120, "events processed")
         metrics = monitor.metrics()
@@ -126,8 +146,15 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
         assert metrics[("stream_monitor_drift_score", key)] > 0.1
         assert metrics[("stream_monitor_drift_detected", key)] == 1
         alerts = read_alerts(kafka_bootstrap, alerts_topic)
-        assert metrics[("stream_monitor_alerts_total", (
-            ("kind", "input_drift"), ("model", "fraud-scorer"), ("status", "firing")))] == 1
+        assert (
+            metrics[
+                (
+                    "stream_monitor_alerts_total",
+                    (("kind", "input_drift"), ("model", "fraud-scorer"), ("status", "firing")),
+                )
+            ]
+            == 1
+        )
         assert [a["status"] for a in alerts if a["kind"] == "input_drift"] == ["firing"]
     finally:
         assert monitor.terminate() == 0, monitor.log()
@@ -137,12 +164,21 @@ BAD_RECORDS: list[tuple[bytes | None, bytes | None, str]] = [
     (b"steady", b"{not json", "not_json"),
     (b"steady", b"[1, 2, 3]", "not_object"),
     (b"steady", orjson.dumps({"prediction": 0.5}), "missing_features"),
-    (b"steady", orjson.dumps({"features": {"f00": "high", "f01": 1.0}, "prediction": 0.5}),
-     "bad_type"),
-    (b"steady", orjson.dumps({"features": {"f00": 1.0}, "prediction": 0.5,
-                              "latency_ms": "slow"}), "bad_type"),
-    (b"steady", orjson.dumps({"model": "other", "features": {}, "prediction": 1}),
-     "model_mismatch"),
+    (
+        b"steady",
+        orjson.dumps({"features": {"f00": "high", "f01": 1.0}, "prediction": 0.5}),
+        "bad_type",
+    ),
+    (
+        b"steady",
+        orjson.dumps({"features": {"f00": 1.0}, "prediction": 0.5, "latency_ms": "slow"}),
+        "bad_type",
+    ),
+    (
+        b"steady",
+        orjson.dumps({"model": "other", "features": {}, "prediction": 1}),
+        "model_mismatch",
+    ),
 ]
 
 
@@ -162,14 +198,23 @@ def test_bad_events_go_to_the_dead_letter_topic_and_nothing_else_is_lost(
                 records.append((key, value))
                 expected_reasons.append(reason)
     produce(kafka_bootstrap, topic, records)
-    monitor = MonitorProcess(kafka_bootstrap, topic, alerts_topic, unique("group"),
-                             write_references(tmp_path / "ref", [model]), tmp_path / "m.log")
+    monitor = MonitorProcess(
+        kafka_bootstrap,
+        topic,
+        alerts_topic,
+        unique("group"),
+        write_references(tmp_path / "ref", [model]),
+        tmp_path / "m.log",
+    )
     try:
         wait_for(lambda: monitor.events_seen() >= 600, 120, "good events processed")
         dlq = wait_for(
             lambda: (lambda m: m if len(m) >= len(expected_reasons) else None)(
-                read_topic(kafka_bootstrap, f"{topic}.dlq")),
-            60, "dead letters")
+                read_topic(kafka_bootstrap, f"{topic}.dlq")
+            ),
+            60,
+            "dead letters",
+        )
         assert len(dlq) == len(expected_reasons)
         offsets_by_value: dict[bytes | None, list[int]] = {}
         for offset, (_, value) in enumerate(records):
@@ -183,10 +228,14 @@ def test_bad_events_go_to_the_dead_letter_topic_and_nothing_else_is_lost(
             assert int(headers[HEADER_OFFSET]) in offsets_by_value[msg.value()]  # unchanged
         assert sorted(reasons) == sorted(expected_reasons)
         metrics = monitor.metrics()
-        assert metrics[("stream_monitor_events_total", (("model", "steady"),
-                                                        ("status", "ok")))] == 600
-        invalid = sum(v for (name, labels), v in metrics.items()
-                      if name == "stream_monitor_events_total" and ("status", "invalid") in labels)
+        assert (
+            metrics[("stream_monitor_events_total", (("model", "steady"), ("status", "ok")))] == 600
+        )
+        invalid = sum(
+            v
+            for (name, labels), v in metrics.items()
+            if name == "stream_monitor_events_total" and ("status", "invalid") in labels
+        )
         assert invalid == len(expected_reasons)
         assert monitor.proc.poll() is None  # still running
         assert monitor.get("/healthz")[0] == 200
@@ -215,15 +264,22 @@ def test_sigterm_commits_and_a_restart_does_not_repeat_alerts(
     commits = committed(kafka_bootstrap, group, topic)
     assert {p: commits[p] for p in ends} == ends  # every processed event is committed
     before = read_alerts(kafka_bootstrap, alerts_topic)
-    assert [(a["model"], a["kind"], a["status"]) for a in before if a["kind"] == "input_drift"] \
-        == [("fraud-scorer", "input_drift", "firing")]
+    assert [(a["model"], a["kind"], a["status"]) for a in before if a["kind"] == "input_drift"] == [
+        ("fraud-scorer", "input_drift", "firing")
+    ]
 
     second = MonitorProcess(kafka_bootstrap, topic, alerts_topic, group, ref, tmp_path / "2.log")
     try:
         second.wait_ready()
         produce(kafka_bootstrap, topic, event_records(steady.events(0, 1500)))
-        wait_for(lambda: second.status().get("models", {}).get("eta-regressor", {})
-                 .get("events_seen") == 1500, 120, "new events processed after restart")
+        wait_for(
+            lambda: (
+                second.status().get("models", {}).get("eta-regressor", {}).get("events_seen")
+                == 1500
+            ),
+            120,
+            "new events processed after restart",
+        )
         status = second.status()["models"]
         assert "fraud-scorer" not in status  # its events were committed: not read again
         assert read_alerts(kafka_bootstrap, alerts_topic) == before

@@ -18,7 +18,9 @@ def _prepared(ref: np.ndarray) -> PreparedReference:
     return PreparedReference.from_arrays("m", names, ref, np.zeros(ref.shape[0]), 20)
 
 
-def _window_ks(ref: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, PreparedReference]:
+def _window_ks(
+    ref: np.ndarray, win: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, PreparedReference]:
     prepared = _prepared(ref)
     right, left = prepared.cdf_counts(win)
     stat, sizes = ks_statistic(ks_keys(right, left, np.isnan(win)), prepared.sizes)

@@ -22,8 +22,8 @@ def bin_counts(bin_index: npt.NDArray[np.int16], bins: int) -> npt.NDArray[np.in
 
 def smoothed(counts: npt.NDArray[np.integer]) -> npt.NDArray[np.float64]:
     """Proportions plus EPSILON per bin (the original design's smoothing)."""
-    total = counts.sum()
-    return counts / max(total, 1) + EPSILON
+    total = int(counts.sum())
+    return np.asarray(counts / max(total, 1) + EPSILON, dtype=np.float64)
 
 
 def js_distance(p: npt.NDArray[np.floating], q: npt.NDArray[np.floating]) -> float:

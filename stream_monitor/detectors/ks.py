@@ -30,8 +30,9 @@ MISSING_KEY = np.iinfo(np.int64).max  # sorts after every real key
 _LOW = np.int64(0xFFFFFFFF)
 
 
-def ks_keys(right: npt.NDArray[np.integer], left: npt.NDArray[np.integer],
-            missing: npt.NDArray[np.bool_]) -> KeyArray:
+def ks_keys(
+    right: npt.NDArray[np.integer], left: npt.NDArray[np.integer], missing: npt.NDArray[np.bool_]
+) -> KeyArray:
     """Pack reference counts into sortable keys; missing values get MISSING_KEY."""
     keys = (right.astype(np.int64) << 32) | left.astype(np.int64)
     keys[missing] = MISSING_KEY
