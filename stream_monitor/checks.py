@@ -12,7 +12,7 @@ import math
 from stream_monitor.alerts import CheckResult, FeatureResult
 from stream_monitor.config import DetectorSettings
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
 from stream_monitor.windows import ModelWindow
 
@@ -35,10 +35,11 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
             reason=f"window holds {window.count} of {settings.effective_min_window} events needed",
         )
     rows = window.rows()
-    stat, sizes = ks_statistic(window.ks_key[rows], ref.sizes)
+    raw, sizes = ks_statistic(window.ks_key[rows], ref.sizes)
+    stat = as_scipy_default(raw, ref.sizes, sizes)
 
     def features() -> list[FeatureResult]:
-        pvalues = ks_pvalue(stat, ref.sizes, sizes)
+        pvalues = ks_pvalue(raw, ref.sizes, sizes)
         return [
             FeatureResult(
                 name=name,

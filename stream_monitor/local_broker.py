@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "kafka-local" / "kafka-local.sh"
 
 
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def reachable(bootstrap_servers: str, timeout: float = 5.0) -> bool:
-    """Whether a Kafka broker answers a metadata request."""
+    """Whether a Kafka broker answers a metadata request (a closed port is asked nothing)."""
     from confluent_kafka.admin import AdminClient
 
+    host, _, port = bootstrap_servers.split(",")[0].rpartition(":")
+    if not _port_open(host.strip("[]") or "127.0.0.1", int(port)):
+        return False
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 3000})
     try:
         admin.list_topics(timeout=timeout)

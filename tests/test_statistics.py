@@ -8,7 +8,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import ks_keys, ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
 from stream_monitor.reference import PreparedReference
 
@@ -42,16 +42,30 @@ def test_ks_statistic_equals_scipy_bit_for_bit(seed: int) -> None:
     ref[rng.random(ref.shape) < 0.1] = np.nan
     stat, sizes, prepared = _window_ks(ref, win)
     pvalues = ks_pvalue(stat, prepared.sizes, sizes)
+    default = as_scipy_default(stat, prepared.sizes, sizes)
     for j in range(f):
         w = win[:, j][~np.isnan(win[:, j])]
         r = ref[:, j][~np.isnan(ref[:, j])]
         if w.size == 0 or r.size == 0:
             assert stat[j] == 0.0 and sizes[j] == 0
             continue
-        expected = ks_2samp(r, w, method="asymp")
-        assert stat[j] == expected.statistic  # exact, not approximate
+        asymp = ks_2samp(r, w, method="asymp")
+        assert stat[j] == asymp.statistic  # bit for bit
+        assert default[j] == ks_2samp(r, w).statistic  # bit for bit, default method
         assert sizes[j] == w.size
-        assert pvalues[j] == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-300)
+        assert pvalues[j] == pytest.approx(asymp.pvalue, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ks_statistic_equals_scipy_above_its_exact_size_limit(seed: int) -> None:
+    """References over 10 000 values: scipy's default switches to asymptotic and no snapping."""
+    rng = np.random.default_rng(100 + seed)
+    ref = np.round(rng.normal(size=(12_000, 4)), 2)  # rounded: many ties
+    win = np.round(rng.normal(0.1, 1.0, size=(1000, 4)), 2)
+    stat, sizes, prepared = _window_ks(ref, win)
+    default = as_scipy_default(stat, prepared.sizes, sizes)
+    for j in range(4):
+        assert default[j] == stat[j] == ks_2samp(ref[:, j], win[:, j]).statistic
 
 
 def test_ks_detects_a_shift_and_not_a_copy() -> None:

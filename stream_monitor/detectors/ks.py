@@ -14,7 +14,8 @@ right == left may group distinct window values that no reference value separates
 reference ECDF is flat, so the extremes over the group are at its ends, which are exactly
 what the group's first and last rows give. The differences are formed as
 `scipy.stats.ks_2samp` forms them (count / n, then subtraction), so the statistic is
-bit-for-bit the same.
+bit-for-bit the same as `ks_2samp(reference, window, method="asymp")`; `as_scipy_default`
+turns it into what the default method reports.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from scipy.stats import kstwo
 FloatArray = npt.NDArray[np.float64]
 KeyArray = npt.NDArray[np.int64]
 
+EXACT_MAX_N = 10_000  # scipy's MAX_AUTO_N: above it ks_2samp's default is asymptotic
 MISSING_KEY = np.iinfo(np.int64).max  # sorts after every real key
 _LOW = np.int64(0xFFFFFFFF)
 
@@ -74,6 +76,24 @@ def ks_statistic(
     )
     usable = (sizes > 0) & (ref_sizes > 0)
     return np.where(usable, stat, 0.0), np.where(usable, sizes, 0)
+
+
+def as_scipy_default(
+    stat: FloatArray, ref_sizes: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]
+) -> FloatArray:
+    """The statistic as `ks_2samp` with its default method reports it.
+
+    `ks_statistic` gives the difference as `ks_2samp(..., method="asymp")` computes it (and
+    p-values follow from that value).
+    The statistic is a multiple of 1/lcm(n, m). Where scipy's default picks the exact method
+    (both samples at most EXACT_MAX_N), it snaps the difference to that multiple; so do we,
+    the same way, so that the floats agree to the last bit in both regimes.
+    """
+    n1 = np.maximum(ref_sizes, 1)
+    n2 = np.maximum(sizes, 1)
+    lcm = (n1 // np.gcd(n1, n2)) * n2
+    snapped = np.round(stat * lcm) / lcm
+    return np.where(np.maximum(n1, n2) <= EXACT_MAX_N, snapped, stat)
 
 
 def ks_pvalue(
