@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from collections import deque
@@ -180,7 +181,7 @@ def main() -> None:
     engine_rate = run_engine(models, values, args.batch_size)
     seed_rate = run_seed(models, values, args.models * WINDOW, args.seed_events)
     result = {
-        "machine": f"{platform.machine()} {platform.processor() or ''} cores={__import__('os').cpu_count()}",
+        "machine": f"{platform.machine()} cores={os.cpu_count()}",
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
