@@ -3,7 +3,7 @@
 Both run in this process on the same stream of JSON-encoded prediction events (20 numeric
 features, window 1000, a check every 100 events per model, reference 10 000 events):
 
-- seed: the original design as ../shared/seed-design.md describes it: per-event deques,
+- seed: the original single-model design this project started from: per-event deques,
   `np.array(list(deque))` at every check, one `scipy.stats.ks_2samp` per feature, checks from
   100 events in the window;
 - engine: stream_monitor's Engine with the same window, cadence and minimum window.
@@ -56,7 +56,11 @@ class SeedModelMonitor:
         self.last_ks: list[float] = []
 
     def log_prediction(
-        self, features: np.ndarray, prediction: float, latency_ms: float, timestamp: float,
+        self,
+        features: np.ndarray,
+        prediction: float,
+        latency_ms: float,
+        timestamp: float,
         actual: float | None,
     ) -> None:
         self.input_window.append(features)
@@ -112,13 +116,17 @@ def run_seed(models: list[SyntheticModel], values: list[bytes], warm: int, timed
             np.array([[e["features"][n] for n in names] for e in ref]),  # type: ignore[index]
             np.array([e["prediction"] for e in ref]),
         )
+
     def feed(chunk: list[bytes]) -> None:
         for value in chunk:
             e = orjson.loads(value)
             feats = e["features"]
             monitors[e["model"]].log_prediction(
-                np.array([feats[n] for n in names]), e["prediction"], e["latency_ms"],
-                e["timestamp"], e.get("actual"),
+                np.array([feats[n] for n in names]),
+                e["prediction"],
+                e["latency_ms"],
+                e["timestamp"],
+                e.get("actual"),
             )
 
     feed(values[:warm])
@@ -128,10 +136,12 @@ def run_seed(models: list[SyntheticModel], values: list[bytes], warm: int, timed
 
 
 def run_engine(models: list[SyntheticModel], values: list[bytes], batch_size: int) -> float:
-    refs = {m.name: prepare_from_events(m.name, m.reference(REFERENCE), 20, "bench")
-            for m in models}
-    engine = Engine(DetectorSettings(window_size=WINDOW, check_every=CHECK_EVERY,
-                                     min_window=100), refs)
+    refs = {
+        m.name: prepare_from_events(m.name, m.reference(REFERENCE), 20, "bench") for m in models
+    }
+    engine = Engine(
+        DetectorSettings(window_size=WINDOW, check_every=CHECK_EVERY, min_window=100), refs
+    )
     prepared = batches(values, batch_size)
     started = time.perf_counter()
     for batch in prepared:
@@ -157,8 +167,13 @@ def compare_ks(model: SyntheticModel, n_events: int) -> int:
         for value in batch.values:
             assert value is not None
             e = orjson.loads(value)
-            seed.log_prediction(np.array([e["features"][n] for n in names]), e["prediction"],
-                                e["latency_ms"], e["timestamp"], e.get("actual"))
+            seed.log_prediction(
+                np.array([e["features"][n] for n in names]),
+                e["prediction"],
+                e["latency_ms"],
+                e["timestamp"],
+                e.get("actual"),
+            )
         result = engine.process(batch).checks[model.name][0]
         ours = [f.score for f in result.features()]
         if ours != [float(s) for s in seed.last_ks]:

@@ -73,10 +73,10 @@ def _recreate_topics(bootstrap: str) -> None:
     names = [TOPIC, ALERTS_TOPIC, DLQ_TOPIC]
     existing = set(admin.list_topics(timeout=10).topics)
     doomed = [n for n in names if n in existing]
+    deadline = time.monotonic() + 30
     if doomed:
         for f in admin.delete_topics(doomed).values():
             f.result(timeout=30)
-        deadline = time.monotonic() + 30
         while set(doomed) & set(admin.list_topics(timeout=10).topics):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"topics {doomed} were not deleted in time")

@@ -32,7 +32,6 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
             if err.code() == KafkaError._PARTITION_EOF:
                 continue
             if err.fatal() or err.code() in (
-                KafkaError.UNKNOWN_TOPIC_OR_PART,
                 KafkaError.TOPIC_AUTHORIZATION_FAILED,
                 KafkaError._AUTHENTICATION,
                 KafkaError.SASL_AUTHENTICATION_FAILED,
