@@ -74,6 +74,23 @@ class Settings(DetectorSettings):
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    processing_guarantee: Literal["exactly-once", "at-least-once"] = Field(
+        "exactly-once",
+        description=(
+            "exactly-once: alerts, state and offsets commit in one Kafka transaction; "
+            "at-least-once: offsets commit after alerts and state are acknowledged"
+        ),
+    )
+    state_topic: str | None = Field(
+        None, description="compacted changelog of window and alert state; default <group_id>-state"
+    )
+    instance_id: str | None = Field(
+        None,
+        description=(
+            "stable name of this process (e.g. the pod name) for its transactional id; a "
+            "restarted process with the same name fences its predecessor at once"
+        ),
+    )
     batch_size: int = Field(1000, gt=0, le=100_000, description="messages per consume() call")
     kafka: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="extra librdkafka settings for consumer and producer"
@@ -96,6 +113,10 @@ class Settings(DetectorSettings):
     @property
     def dead_letter_topic(self) -> str:
         return self.dlq_topic or f"{self.topic}.dlq"
+
+    @property
+    def changelog_topic(self) -> str:
+        return self.state_topic or f"{self.group_id}-state"
 
     def detector_settings(self) -> DetectorSettings:
         return DetectorSettings(

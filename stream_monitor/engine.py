@@ -41,7 +41,18 @@ class ModelState:
     notes: list[str] = field(default_factory=list)
     bootstrap_rows: list[FloatArray] = field(default_factory=list)
     bootstrap_predictions: list[FloatArray] = field(default_factory=list)
+    # the events a bootstrapped reference was built from (kept to persist and restore it)
+    bootstrap_source: tuple[FloatArray, FloatArray] | None = None
     partition: tuple[str, int] | None = None
+
+    def bootstrap_arrays(self) -> tuple[FloatArray, FloatArray]:
+        """The bootstrap events so far (or all of them once the reference is built)."""
+        if self.bootstrap_source is not None:
+            return self.bootstrap_source
+        n = len(self.feature_names)
+        if not self.bootstrap_rows:
+            return np.empty((0, n)), np.empty(0)
+        return np.concatenate(self.bootstrap_rows), np.concatenate(self.bootstrap_predictions)
 
 
 @dataclass(slots=True)
@@ -259,14 +270,16 @@ class Engine:
         state.bootstrap_rows.append(block.features[:take])
         state.bootstrap_predictions.append(block.prediction[:take])
         if take == needed:
+            features, predictions = state.bootstrap_arrays()
             reference = PreparedReference.from_arrays(
                 state.name,
                 state.feature_names,
-                np.concatenate(state.bootstrap_rows),
-                np.concatenate(state.bootstrap_predictions),
+                features,
+                predictions,
                 self.settings.prediction_bins,
             )
             state.reference = reference
+            state.bootstrap_source = (features, predictions)
             state.bootstrap_rows.clear()
             state.bootstrap_predictions.clear()
             state.notes.extend(reference.notes)

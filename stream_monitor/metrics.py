@@ -121,6 +121,21 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.changelog_bytes = Counter(
+            "stream_monitor_changelog_bytes", "Bytes of state records written", registry=r
+        )
+        self.transaction_aborts = Counter(
+            "stream_monitor_transaction_aborts", "Transactions aborted and retried", registry=r
+        )
+        self.commit_failures = Counter(
+            "stream_monitor_commit_failures", "Offset commits that failed", registry=r
+        )
+        self.rebalances = Counter(
+            "stream_monitor_rebalances", "Partition assignments and revocations", registry=r
+        )
+        self.restore_seconds = Gauge(
+            "stream_monitor_restore_seconds", "Duration of the last state restore", registry=r
+        )
         self.latency = LatencyHistograms()
         r.register(self.latency)
 
@@ -158,9 +173,16 @@ class Metrics:
         for alert in outcome.alerts:
             self.alerts.labels(alert.model, alert.kind, alert.status).inc()
 
-    def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> None:
-        """Consumer lag per assigned partition from a librdkafka statistics document."""
+    def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> bool:
+        """Consumer lag per assigned partition from a librdkafka statistics document.
+
+        Returns whether any broker is up, for readiness.
+        """
         stats = orjson.loads(stats_json)
+        brokers_up = any(
+            b.get("state") == "UP" and b.get("nodeid", -1) >= 0
+            for b in stats.get("brokers", {}).values()
+        )
         for topic, tstats in stats.get("topics", {}).items():
             for pid, pstats in tstats.get("partitions", {}).items():
                 partition = int(pid)
@@ -169,6 +191,7 @@ class Metrics:
                 lag = pstats.get("consumer_lag", -1)
                 if lag >= 0:
                     self.consumer_lag.labels(topic, str(partition)).set(lag)
+        return brokers_up
 
     def forget_partition(self, topic: str, partition: int) -> None:
         with contextlib.suppress(KeyError):

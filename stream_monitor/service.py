@@ -1,8 +1,11 @@
-"""`stream-monitor run`: the consume -> engine -> publish -> commit loop on Kafka.
+"""`stream-monitor run`: consume -> engine -> publish -> commit, as one consumer-group member.
 
-At least once: a batch's alerts and dead letters are acknowledged by the broker before the
-batch's offsets are committed. A stop request (SIGTERM/SIGINT) lets the current batch finish,
-commits, and leaves the group cleanly.
+Exactly once (the default): each batch is one Kafka transaction holding its alerts, dead
+letters, state changelog records and consumed offsets; read_committed consumers of the alerts
+topic see each alert once, whatever crashes and rebalances happen. At least once: alerts,
+dead letters and state are acknowledged by the broker before the batch's offsets are
+committed. Either way, a model's window and alert state are restored from the changelog when
+its partition is assigned, so a restart does not go blind for a window's length.
 """
 
 from __future__ import annotations
@@ -11,50 +14,51 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
 
+from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions
 from stream_monitor.config import Settings
-from stream_monitor.engine import Engine
+from stream_monitor.engine import BatchOutcome, Engine
+from stream_monitor.events import RecordBatch
 from stream_monitor.http import HttpEndpoints
+from stream_monitor.kafka_clients import (
+    FatalKafkaError,
+    ensure_topics,
+    input_partitions,
+    new_admin,
+    new_consumer,
+    new_producer,
+    topic_partitions,
+)
 from stream_monitor.metrics import Metrics
 from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
-from stream_monitor.sources import FatalKafkaError, batch_from_messages
+from stream_monitor.sources import MissingTopicError, batch_from_messages
+from stream_monitor.state import StateTracker, encode, restore
 
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_S = 60.0
-STATISTICS_INTERVAL_MS = 5000
+TXN_CALL_TIMEOUT_S = 30.0
+TXN_RETRY_DEADLINE_S = 300.0  # keep retrying a transaction through a broker outage this long
+FATAL_CODES = {
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError._FENCED,
+}
+
+Partition = tuple[str, int]
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
-    """Settings shared by consumer, producer and admin client (user's `kafka:` wins)."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
-
-
-def ensure_topics(admin: Any, names: list[str], partitions: int) -> None:
-    """Create the output topics if they are missing (the input topic is the producers')."""
-    existing = admin.list_topics(timeout=10).topics
-    missing = [n for n in names if n not in existing]
-    if not missing:
-        return
-    futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=-1) for n in missing]
-    )
-    for name, future in futures.items():
-        try:
-            future.result(timeout=30)
-            log.info("created topic %s with %d partitions", name, partitions)
-        except Exception as exc:
-            if getattr(exc.args[0] if exc.args else None, "code", lambda: None)() == (
-                KafkaError.TOPIC_ALREADY_EXISTS
-            ):
-                continue
-            log.warning("could not create topic %s: %s", name, exc)
+class _AbortTransaction(Exception):
+    """The transaction must be aborted and the batch reprocessed."""
 
 
 class MonitorService:
@@ -62,38 +66,22 @@ class MonitorService:
 
     def __init__(self, settings: Settings, references: dict[str, PreparedReference]) -> None:
         self.settings = settings
+        self.exactly_once = settings.processing_guarantee == "exactly-once"
         self.engine = Engine(settings.detector_settings(), references)
+        self.tracker = StateTracker(settings.window_size)
         self.metrics = Metrics()
         self._stop = threading.Event()
-        self._assigned: set[tuple[str, int]] = set()
-        self._next_offsets: dict[tuple[str, int], int] = {}
-        self._committed_once = False
-        common = client_config(settings)
-        self._consumer = Consumer(
-            {
-                **{
-                    "group.id": settings.group_id,
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "auto.offset.reset": settings.auto_offset_reset,
-                    "partition.assignment.strategy": "cooperative-sticky",
-                    "statistics.interval.ms": STATISTICS_INTERVAL_MS,
-                    "stats_cb": self._on_stats,
-                    "error_cb": self._on_error,
-                },
-                **common,
-            }
-        )
-        self._producer = Producer(
-            {
-                **{"enable.idempotence": True, "linger.ms": 5, "error_cb": self._on_error},
-                **common,
-            }
-        )
+        self._assigned: set[Partition] = set()
+        self._ever_assigned = False
+        self._restoring = False
+        self._broker_up = True
+        self._fatal: str | None = None
+        self._next_offsets: dict[Partition, int] = {}
+        self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
+        self._producer = new_producer(settings, error_cb=self._on_error)
         self._publisher = KafkaPublisher(
             self._producer, settings.alerts_topic, settings.dead_letter_topic
         )
-        self._fatal: str | None = None
         self.http = HttpEndpoints(
             settings.metrics_host,
             settings.metrics_port,
@@ -114,18 +102,19 @@ class MonitorService:
         s = self.settings
         self.http.start()
         log.info(
-            "consuming %s as group %s from %s; metrics on http://%s:%d/metrics",
+            "consuming %s as group %s from %s (%s); metrics on http://%s:%d/metrics",
             s.topic,
             s.group_id,
             s.bootstrap_servers,
+            s.processing_guarantee,
             s.metrics_host,
             self.http.port,
         )
         code = 0
         try:
-            admin = AdminClient(client_config(s))
-            partitions = self._input_partitions(admin)
-            ensure_topics(admin, [s.alerts_topic, s.dead_letter_topic], partitions)
+            self._prepare_topics()
+            if self.exactly_once:
+                self._producer.init_transactions(TXN_CALL_TIMEOUT_S * 2)
             self._consumer.subscribe(
                 [s.topic],
                 on_assign=self._on_assign,
@@ -136,32 +125,151 @@ class MonitorService:
                 if self._fatal:
                     raise FatalKafkaError(self._fatal)
                 self._step()
-        except (FatalKafkaError, DeliveryError) as exc:
+        except (FatalKafkaError, DeliveryError, KafkaException) as exc:
             log.error("stopping without committing the current batch: %s", exc)
             code = 1
         finally:
             self._shutdown(clean=code == 0)
         return code
 
+    def _prepare_topics(self) -> None:
+        s = self.settings
+        admin = new_admin(s)
+        n = input_partitions(admin, s.topic)
+        changelog = s.changelog_topic
+        ensure_topics(
+            admin,
+            {s.alerts_topic: n, s.dead_letter_topic: n, changelog: n},
+            {changelog: CHANGELOG_CONFIG},
+        )
+        have = topic_partitions(admin, changelog)
+        if have < n:
+            raise FatalKafkaError(
+                f"state topic {changelog} has {have} partitions but {s.topic} has {n}: "
+                "they must match (add partitions to the state topic)"
+            )
+
+    def _shutdown(self, clean: bool) -> None:
+        try:
+            if clean and not self.exactly_once:
+                self._publisher.confirm(DELIVERY_TIMEOUT_S)
+                self._commit_offsets(asynchronous=False)
+            self._consumer.close()
+        finally:
+            self._producer.flush(10)
+            self.http.stop()
+            log.info("stopped")
+
+    # -- one batch -----------------------------------------------------------------------
+
     def _step(self) -> None:
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=0.5)
         if not messages:
             self._producer.poll(0)
             return
-        batch = batch_from_messages(messages)
+        try:
+            batch = batch_from_messages(messages)
+        except MissingTopicError as exc:
+            if self._ever_assigned:
+                raise FatalKafkaError(f"topic {self.settings.topic} was deleted: {exc}") from exc
+            log.warning("waiting for topic %s: %s", self.settings.topic, exc)
+            return
         if not len(batch):
             return
+        self._broker_up = True
+        if self.exactly_once:
+            self._transaction(batch)
+        else:
+            self._at_least_once(batch)
+
+    def _process(self, batch: RecordBatch) -> BatchOutcome:
+        """Run the engine and produce everything the batch caused (not yet committed)."""
         outcome = self.engine.process(batch)
+        for model, n in outcome.ok_counts.items():
+            self.tracker.appended(model, n)
         self._publisher.publish(outcome, batch)
-        self._publisher.confirm(DELIVERY_TIMEOUT_S)  # raises DeliveryError: nothing committed
-        self.metrics.record(outcome)
+        state_bytes = 0
+        for record in self.tracker.records(self.engine, outcome.ok_counts):
+            source = self.engine.models[record.model].partition
+            assert source is not None
+            value = encode(record)
+            state_bytes += len(value)
+            self._publisher.publish_state(
+                self.settings.changelog_topic, source[1], record.key, value
+            )
+        self.metrics.changelog_bytes.inc(state_bytes)
+        return outcome
+
+    def _batch_offsets(self, batch: RecordBatch) -> dict[Partition, int]:
+        offsets: dict[Partition, int] = {}
         for topic, partition, offset in zip(
             batch.topics, batch.partitions, batch.offsets, strict=True
         ):
-            self._next_offsets[(topic, partition)] = offset + 1
-        self._commit(asynchronous=True)
+            offsets[(topic, partition)] = offset + 1
+        return offsets
 
-    def _commit(self, asynchronous: bool, only: set[tuple[str, int]] | None = None) -> None:
+    def _at_least_once(self, batch: RecordBatch) -> None:
+        outcome = self._process(batch)
+        self._publisher.confirm(DELIVERY_TIMEOUT_S)  # raises DeliveryError: nothing committed
+        self.metrics.record(outcome)
+        self._next_offsets.update(self._batch_offsets(batch))
+        self._commit_offsets(asynchronous=True)
+
+    def _transaction(self, batch: RecordBatch) -> None:
+        producer = self._producer
+        producer.begin_transaction()
+        try:
+            outcome = self._process(batch)
+            offsets = [TopicPartition(t, p, o) for (t, p), o in self._batch_offsets(batch).items()]
+            self._txn_call(
+                lambda: producer.send_offsets_to_transaction(
+                    offsets, self._consumer.consumer_group_metadata(), TXN_CALL_TIMEOUT_S
+                )
+            )
+            self._txn_call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
+        except _AbortTransaction as exc:
+            log.warning("aborting the transaction and reprocessing the batch: %s", exc)
+            self.metrics.transaction_aborts.inc()
+            self._txn_call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+            self._publisher.discard()
+            self._rewind()
+            return
+        self._publisher.discard()  # delivered with the commit; nothing left to confirm
+        self.metrics.record(outcome)
+
+    def _txn_call(self, call: Callable[[], object]) -> None:
+        """A transactional call, retried while retriable; abortable errors abort the batch."""
+        deadline = time.monotonic() + TXN_RETRY_DEADLINE_S
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if err.fatal():
+                    raise FatalKafkaError(f"producer: {err.str()}") from exc
+                if err.txn_requires_abort():
+                    raise _AbortTransaction(err.str()) from exc
+                if not err.retriable() or time.monotonic() > deadline:
+                    raise FatalKafkaError(f"transaction: {err.str()}") from exc
+                self._broker_up = False
+                log.warning("transaction call failed, retrying: %s", err.str())
+
+    def _rewind(self) -> None:
+        """After an abort: back to the committed offsets and the committed state."""
+        assigned = sorted(self._assigned)
+        committed = self._consumer.committed(
+            [TopicPartition(t, p) for t, p in assigned], timeout=TXN_CALL_TIMEOUT_S
+        )
+        start = OFFSET_BEGINNING if self.settings.auto_offset_reset == "earliest" else OFFSET_END
+        for tp in committed:
+            self._consumer.seek(
+                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
+            )
+        self._release_state(set(assigned))
+        self._restore(set(assigned))
+
+    def _commit_offsets(self, asynchronous: bool, only: set[Partition] | None = None) -> None:
         offsets = [
             TopicPartition(t, p, o)
             for (t, p), o in self._next_offsets.items()
@@ -174,25 +282,47 @@ class MonitorService:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
             else:
                 self._consumer.commit(offsets=offsets, asynchronous=False)
-        except Exception as exc:  # a failed commit means reprocessing, not loss
+        except KafkaException as exc:  # a failed commit means reprocessing, not loss
+            self.metrics.commit_failures.inc()
             log.warning("offset commit failed: %s", exc)
 
-    def _shutdown(self, clean: bool) -> None:
+    # -- state ---------------------------------------------------------------------------
+
+    def _restore(self, partitions: set[Partition]) -> None:
+        numbers = sorted(p for t, p in partitions if t == self.settings.topic)
+        if not numbers:
+            return
+        self._restoring = True
+        started = time.monotonic()
         try:
-            if clean:
-                self._publisher.confirm(DELIVERY_TIMEOUT_S)
-                self._commit(asynchronous=False)
-            self._consumer.close()
+            records = read_partitions(self.settings, numbers)
+            models = restore(self.engine, records, self.tracker)
         finally:
-            self._producer.flush(10)
-            self.http.stop()
-            log.info("stopped")
+            self._restoring = False
+        seconds = time.monotonic() - started
+        self.metrics.restore_seconds.set(seconds)
+        log.info(
+            "restored %d models from %d state records of partitions %s in %.2f s",
+            len(models),
+            len(records),
+            numbers,
+            seconds,
+        )
+
+    def _release_state(self, partitions: set[Partition]) -> None:
+        gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
+        self.engine.forget_partitions(partitions)
+        self.tracker.forget(gone)
 
     # -- readiness and status ------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
         if self._fatal:
             return False, f"fatal error: {self._fatal}"
+        if not self._broker_up:
+            return False, "brokers unreachable"
+        if self._restoring:
+            return False, "restoring state"
         if not self._assigned:
             return False, "no partitions assigned yet"
         return True, f"{len(self._assigned)} partitions assigned"
@@ -201,18 +331,24 @@ class MonitorService:
         status = self.engine.status()
         status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in self._assigned)
         status["references_loaded"] = sorted(self.engine.references)
+        status["processing_guarantee"] = self.settings.processing_guarantee
         return status
 
     # -- client callbacks (run inside consume()) -----------------------------------------
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        for tp in partitions:
-            self._assigned.add((tp.topic, tp.partition))
-        log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        added = {(tp.topic, tp.partition) for tp in partitions}
+        self.metrics.rebalances.inc()
+        log.info("assigned %s", sorted(f"{t}[{p}]" for t, p in added))
+        self._restore(added)
+        self._assigned |= added
+        self._ever_assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        self._commit(asynchronous=False, only=revoked)
+        self.metrics.rebalances.inc()
+        if not self.exactly_once:
+            self._commit_offsets(asynchronous=False, only=revoked)
         self._release(revoked)
         log.info("revoked %s", sorted(f"{t}[{p}]" for t, p in revoked))
 
@@ -221,39 +357,26 @@ class MonitorService:
         self._release(lost)
         log.warning("lost %s", sorted(f"{t}[{p}]" for t, p in lost))
 
-    def _release(self, partitions: set[tuple[str, int]]) -> None:
+    def _release(self, partitions: set[Partition]) -> None:
         self._assigned -= partitions
         for key in partitions:
             self._next_offsets.pop(key, None)
             self.metrics.forget_partition(*key)
-        self.engine.forget_partitions(partitions)
+        self._release_state(partitions)
 
     def _on_stats(self, stats_json: str) -> None:
         try:
-            self.metrics.record_statistics(stats_json, self._assigned)
-        except Exception:
+            self._broker_up = self.metrics.record_statistics(stats_json, self._assigned)
+        except Exception:  # statistics must never break consumption
             log.exception("could not read client statistics")
 
     def _on_error(self, err: Any) -> None:
-        if err.fatal():
+        if err.fatal() or err.code() in FATAL_CODES:
             self._fatal = err.str()
-        elif err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._broker_up = False
+            log.warning("kafka: %s", err.str())
+        elif err.code() == KafkaError._TRANSPORT:
             log.warning("kafka: %s", err.str())
         else:
             log.info("kafka: %s", err.str())
-
-    def _input_partitions(self, admin: Any) -> int:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                meta = admin.list_topics(topic=self.settings.topic, timeout=10)
-                topic = meta.topics.get(self.settings.topic)
-                if topic is not None and topic.error is None:
-                    return max(1, len(topic.partitions))
-                return 1
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    raise FatalKafkaError(
-                        f"cannot reach {self.settings.bootstrap_servers}: {exc}"
-                    ) from exc
-                time.sleep(1)

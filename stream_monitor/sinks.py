@@ -54,6 +54,15 @@ class KafkaPublisher:
                 None if ts is None else int(ts * 1000),
             )
 
+    def publish_state(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        self._produce(topic, key, value, None, None, partition)
+
+    def discard(self) -> None:
+        """Forget the deliveries of an aborted transaction (its messages are purged)."""
+        self._producer.poll(0)
+        self._pending = 0
+        self._failures = []
+
     def confirm(self, timeout: float) -> None:
         """Block until every message produced so far is acknowledged, or raise."""
         if self._pending == 0:
@@ -73,8 +82,11 @@ class KafkaPublisher:
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None,
         timestamp_ms: int | None,
+        partition: int | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"on_delivery": self._delivered}
+        if partition is not None:
+            kwargs["partition"] = partition
         if headers:
             kwargs["headers"] = headers
         if timestamp_ms is not None:

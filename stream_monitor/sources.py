@@ -7,22 +7,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError
 
 from stream_monitor.events import RecordBatch
+from stream_monitor.kafka_clients import FatalKafkaError
 
 log = logging.getLogger(__name__)
 
 
-class FatalKafkaError(Exception):
-    """An error the client cannot recover from; the process should exit non-zero."""
+class MissingTopicError(Exception):
+    """The subscribed topic does not exist (yet, or any more)."""
 
 
 def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
     """Turn consumed messages into a RecordBatch, skipping end-of-partition notices.
 
-    A fatal client error raises FatalKafkaError; other per-message errors are logged
-    (librdkafka retries them itself).
+    A fatal client error raises FatalKafkaError, a missing topic MissingTopicError; other
+    per-message errors are logged (librdkafka retries them itself).
     """
     batch = RecordBatch()
     append = batch.append
@@ -31,6 +32,8 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
         if err is not None:
             if err.code() == KafkaError._PARTITION_EOF:
                 continue
+            if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise MissingTopicError(err.str())
             if err.fatal() or err.code() in (
                 KafkaError.TOPIC_AUTHORIZATION_FAILED,
                 KafkaError._AUTHENTICATION,
@@ -69,6 +72,3 @@ def file_batches(path: Path, batch_size: int) -> Iterator[RecordBatch]:
                 batch = RecordBatch()
     if len(batch):
         yield batch
-
-
-__all__ = ["FatalKafkaError", "KafkaException", "batch_from_messages", "file_batches"]

@@ -94,6 +94,22 @@ class ModelWindow:
             self.ks_key[at:end] = block.ks_key[start:stop]
             self.prediction_bin[at:end] = block.prediction_bin[start:stop]
 
+    @property
+    def head(self) -> int:
+        """The next row to be written (the oldest row once the window is full)."""
+        return self._head
+
+    def newest_rows(self, k: int) -> npt.NDArray[np.intp]:
+        """Positions of the newest k rows, oldest first."""
+        k = min(k, self.count)
+        return (np.arange(self._head - k, self._head) % self.size).astype(np.intp)
+
+    def load(self, block: WindowBlock, head: int, count: int) -> None:
+        """Take a whole ring as it lay (block rows = ring positions), e.g. from a snapshot."""
+        self._write(block, 0, self.size, 0)
+        self._head = head
+        self.count = count
+
     def rows(self) -> slice:
         """The filled rows (all of them once the window is full), in no particular order."""
         return slice(0, self.count)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -72,35 +72,40 @@ def event_records(events: Iterable[dict[str, object]]) -> list[tuple[bytes | Non
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Any]:
-    """Every message of a topic up to its current end (read_committed)."""
+    """Every committed message of a topic up to its current end (read_committed).
+
+    Transactional topics end with commit markers, so the end is known by partition EOF,
+    not by the offset of the last message.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": unique("reader"),
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            "enable.partition.eof": True,
         }
     )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends = {}
+        pending = set()
         for p in meta.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+                pending.add(p)
+        consumer.assign([TopicPartition(topic, p, 0) for p in pending])
         out: list[Any] = []
-        done: set[int] = set()
         deadline = time.monotonic() + timeout
-        while len(done) < len(ends):
+        while pending:
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end")
             for msg in consumer.consume(500, 0.5):
-                if msg.error():
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(msg.partition())
                     continue
                 out.append(msg)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    done.add(msg.partition())
         return out
     finally:
         consumer.close()
@@ -214,7 +219,8 @@ class MonitorProcess:
         return self.proc.poll() is not None
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def terminate(self, timeout: float = 60) -> int:

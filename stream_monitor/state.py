@@ -1,0 +1,272 @@
+"""Window and alert state as changelog records: compact, incremental, exactly restorable.
+
+A model's state is written as records keyed `<model>\\x1f<part>` on a compacted topic:
+
+- `full`: the window's ring buffers as they lie (raw float64 bytes, head and fill), starting
+  a new generation;
+- `d<i>`: the rows appended since the previous record of the same generation, oldest first;
+- `boot`: the events taken so far as a bootstrap reference (models without a reference).
+
+Each record also carries the model's counters and alert state (`meta`, with a sequence
+number: the newest wins). Restoring applies the newest generation's `full` record, then its
+deltas in order: the ring buffers come back byte for byte in the same positions, so every
+later check (including order-sensitive float sums) is identical to an uninterrupted run.
+A delta holds each event once; a full record rewrites the window after at most
+`FULL_EVERY_WINDOWS` windows of deltas, so the changelog carries about 1.5 times the raw
+window bytes of each event, and compaction keeps a bounded number of keys per model.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from stream_monitor.alerts import AlertState
+from stream_monitor.engine import Engine, ModelState
+from stream_monitor.reference import FloatArray, PreparedReference
+from stream_monitor.windows import ModelWindow, WindowBlock
+
+MAGIC = b"SMS1"
+SEPARATOR = "\x1f"
+FULL_EVERY_WINDOWS = 2  # deltas worth this many windows, then a new full record
+MAX_DELTAS = 64  # bounds the keys per model that compaction must keep
+_ROW_FIELDS = ("prediction", "actual", "latency_ms", "timestamp")
+
+
+class StateError(Exception):
+    """A changelog record that cannot be read."""
+
+
+@dataclass(slots=True)
+class StateRecord:
+    model: str
+    part: str  # "full", "d<i>" or "boot"
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def key(self) -> bytes:
+        return f"{self.model}{SEPARATOR}{self.part}".encode()
+
+
+def encode(record: StateRecord) -> bytes:
+    """Header (JSON: meta and array layout) then the arrays' raw bytes."""
+    layout = [[name, a.dtype.str, list(a.shape)] for name, a in record.arrays.items()]
+    header = orjson.dumps({"part": record.part, "meta": record.meta, "arrays": layout})
+    body = b"".join(np.ascontiguousarray(a).tobytes() for a in record.arrays.values())
+    return MAGIC + struct.pack(">I", len(header)) + header + body
+
+
+def decode(key: bytes, value: bytes) -> StateRecord:
+    if value[:4] != MAGIC:
+        raise StateError(f"state record {key!r}: unknown format")
+    (size,) = struct.unpack(">I", value[4:8])
+    header = orjson.loads(value[8 : 8 + size])
+    arrays: dict[str, np.ndarray] = {}
+    pos = 8 + size
+    for name, dtype, shape in header["arrays"]:
+        dt = np.dtype(dtype)
+        count = int(np.prod(shape)) if shape else 1
+        nbytes = count * dt.itemsize
+        arrays[name] = np.frombuffer(value, dt, count, pos).reshape(shape).copy()
+        pos += nbytes
+    model, _, _part = key.decode().partition(SEPARATOR)
+    return StateRecord(model, header["part"], header["meta"], arrays)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What has been written of one model's state."""
+
+    seq: int = 0
+    generation: int = 0
+    deltas: int = 0
+    rows_since_full: int = 0
+    unsaved_rows: int = 0
+    bootstrap_saved: bool = False
+
+
+@dataclass(slots=True)
+class StateTracker:
+    """Knows, per model, which rows the changelog lacks; turns them into records."""
+
+    window_size: int
+    progress: dict[str, _Progress] = field(default_factory=dict)
+
+    def appended(self, model: str, rows: int) -> None:
+        p = self.progress.get(model)
+        if p is None:
+            p = self.progress[model] = _Progress()
+        p.unsaved_rows += rows
+
+    def forget(self, models: Iterable[str]) -> None:
+        for m in models:
+            self.progress.pop(m, None)
+
+    def records(self, engine: Engine, models: Iterable[str]) -> list[StateRecord]:
+        """The records that bring the changelog up to date for these models."""
+        out: list[StateRecord] = []
+        for model in models:
+            p = self.progress.get(model)
+            state = engine.models.get(model)
+            if p is None or state is None or p.unsaved_rows == 0:
+                continue
+            out.extend(self._records(state, p))
+        return out
+
+    def _records(self, state: ModelState, p: _Progress) -> list[StateRecord]:
+        window = state.window
+        out: list[StateRecord] = []
+        if window is None or (state.bootstrap_source is not None and not p.bootstrap_saved):
+            p.seq += 1
+            boot = _bootstrap_record(state)
+            boot.meta = _meta(state, p)
+            out.append(boot)
+            if window is None:  # still collecting the bootstrap reference
+                p.unsaved_rows = 0
+                return out
+            p.bootstrap_saved = True
+            p.generation = 0  # the window is new: it starts with a full record
+        p.seq += 1
+        full = (
+            p.generation == 0
+            or p.deltas >= MAX_DELTAS
+            or p.unsaved_rows > window.size
+            or p.rows_since_full + p.unsaved_rows > FULL_EVERY_WINDOWS * window.size
+        )
+        if full:
+            p.generation += 1
+            p.deltas = 0
+            p.rows_since_full = 0
+            arrays = {
+                "features": window.features,
+                **{f: getattr(window, f) for f in _ROW_FIELDS},
+                "ring": np.array([window.head, window.count], dtype=np.int64),
+            }
+            part = "full"
+        else:
+            rows = window.newest_rows(p.unsaved_rows)
+            arrays = {
+                "features": window.features[rows],
+                **{f: getattr(window, f)[rows] for f in _ROW_FIELDS},
+            }
+            part = f"d{p.deltas}"
+            p.deltas += 1
+            p.rows_since_full += p.unsaved_rows
+        p.unsaved_rows = 0
+        out.append(StateRecord(state.name, part, _meta(state, p), arrays))
+        return out
+
+
+def _bootstrap_record(state: ModelState) -> StateRecord:
+    features, predictions = state.bootstrap_arrays()
+    return StateRecord(state.name, "boot", {}, {"features": features, "prediction": predictions})
+
+
+def _meta(state: ModelState, p: _Progress) -> dict[str, Any]:
+    return {
+        "seq": p.seq,
+        "generation": p.generation,
+        "deltas": p.deltas,
+        "rows_since_full": p.rows_since_full,
+        "events_seen": state.events_seen,
+        "since_check": state.since_check,
+        "checks": state.checks,
+        "version": state.version,
+        "firing": dict(state.alerts.firing),
+        "feature_names": list(state.feature_names),
+        "partition": list(state.partition) if state.partition else None,
+        "bootstrapped": state.bootstrap_source is not None,
+    }
+
+
+def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracker) -> list[str]:
+    """Rebuild the models whose records are given; returns the models restored."""
+    by_model: dict[str, dict[str, StateRecord]] = {}
+    for r in records:  # later records of a key replace earlier ones, as compaction would
+        by_model.setdefault(r.model, {})[r.part] = r
+    restored = []
+    for model, parts in sorted(by_model.items()):
+        meta = max((r.meta for r in parts.values() if r.meta), key=lambda m: m["seq"], default=None)
+        if meta is None:
+            continue
+        state = _restore_model(engine, model, parts, meta)
+        if state is None:
+            continue
+        engine.models[model] = state
+        tracker.progress[model] = _Progress(
+            seq=meta["seq"],
+            generation=meta["generation"],
+            deltas=meta["deltas"],
+            rows_since_full=meta["rows_since_full"],
+            bootstrap_saved=meta["bootstrapped"],
+        )
+        restored.append(model)
+    return restored
+
+
+def _restore_model(
+    engine: Engine, model: str, parts: dict[str, StateRecord], meta: dict[str, Any]
+) -> ModelState | None:
+    names = tuple(meta["feature_names"])
+    settings = engine.settings
+    reference = engine.references.get(model)
+    state = ModelState(model, reference, names)
+    boot = parts.get("boot")
+    full = parts.get("full")
+    if boot is not None:
+        features, predictions = boot.arrays["features"], boot.arrays["prediction"]
+        if meta["bootstrapped"]:
+            state.reference = PreparedReference.from_arrays(
+                model, names, features, predictions, settings.prediction_bins
+            )
+            state.bootstrap_source = (features, predictions)
+        else:
+            state.bootstrap_rows = [features]
+            state.bootstrap_predictions = [predictions]
+    elif meta["bootstrapped"]:
+        return None
+    if boot is None or meta["bootstrapped"]:  # a window exists
+        if full is None or full.meta.get("generation") != meta["generation"]:
+            return None
+        window = ModelWindow(settings.window_size, state.reference, len(names))
+        head, count = (int(x) for x in full.arrays["ring"])
+        _load_ring(window, full.arrays, head, count)
+        for i in range(meta["deltas"]):
+            delta = parts.get(f"d{i}")
+            if delta is None or delta.meta.get("generation") != meta["generation"]:
+                return None
+            block = _block(delta.arrays, state.reference)
+            window.append(block, 0, len(block))
+        state.window = window
+    state.events_seen = meta["events_seen"]
+    state.since_check = meta["since_check"]
+    state.checks = meta["checks"]
+    state.version = meta["version"]
+    state.alerts = AlertState(firing=dict(meta["firing"]))
+    if meta["partition"]:
+        topic, number = meta["partition"]
+        state.partition = (str(topic), int(number))
+    state.notes.append("window and alert state restored from the changelog")
+    return state
+
+
+def _block(arrays: dict[str, np.ndarray], reference: PreparedReference | None) -> WindowBlock:
+    return WindowBlock(
+        arrays["features"],
+        arrays["prediction"],
+        arrays["actual"],
+        arrays["latency_ms"],
+        arrays["timestamp"],
+        reference,
+    )
+
+
+def _load_ring(window: ModelWindow, arrays: dict[str, FloatArray], head: int, count: int) -> None:
+    """Put the ring buffers back as they lay, derived look-ups recomputed."""
+    window.load(_block(arrays, window.reference), head, count)
