@@ -1,0 +1,408 @@
+"""Concept-drift detectors on a stream of model errors: Page-Hinkley and ADWIN.
+
+A window check compares a window with a fixed reference; these detectors instead follow the
+stream one value at a time (an absolute error, or 0/1 for a misclassification) and say at
+which update its mean changed. The API follows River's `drift` module: `update(x)` returns
+True exactly at the update where a change is detected, `drift_detected` repeats that answer
+until the next update, and the detector then carries on from the change, so one change
+fires once. `state()` is a small dict of plain numbers and lists (JSON-safe, no infinities)
+and `from_state(state)` rebuilds a detector that continues bit for bit as the original would.
+
+Non-finite values (a missing error) are ignored: they neither count nor move a statistic.
+
+Definitions and the measurements behind the defaults: docs/detectors-sequential.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, Self
+
+State = dict[str, Any]
+
+
+class DriftDetector(Protocol):
+    """What the engine relies on: one value in, True exactly when a change is detected."""
+
+    @property
+    def drift_detected(self) -> bool: ...
+
+    @property
+    def n(self) -> int: ...
+
+    def update(self, x: float) -> bool: ...
+
+    def reset(self) -> None: ...
+
+    def state(self) -> State: ...
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+class PageHinkley:
+    """Page-Hinkley test (Page 1954, Hinkley 1971) for a rise (or, two-sided, any change).
+
+    With x̄_T the running mean of the T values since the last reset,
+
+        x̄_T = x̄_{T-1} + (x_T - x̄_{T-1}) / T
+        m_T = alpha * m_{T-1} + (x_T - x̄_T - delta),    m_0 = 0,   M_T = min(m_0, ..., m_T)
+        alarm (rise) when T >= min_instances and m_T - M_T > threshold
+
+    and, when `two_sided`, also the mirror image for a fall:
+
+        u_T = alpha * u_{T-1} + (x_T - x̄_T + delta),    u_0 = 0,   U_T = max(u_0, ..., u_T)
+        alarm (fall) when T >= min_instances and U_T - u_T > threshold
+
+    `delta` is the change in the mean that is tolerated, `threshold` (Hinkley's lambda) the
+    evidence needed, both in the units of x. alpha = 1 is the classical test; alpha < 1
+    fades old deviations (Gama et al. 2013). After an alarm every statistic restarts from
+    zero, so the next alarm needs evidence gathered after this one.
+    """
+
+    __slots__ = (
+        "_down",
+        "_down_max",
+        "_drift",
+        "_mean",
+        "_n",
+        "_up",
+        "_up_min",
+        "alpha",
+        "delta",
+        "min_instances",
+        "threshold",
+        "two_sided",
+    )
+
+    def __init__(
+        self,
+        delta: float = 0.05,
+        threshold: float = 25.0,
+        min_instances: int = 30,
+        alpha: float = 1.0,
+        two_sided: bool = False,
+    ) -> None:
+        _require(delta >= 0.0, "delta must be >= 0")
+        _require(threshold > 0.0, "threshold must be > 0")
+        _require(min_instances >= 1, "min_instances must be >= 1")
+        _require(0.0 < alpha <= 1.0, "alpha must be in (0, 1]")
+        self.delta = float(delta)
+        self.threshold = float(threshold)
+        self.min_instances = int(min_instances)
+        self.alpha = float(alpha)
+        self.two_sided = bool(two_sided)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything seen (also what an alarm does)."""
+        self._n = 0
+        self._mean = 0.0
+        self._up = 0.0
+        self._up_min = 0.0
+        self._down = 0.0
+        self._down_max = 0.0
+        self._drift = False
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last update detected a change."""
+        return self._drift
+
+    @property
+    def n(self) -> int:
+        """Values seen since the last reset or alarm."""
+        return self._n
+
+    @property
+    def statistic(self) -> float:
+        """The larger of m_T - M_T and (two-sided) U_T - u_T: compare with `threshold`."""
+        rise = self._up - self._up_min
+        return max(rise, self._down_max - self._down) if self.two_sided else rise
+
+    def update(self, x: float) -> bool:
+        """Add one value; True exactly when this value completes the evidence of a change."""
+        self._drift = False
+        if not math.isfinite(x):
+            return False
+        n = self._n + 1
+        mean = self._mean + (x - self._mean) / n
+        dev = x - mean
+        up = self.alpha * self._up + (dev - self.delta)
+        up_min = min(self._up_min, up)
+        alarm = up - up_min > self.threshold
+        if self.two_sided:
+            down = self.alpha * self._down + (dev + self.delta)
+            down_max = max(self._down_max, down)
+            alarm = alarm or down_max - down > self.threshold
+            self._down, self._down_max = down, down_max
+        if alarm and n >= self.min_instances:
+            self.reset()
+            self._drift = True
+            return True
+        self._n, self._mean, self._up, self._up_min = n, mean, up, up_min
+        return False
+
+    def state(self) -> State:
+        """Parameters and statistics as plain numbers (exact: floats are kept as they are)."""
+        return {
+            "delta": self.delta,
+            "threshold": self.threshold,
+            "min_instances": self.min_instances,
+            "alpha": self.alpha,
+            "two_sided": self.two_sided,
+            "n": self._n,
+            "mean": self._mean,
+            "up": self._up,
+            "up_min": self._up_min,
+            "down": self._down,
+            "down_max": self._down_max,
+            "drift_detected": self._drift,
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> Self:
+        """The detector `state()` described, ready to continue identically."""
+        detector = cls(
+            delta=float(state["delta"]),
+            threshold=float(state["threshold"]),
+            min_instances=int(state["min_instances"]),
+            alpha=float(state["alpha"]),
+            two_sided=bool(state["two_sided"]),
+        )
+        detector._n = int(state["n"])
+        detector._mean = float(state["mean"])
+        detector._up = float(state["up"])
+        detector._up_min = float(state["up_min"])
+        detector._down = float(state["down"])
+        detector._down_max = float(state["down_max"])
+        detector._drift = bool(state["drift_detected"])
+        return detector
+
+
+class ADWIN:
+    """ADWIN2 (Bifet & Gavaldà 2007): a window that drops its older part when the means differ.
+
+    The window W is kept as an exponential histogram: row i holds buckets of 2**i values
+    (their sum and their sum of squared deviations), oldest first; when a row holds more than
+    `max_buckets` (the paper's M) buckets, its two oldest merge into one bucket of row i + 1.
+    Bucket sizes are therefore powers of two, non-increasing from the oldest to the newest,
+    and no row holds more than M buckets after an update; memory is O(M log |W|).
+
+    Every `clock` updates each split W = W0 · W1 at a bucket boundary (both parts holding at
+    least `min_window_length` values) is tested with the paper's ADWIN2 bound
+
+        1/m = 1/n0 + 1/n1,   delta' = delta / ln |W|,   sigma_W^2 = variance of W
+        eps_cut = sqrt(2/m * sigma_W^2 * ln(2/delta')) + 2/(3m) * ln(2/delta')
+        cut when |mean(W0) - mean(W1)| >= eps_cut
+
+    and, as long as some split violates the bound, the oldest values up to the newest
+    violating split are dropped (the paper only asks to "drop elements from the tail of W
+    until" no split violates; dropping up to the newest violating split leaves fewer pre-change
+    values behind to fire a second time). An update that dropped anything returns True.
+    """
+
+    __slots__ = (
+        "_drift",
+        "_tick",
+        "_total",
+        "_totals",
+        "_variance",
+        "_variances",
+        "_width",
+        "clock",
+        "delta",
+        "max_buckets",
+        "min_window_length",
+    )
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+    ) -> None:
+        _require(0.0 < delta < 1.0, "delta must be in (0, 1)")
+        _require(clock >= 1, "clock must be >= 1")
+        _require(max_buckets >= 2, "max_buckets must be >= 2")
+        _require(min_window_length >= 1, "min_window_length must be >= 1")
+        self.delta = float(delta)
+        self.clock = int(clock)
+        self.max_buckets = int(max_buckets)
+        self.min_window_length = int(min_window_length)
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the window."""
+        self._totals: list[list[float]] = []  # row i: sums of buckets of 2**i values
+        self._variances: list[list[float]] = []  # row i: their sums of squared deviations
+        self._width = 0
+        self._total = 0.0
+        self._variance = 0.0  # sum of squared deviations from the mean over W
+        self._tick = 0  # updates since the last clock tick
+        self._drift = False
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last update cut the window."""
+        return self._drift
+
+    @property
+    def n(self) -> int:
+        """Values in the window: those since the last reset or cut that the cut kept."""
+        return self._width
+
+    @property
+    def width(self) -> int:
+        """Values in the window (the same as `n`)."""
+        return self._width
+
+    @property
+    def estimation(self) -> float:
+        """Mean of the window (0.0 when it is empty)."""
+        return self._total / self._width if self._width else 0.0
+
+    @property
+    def variance(self) -> float:
+        """Population variance of the window (0.0 when it is empty)."""
+        return self._variance / self._width if self._width else 0.0
+
+    def buckets(self) -> list[tuple[int, float, float]]:
+        """(size, sum, sum of squared deviations) of each bucket, oldest first."""
+        return [
+            (1 << i, total, var)
+            for i in range(len(self._totals) - 1, -1, -1)
+            for total, var in zip(self._totals[i], self._variances[i], strict=True)
+        ]
+
+    def update(self, x: float) -> bool:
+        """Add one value; True exactly when this update cut the window."""
+        self._drift = False
+        if not math.isfinite(x):
+            return False
+        self._insert(float(x))
+        self._tick += 1
+        if self._tick == self.clock:
+            self._tick = 0
+            if self._width >= 2 * self.min_window_length:
+                self._drift = self._cut()
+        return self._drift
+
+    def _insert(self, x: float) -> None:
+        if self._width:
+            d = x - self._total / self._width
+            self._variance += self._width * d * d / (self._width + 1)
+        self._width += 1
+        self._total += x
+        if not self._totals:
+            self._totals.append([])
+            self._variances.append([])
+        self._totals[0].append(x)
+        self._variances[0].append(0.0)
+        row = 0
+        while len(self._totals[row]) > self.max_buckets:
+            size = 1 << row
+            t1, t2 = self._totals[row].pop(0), self._totals[row].pop(0)
+            v1, v2 = self._variances[row].pop(0), self._variances[row].pop(0)
+            if row + 1 == len(self._totals):
+                self._totals.append([])
+                self._variances.append([])
+            d = t1 - t2
+            self._totals[row + 1].append(t1 + t2)
+            self._variances[row + 1].append(v1 + v2 + d * d / (2 * size))
+            row += 1
+
+    def _newest_violating_split(self) -> int:
+        """Values in W0 for the newest split that violates eps_cut (0 when none does)."""
+        width, total = self._width, self._total
+        sigma2 = self._variance / width
+        log_term = math.log(2.0 * math.log(width) / self.delta)
+        least = self.min_window_length
+        n0, t0, cut = 0, 0.0, 0
+        for row in range(len(self._totals) - 1, -1, -1):
+            size = 1 << row
+            for bucket_total in self._totals[row]:
+                n0 += size
+                t0 += bucket_total
+                n1 = width - n0
+                if n1 < least:
+                    return cut
+                if n0 < least:
+                    continue
+                inv_m = 1.0 / n0 + 1.0 / n1
+                eps = math.sqrt(2.0 * inv_m * sigma2 * log_term) + 2.0 / 3.0 * inv_m * log_term
+                if abs(t0 / n0 - (total - t0) / n1) >= eps:
+                    cut = n0
+        return cut
+
+    def _cut(self) -> bool:
+        cut = False
+        while self._width >= 2 * self.min_window_length:
+            drop = self._newest_violating_split()
+            if drop == 0:
+                break
+            cut = True
+            while drop:
+                top = len(self._totals) - 1
+                self._totals[top].pop(0)
+                self._variances[top].pop(0)
+                drop -= 1 << top
+                while self._totals and not self._totals[-1]:
+                    self._totals.pop()
+                    self._variances.pop()
+            self._summarise()
+        return cut
+
+    def _summarise(self) -> None:
+        """Width, sum and squared deviations of W again from its buckets (after a cut)."""
+        width, total, variance = 0, 0.0, 0.0
+        for size, bucket_total, bucket_variance in self.buckets():
+            if width:
+                d = bucket_total / size - total / width
+                variance += bucket_variance + d * d * width * size / (width + size)
+            else:
+                variance = bucket_variance
+            width += size
+            total += bucket_total
+        self._width, self._total, self._variance = width, total, variance
+
+    def state(self) -> State:
+        """Parameters, buckets and window sums as plain numbers and lists (exact)."""
+        return {
+            "delta": self.delta,
+            "clock": self.clock,
+            "max_buckets": self.max_buckets,
+            "min_window_length": self.min_window_length,
+            "totals": [list(row) for row in self._totals],
+            "variances": [list(row) for row in self._variances],
+            "width": self._width,
+            "total": self._total,
+            "variance": self._variance,
+            "tick": self._tick,
+            "drift_detected": self._drift,
+        }
+
+    @classmethod
+    def from_state(cls, state: State) -> Self:
+        """The detector `state()` described, ready to continue identically."""
+        detector = cls(
+            delta=float(state["delta"]),
+            clock=int(state["clock"]),
+            max_buckets=int(state["max_buckets"]),
+            min_window_length=int(state["min_window_length"]),
+        )
+        detector._totals = [[float(v) for v in row] for row in state["totals"]]
+        detector._variances = [[float(v) for v in row] for row in state["variances"]]
+        _require(
+            [len(r) for r in detector._totals] == [len(r) for r in detector._variances],
+            "totals and variances must have the same shape",
+        )
+        detector._width = int(state["width"])
+        detector._total = float(state["total"])
+        detector._variance = float(state["variance"])
+        detector._tick = int(state["tick"])
+        detector._drift = bool(state["drift_detected"])
+        return detector
