@@ -11,6 +11,7 @@ its partition is assigned, so a restart does not go blind for a window's length.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -61,6 +62,40 @@ class _AbortTransaction(Exception):
     """The transaction must be aborted and the batch reprocessed."""
 
 
+class Watchdog:
+    """Ends the process when a guarded call outlives its limit (a blocked client call)."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self._armed_at: float | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._armed_at = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._armed_at = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(1.0)  # a coarse clock is enough for a limit of minutes
+            with self._lock:
+                late = self._armed_at is not None and (
+                    time.monotonic() - self._armed_at > self.limit_s
+                )
+            if late:
+                log.critical(
+                    "a Kafka transaction call is blocked for over %.0f s: exiting so that the "
+                    "supervisor restarts the process (exactly-once is preserved)",
+                    self.limit_s,
+                )
+                logging.shutdown()
+                os._exit(3)
+
+
 class MonitorService:
     """One consumer-group member running the engine."""
 
@@ -77,6 +112,7 @@ class MonitorService:
         self._broker_up = True
         self._fatal: str | None = None
         self._next_offsets: dict[Partition, int] = {}
+        self._watchdog = Watchdog(TXN_CALL_TIMEOUT_S * 4)
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
         self._producer = new_producer(settings, error_cb=self._on_error)
         self._publisher = KafkaPublisher(
@@ -221,10 +257,13 @@ class MonitorService:
         try:
             outcome = self._process(batch)
             offsets = [TopicPartition(t, p, o) for (t, p), o in self._batch_offsets(batch).items()]
+            # Not retried: a retried call can block for good once the group coordinator has
+            # gone and come back (librdkafka #5456, #5511); aborting and reprocessing is safe.
             self._txn_call(
                 lambda: producer.send_offsets_to_transaction(
                     offsets, self._consumer.consumer_group_metadata(), TXN_CALL_TIMEOUT_S
-                )
+                ),
+                retry=False,
             )
             self._txn_call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
         except _AbortTransaction as exc:
@@ -237,18 +276,23 @@ class MonitorService:
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
         self.metrics.record(outcome)
 
-    def _txn_call(self, call: Callable[[], object]) -> None:
-        """A transactional call, retried while retriable; abortable errors abort the batch."""
+    def _txn_call(self, call: Callable[[], object], retry: bool = True) -> None:
+        """A transactional call, retried while retriable; abortable errors abort the batch.
+
+        A watchdog ends the process if a call blocks far beyond its timeout (a client bug
+        that nothing else can undo): the supervisor restarts it, and exactly-once holds.
+        """
         deadline = time.monotonic() + TXN_RETRY_DEADLINE_S
         while True:
             try:
-                call()
+                with self._watchdog:
+                    call()
                 return
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.fatal():
                     raise FatalKafkaError(f"producer: {err.str()}") from exc
-                if err.txn_requires_abort():
+                if err.txn_requires_abort() or (err.retriable() and not retry):
                     raise _AbortTransaction(err.str()) from exc
                 if not err.retriable() or time.monotonic() > deadline:
                     raise FatalKafkaError(f"transaction: {err.str()}") from exc
@@ -256,7 +300,27 @@ class MonitorService:
                 log.warning("transaction call failed, retrying: %s", err.str())
 
     def _rewind(self) -> None:
-        """After an abort: back to the committed offsets and the committed state."""
+        """After an abort: back to the committed offsets and the committed state.
+
+        Retried while the brokers are unreachable (an abort often comes from an outage).
+        """
+        self._retrying("rewind after an abort", self._rewind_once)
+
+    def _retrying(self, what: str, call: Callable[[], None]) -> None:
+        """Run `call`, retrying Kafka errors while the brokers are away (up to a deadline)."""
+        deadline = time.monotonic() + TXN_RETRY_DEADLINE_S
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                if time.monotonic() > deadline or self._fatal:
+                    raise FatalKafkaError(f"{what} failed: {exc}") from exc
+                self._broker_up = False
+                log.warning("%s failed, retrying: %s", what, exc)
+                time.sleep(1)  # retry pacing while the brokers are away
+
+    def _rewind_once(self) -> None:
         assigned = sorted(self._assigned)
         committed = self._consumer.committed(
             [TopicPartition(t, p) for t, p in assigned], timeout=TXN_CALL_TIMEOUT_S
@@ -267,7 +331,7 @@ class MonitorService:
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
             )
         self._release_state(set(assigned))
-        self._restore(set(assigned))
+        self._restore_once(set(assigned))
 
     def _commit_offsets(self, asynchronous: bool, only: set[Partition] | None = None) -> None:
         offsets = [
@@ -289,6 +353,9 @@ class MonitorService:
     # -- state ---------------------------------------------------------------------------
 
     def _restore(self, partitions: set[Partition]) -> None:
+        self._retrying("state restore", lambda: self._restore_once(partitions))
+
+    def _restore_once(self, partitions: set[Partition]) -> None:
         numbers = sorted(p for t, p in partitions if t == self.settings.topic)
         if not numbers:
             return

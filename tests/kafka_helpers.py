@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -118,16 +118,23 @@ def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
     )
 
 
+_OFFSET_READERS: dict[tuple[str, str], Consumer] = {}
+
+
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
+    """The group's committed offsets ({} while the group coordinator is busy or away)."""
+    consumer = _OFFSET_READERS.get((bootstrap, group))
+    if consumer is None:  # one reader per group: it never joins, it only asks
+        consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        _OFFSET_READERS[(bootstrap, group)] = consumer
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
         tps = [TopicPartition(topic, p) for p in meta.partitions]
         return {tp.partition: tp.offset for tp in consumer.committed(tps, timeout=10)}
-    finally:
-        consumer.close()
+    except KafkaException:  # e.g. NOT_COORDINATOR while the group moves: ask again later
+        return {}
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
