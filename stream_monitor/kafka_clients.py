@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_monitor.config import Settings
@@ -21,7 +21,14 @@ TRANSACTION_TIMEOUT_MS = 10_000
 
 
 class FatalKafkaError(Exception):
-    """An error the client cannot recover from; the process should exit non-zero."""
+    """An error the client cannot recover from; the process should exit non-zero.
+
+    `fenced`: another process now holds this process's transactional id or group instance.
+    """
+
+    def __init__(self, message: str, fenced: bool = False) -> None:
+        super().__init__(message)
+        self.fenced = fenced
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -55,10 +62,11 @@ def new_consumer(settings: Settings, **callbacks: Any) -> Consumer:
     )
 
 
-def new_producer(settings: Settings, **callbacks: Any) -> Producer:
+def new_producer(settings: Settings, txn_id: str | None = None, **callbacks: Any) -> Producer:
+    """An idempotent producer; a transactional one when `txn_id` is given."""
     conf: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5, **callbacks}
-    if settings.processing_guarantee == "exactly-once":
-        conf["transactional.id"] = transactional_id(settings)
+    if txn_id is not None:
+        conf["transactional.id"] = txn_id
         conf["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
     return Producer({**conf, **client_config(settings)})
 
@@ -73,7 +81,15 @@ def input_partitions(admin: Any, topic: str, deadline_s: float = 30.0) -> int:
             if found is not None and found.error is None:
                 return max(1, len(found.partitions))
             return 1
-        except Exception as exc:
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() in (
+                KafkaError._AUTHENTICATION,
+                KafkaError.SASL_AUTHENTICATION_FAILED,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+            ):
+                raise FatalKafkaError(f"not allowed in: {err.str()}") from exc
             if time.monotonic() > deadline:
                 raise FatalKafkaError(f"cannot reach the brokers: {exc}") from exc
             time.sleep(1)  # retry pacing while the broker comes up

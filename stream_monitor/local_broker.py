@@ -33,22 +33,33 @@ def reachable(bootstrap_servers: str, timeout: float = 5.0) -> bool:
     return True
 
 
-def _env(port: int, controller_port: int, data_dir: Path | None) -> dict[str, str]:
+def _env(
+    port: int, controller_port: int, data_dir: Path | None, extra_properties: str | None = None
+) -> dict[str, str]:
     env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(controller_port))
     if data_dir is not None:
         env["KAFKA_LOCAL_DIR"] = str(data_dir)
+    if extra_properties is not None:
+        env["KAFKA_EXTRA_PROPERTIES"] = extra_properties
     return env
 
 
-def start(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None) -> None:
-    """Start the broker with the project script (fetches Kafka's jars on first use)."""
+def start(
+    port: int = 9092,
+    controller_port: int = 9093,
+    data_dir: Path | None = None,
+    extra_properties: str | None = None,
+) -> None:
+    """Start the broker with the project script (fetches Kafka's jars on first use).
+
+    `extra_properties`: lines appended to server.properties (e.g. a SASL listener).
+    """
     if not SCRIPT.exists():
         raise FileNotFoundError(
             f"{SCRIPT} not found: run from a checkout of stream-monitor, or start a broker"
         )
-    subprocess.run(
-        ["bash", str(SCRIPT), "start"], env=_env(port, controller_port, data_dir), check=True
-    )
+    env = _env(port, controller_port, data_dir, extra_properties)
+    subprocess.run(["bash", str(SCRIPT), "start"], env=env, check=True)
 
 
 def stop(port: int = 9092, controller_port: int = 9093, data_dir: Path | None = None) -> None:

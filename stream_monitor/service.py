@@ -10,6 +10,7 @@ its partition is assigned, so a restart does not go blind for a window's length.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from stream_monitor.kafka_clients import (
     new_consumer,
     new_producer,
     topic_partitions,
+    transactional_id,
 )
 from stream_monitor.metrics import Metrics
 from stream_monitor.reference import PreparedReference
@@ -47,12 +49,20 @@ DELIVERY_TIMEOUT_S = 60.0
 TXN_CALL_TIMEOUT_S = 30.0
 TXN_RETRY_DEADLINE_S = 300.0  # keep retrying a transaction through a broker outage this long
 FATAL_CODES = {
+    KafkaError._FATAL,
     KafkaError._AUTHENTICATION,
     KafkaError.SASL_AUTHENTICATION_FAILED,
     KafkaError.TOPIC_AUTHORIZATION_FAILED,
     KafkaError.GROUP_AUTHORIZATION_FAILED,
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     KafkaError._FENCED,
+}
+
+FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED}
+MISSING_CODES = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
 }
 
 Partition = tuple[str, int]
@@ -114,7 +124,9 @@ class MonitorService:
         self._next_offsets: dict[Partition, int] = {}
         self._watchdog = Watchdog(TXN_CALL_TIMEOUT_S * 4)
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
-        self._producer = new_producer(settings, error_cb=self._on_error)
+        self._txn_id = transactional_id(settings) if self.exactly_once else None
+        self._producer = new_producer(settings, self._txn_id, error_cb=self._on_producer_error)
+        self._renew_producer = False  # set when the brokers were away (see _transaction)
         self._publisher = KafkaPublisher(
             self._producer, settings.alerts_topic, settings.dead_letter_topic
         )
@@ -192,7 +204,10 @@ class MonitorService:
                 self._commit_offsets(asynchronous=False)
             self._consumer.close()
         finally:
-            self._producer.flush(10)
+            try:
+                self._producer.flush(10)
+            except KafkaException as exc:  # a producer in a fatal state has nothing to flush
+                log.warning("producer flush at shutdown: %s", exc)
             self.http.stop()
             log.info("stopped")
 
@@ -252,6 +267,8 @@ class MonitorService:
         self._commit_offsets(asynchronous=True)
 
     def _transaction(self, batch: RecordBatch) -> None:
+        if self._renew_producer:
+            self._retrying("renewing the transactional producer", self._new_txn_producer)
         producer = self._producer
         producer.begin_transaction()
         try:
@@ -266,15 +283,46 @@ class MonitorService:
                 retry=False,
             )
             self._txn_call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
-        except _AbortTransaction as exc:
+        except (_AbortTransaction, FatalKafkaError) as exc:
+            if isinstance(exc, FatalKafkaError) and exc.fenced:
+                raise
             log.warning("aborting the transaction and reprocessing the batch: %s", exc)
+            self._renew_producer = True
             self.metrics.transaction_aborts.inc()
-            self._txn_call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+            if isinstance(exc, _AbortTransaction):
+                self._abort(producer)
             self._publisher.discard()
             self._rewind()
             return
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
         self.metrics.record(outcome)
+
+    def _abort(self, producer: Any) -> None:
+        try:
+            self._txn_call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
+        except FatalKafkaError as fatal:
+            if fatal.fenced:
+                raise
+            # After an outage the coordinator may have aborted the transaction itself
+            # (transaction timeout) and refuse ours: the renewed producer starts clean, and
+            # its init_transactions settles whatever the old one left open.
+            log.warning("abort refused (%s): the producer will be renewed", fatal)
+
+    def _new_txn_producer(self) -> None:
+        """A fresh transactional producer with the same id, after the brokers were away.
+
+        A producer that lived through an outage can keep a dead group coordinator cached and
+        then block in send_offsets_to_transaction (librdkafka #5511); a new one looks the
+        coordinator up afresh. Its init_transactions fences the old one's epoch.
+        """
+        with contextlib.suppress(KafkaException):  # the old one may be in a fatal state
+            self._producer.flush(0)
+        producer = new_producer(self.settings, self._txn_id, error_cb=self._on_producer_error)
+        producer.init_transactions(TXN_CALL_TIMEOUT_S)
+        self._producer = producer
+        self._publisher.use(producer)
+        self._renew_producer = False
+        log.info("transactional producer renewed after the brokers were unreachable")
 
     def _txn_call(self, call: Callable[[], object], retry: bool = True) -> None:
         """A transactional call, retried while retriable; abortable errors abort the batch.
@@ -291,7 +339,8 @@ class MonitorService:
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.fatal():
-                    raise FatalKafkaError(f"producer: {err.str()}") from exc
+                    fenced = err.code() in FENCED_CODES
+                    raise FatalKafkaError(f"producer: {err.str()}", fenced=fenced) from exc
                 if err.txn_requires_abort() or (err.retriable() and not retry):
                     raise _AbortTransaction(err.str()) from exc
                 if not err.retriable() or time.monotonic() > deadline:
@@ -437,11 +486,26 @@ class MonitorService:
         except Exception:  # statistics must never break consumption
             log.exception("could not read client statistics")
 
+    def _on_producer_error(self, err: Any) -> None:
+        """Under exactly-once a fatal producer error that is not fencing ends only the current
+        transaction: the producer is renewed and the batch reprocessed."""
+        if self.exactly_once and err.fatal() and err.code() not in FENCED_CODES:
+            log.error("producer: %s (it will be renewed)", err.str())
+            self._renew_producer = True
+            return
+        self._on_error(err)
+
     def _on_error(self, err: Any) -> None:
         if err.fatal() or err.code() in FATAL_CODES:
             self._fatal = err.str()
+        elif err.code() in MISSING_CODES and self._ever_assigned:
+            s = self.settings
+            for topic in (s.topic, s.alerts_topic, s.dead_letter_topic, s.changelog_topic):
+                if topic in err.str():
+                    self._fatal = f"topic {topic} was deleted ({err.str()})"
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._broker_up = False
+            self._renew_producer = self.exactly_once
             log.warning("kafka: %s", err.str())
         elif err.code() == KafkaError._TRANSPORT:
             log.warning("kafka: %s", err.str())

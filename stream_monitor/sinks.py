@@ -54,6 +54,12 @@ class KafkaPublisher:
                 None if ts is None else int(ts * 1000),
             )
 
+    def use(self, producer: Any) -> None:
+        """Produce with another producer from now on (a renewed transactional one)."""
+        self._producer = producer
+        self._pending = 0
+        self._failures = []
+
     def publish_state(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
         self._produce(topic, key, value, None, None, partition)
 

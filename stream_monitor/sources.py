@@ -35,6 +35,8 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
             if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise MissingTopicError(err.str())
             if err.fatal() or err.code() in (
+                KafkaError._FATAL,
+                KafkaError._FENCED,
                 KafkaError.TOPIC_AUTHORIZATION_FAILED,
                 KafkaError._AUTHENTICATION,
                 KafkaError.SASL_AUTHENTICATION_FAILED,

@@ -121,6 +121,12 @@ def read_alerts(bootstrap: str, topic: str) -> list[dict[str, Any]]:
 _OFFSET_READERS: dict[tuple[str, str], Consumer] = {}
 
 
+def close_offset_readers(bootstrap: str) -> None:
+    """Close the cached readers of a broker that goes away (they would retry forever)."""
+    for key in [k for k in _OFFSET_READERS if k[0] == bootstrap]:
+        _OFFSET_READERS.pop(key).close()
+
+
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offsets ({} while the group coordinator is busy or away)."""
     consumer = _OFFSET_READERS.get((bootstrap, group))
