@@ -29,16 +29,16 @@ from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream_monitor import local_broker  # noqa: E402
-from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions  # noqa: E402
-from stream_monitor.config import DetectorSettings, load_settings  # noqa: E402
-from stream_monitor.engine import Engine  # noqa: E402
-from stream_monitor.kafka_clients import ensure_topics, new_admin  # noqa: E402
-from stream_monitor.reference import prepare_from_events  # noqa: E402
-from stream_monitor.state import StateTracker, encode, restore  # noqa: E402
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl  # noqa: E402
-from tests.helpers import batches_of_events  # noqa: E402
-from tests.kafka_helpers import (  # noqa: E402
+from stream_monitor import local_broker
+from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions
+from stream_monitor.config import DetectorSettings, load_settings
+from stream_monitor.engine import Engine
+from stream_monitor.kafka_clients import ensure_topics, new_admin
+from stream_monitor.reference import prepare_from_events
+from stream_monitor.state import StateTracker, encode, restore
+from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from tests.helpers import batches_of_events
+from tests.kafka_helpers import (
     MonitorProcess,
     committed,
     create_topics,
