@@ -72,7 +72,7 @@ class Alert(BaseModel):
     source: SourcePosition
     detected_at: str | None
     recommendation: Literal["retrain"] | None
-    details: dict[str, float | None] = {}
+    details: dict[str, float | str | None] = {}
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -87,7 +87,7 @@ class CheckResult:
     score: float
     threshold: float
     healthy: bool | None
-    details: dict[str, float | None] = field(default_factory=dict)
+    details: dict[str, float | str | None] = field(default_factory=dict)
     reason: str | None = None  # why it could not be judged
     # Per-feature results are built only when an alert needs them (p-values cost more
     # than the statistics they come from).

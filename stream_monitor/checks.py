@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from stream_monitor import feature_drift
 from stream_monitor.alerts import CheckResult, FeatureResult
 from stream_monitor.config import DetectorSettings
+from stream_monitor.detectors.categorical import MISSING, UNSEEN
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import MISSING_KEY
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
 from stream_monitor.windows import ModelWindow
 
@@ -22,8 +26,9 @@ NO_REFERENCE = "no reference for this model"
 def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     threshold = settings.drift_threshold
     ref = window.reference
-    if ref is None or ref.n_features == 0:
-        reason = NO_REFERENCE if ref is None else "no numeric features in the reference"
+    n_cat = 0 if ref is None or ref.categorical is None else ref.categorical.n_features
+    if ref is None or ref.n_features + n_cat == 0:
+        reason = NO_REFERENCE if ref is None else "no features in the reference"
         return CheckResult("input_drift", "ks", math.nan, threshold, None, reason=reason)
     if window.count < settings.effective_min_window:
         return CheckResult(
@@ -34,27 +39,7 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
             None,
             reason=f"window holds {window.count} of {settings.effective_min_window} events needed",
         )
-    rows = window.rows()
-    raw, sizes = ks_statistic(window.ks_key[rows], ref.sizes)
-    stat = as_scipy_default(raw, ref.sizes, sizes)
-
-    def features() -> list[FeatureResult]:
-        pvalues = ks_pvalue(raw, ref.sizes, sizes)
-        return [
-            FeatureResult(
-                name=name,
-                test="ks",
-                score=float(stat[j]),
-                p_value=None if math.isnan(pvalues[j]) else float(pvalues[j]),
-                drifted=bool(stat[j] > threshold),
-            )
-            for j, name in enumerate(ref.feature_names)
-        ]
-
-    score = float(stat.max())
-    return CheckResult(
-        "input_drift", "ks", score, threshold, score <= threshold, feature_results=features
-    )
+    return feature_drift.input_drift(window, settings)
 
 
 def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
@@ -84,7 +69,7 @@ def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     threshold = settings.mae_threshold
     rows = window.rows()
     errors = regression_errors(window.prediction[rows], window.actual[rows])
-    details: dict[str, float | None] = {
+    details: dict[str, float | str | None] = {
         "mae": None if errors.labeled == 0 else errors.mae,
         "rmse": None if errors.labeled == 0 else errors.rmse,
         "labeled": float(errors.labeled),
@@ -107,7 +92,7 @@ def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
 def latency(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     threshold = settings.latency_p99_threshold_ms
     quantiles = latency_percentiles(window.latency_ms[window.rows()])
-    details: dict[str, float | None] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
+    details: dict[str, float | str | None] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
     if threshold is None:
         return CheckResult(
             "latency",
@@ -126,6 +111,64 @@ def latency(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     return CheckResult("latency", "p99", p99, threshold, p99 <= threshold, details=details)
 
 
+def data_quality(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+    """Missing, non-finite, out-of-range and unseen values per feature, each with a threshold.
+
+    Out of range is read from the KS keys already in the window: `#{ref <= x} == 0` means x
+    is below the reference's minimum, `#{ref < x} == n` above its maximum.
+    """
+    ref = window.reference
+    if window.count < settings.effective_min_window:
+        return CheckResult(
+            "data_quality",
+            "missing_share",
+            math.nan,
+            settings.dq_missing_share,
+            None,
+            reason="window not full enough",
+        )
+    rows = window.rows()
+    found: list[tuple[str, str, float, float]] = []  # feature, measure, share, threshold
+
+    def over(names: list[str], measure: str, share: np.ndarray, limit: float) -> None:
+        for j in np.flatnonzero(share > limit):
+            found.append((names[j], measure, float(share[j]), limit))
+
+    if ref is not None and ref.n_features:
+        names = list(ref.feature_names)
+        values = window.features[rows]
+        over(names, "missing_share", np.isnan(values).mean(axis=0), settings.dq_missing_share)
+        over(names, "nonfinite_share", np.isinf(values).mean(axis=0), settings.dq_nonfinite_share)
+        keys = window.ks_key[rows]
+        valid = keys != MISSING_KEY
+        outside = valid & (((keys >> 32) == 0) | ((keys & 0xFFFFFFFF) == ref.sizes))
+        share = outside.sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+        over(names, "out_of_range_share", share, settings.dq_out_of_range_share)
+    if ref is not None and ref.categorical is not None:
+        names = list(ref.categorical.feature_names)
+        codes = window.categorical[rows]
+        over(names, "missing_share", (codes == MISSING).mean(axis=0), settings.dq_missing_share)
+        over(names, "unseen_share", (codes == UNSEEN).mean(axis=0), settings.dq_unseen_share)
+    details: dict[str, float | str | None] = {"issues": float(len(found))}
+    if not found:
+        return CheckResult(
+            "data_quality", "missing_share", 0.0, settings.dq_missing_share, True, details=details
+        )
+    worst = max(found, key=lambda f: f[2] / f[3])
+    features = [
+        FeatureResult(name=n, test=m, score=v, p_value=None, drifted=True) for n, m, v, _ in found
+    ]
+    return CheckResult(
+        "data_quality",
+        worst[1],
+        worst[2],
+        worst[3],
+        False,
+        details=details,
+        feature_results=lambda: features,
+    )
+
+
 def run_checks(window: ModelWindow, settings: DetectorSettings) -> list[CheckResult]:
     """Every check of a model, in a fixed order (alerts of one check follow it)."""
     return [
@@ -133,6 +176,7 @@ def run_checks(window: ModelWindow, settings: DetectorSettings) -> list[CheckRes
         prediction_drift(window, settings),
         performance(window, settings),
         latency(window, settings),
+        data_quality(window, settings),
     ]
 
 

@@ -135,10 +135,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
-RUN_OPTIONS = [n for n in Settings.model_fields]
+# Mappings live in the YAML file (and the environment as JSON), except --kafka KEY=VALUE.
+YAML_ONLY = ("features", "models", "test_thresholds")
+RUN_OPTIONS = [n for n in Settings.model_fields if n not in YAML_ONLY]
 REPLAY_OPTIONS = [
     n
-    for n in Settings.model_fields
+    for n in RUN_OPTIONS
     if n
     not in (
         "bootstrap_servers",
@@ -150,6 +152,9 @@ REPLAY_OPTIONS = [
         "metrics_host",
         "auto_offset_reset",
         "kafka",
+        "processing_guarantee",
+        "state_topic",
+        "instance_id",
     )
 ]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -20,6 +20,59 @@ ENV_PREFIX = "STREAM_MONITOR_"
 
 class ConfigError(Exception):
     """A configuration that cannot start the monitor; the message names field and reason."""
+
+
+NumericTest = Literal["ks", "psi", "jensenshannon", "wasserstein", "cvm"]
+CategoricalTest = Literal["chi2", "psi", "jensenshannon"]
+DriftRule = Literal["max", "share", "bonferroni", "bh"]
+NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
+CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
+# Tests judged by p-value: a feature drifts when its p-value is below the threshold.
+PVALUE_TESTS = frozenset({"cvm", "chi2"})
+# Default thresholds: KS takes --drift-threshold; PSI 0.2 is the usual "significant shift";
+# Wasserstein is normalised by the reference's standard deviation.
+DEFAULT_TEST_THRESHOLDS: dict[str, float] = {
+    "psi": 0.2,
+    "jensenshannon": 0.1,
+    "wasserstein": 0.1,
+    "cvm": 0.001,
+    "chi2": 0.001,
+}
+
+
+class FeatureSettings(BaseModel):
+    """Test and threshold of one feature of one model (YAML `models.<m>.features.<f>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+    @field_validator("test")
+    @classmethod
+    def _known_test(cls, value: str | None) -> str | None:
+        if value is not None and value not in NUMERIC_TESTS + CATEGORICAL_TESTS:
+            known = ", ".join(sorted(set(NUMERIC_TESTS + CATEGORICAL_TESTS)))
+            raise ValueError(f"unknown test {value!r} (known: {known})")
+        return value
+
+
+class ModelSettings(BaseModel):
+    """Per-model overrides of the detector settings (YAML `models.<name>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_threshold: float | None = Field(None, gt=0, le=1)
+    prediction_drift_threshold: float | None = Field(None, gt=0, le=1)
+    mae_threshold: float | None = Field(None, gt=0)
+    latency_p99_threshold_ms: float | None = Field(None, gt=0)
+    numeric_test: NumericTest | None = None
+    categorical_test: CategoricalTest | None = None
+    drift_rule: DriftRule | None = None
+    drift_share: float | None = Field(None, gt=0, le=1)
+    drift_alpha: float | None = Field(None, gt=0, lt=1)
+    test_thresholds: dict[str, float] | None = None
+    features: dict[str, FeatureSettings] = Field(default_factory=dict)
 
 
 class DetectorSettings(BaseSettings):
@@ -54,10 +107,62 @@ class DetectorSettings(BaseSettings):
         ge=0,
         description="for a model without reference, take its first N events as reference (0: off)",
     )
+    numeric_test: NumericTest = Field("ks", description="drift test of numeric features")
+    categorical_test: CategoricalTest = Field(
+        "chi2", description="drift test of categorical (string, bool) features"
+    )
+    drift_rule: DriftRule = Field(
+        "max",
+        description=(
+            "how features make the model's input-drift decision: max (any feature over its "
+            "threshold; the original rule), share (a share of features drifted), bonferroni "
+            "or bh (p-values corrected for multiple testing against --drift-alpha)"
+        ),
+    )
+    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted features (share)")
+    drift_alpha: float = Field(0.01, gt=0, lt=1, description="level of corrected p-values")
+    test_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="threshold per test (psi, jensenshannon, ...)"
+    )
+    dq_missing_share: float = Field(0.2, gt=0, le=1, description="data quality: missing values")
+    dq_nonfinite_share: float = Field(0.01, gt=0, le=1, description="data quality: NaN/inf")
+    dq_out_of_range_share: float = Field(
+        0.1, gt=0, le=1, description="data quality: values outside the reference's range"
+    )
+    dq_unseen_share: float = Field(
+        0.05, gt=0, le=1, description="data quality: categories the reference never held"
+    )
+    features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
 
     @property
     def effective_min_window(self) -> int:
         return min(self.min_window or self.window_size, self.window_size)
+
+    def threshold_of(self, test: str, feature: str | None = None) -> float:
+        """The threshold a feature's test is judged by (feature > test > default)."""
+        if feature is not None:
+            own = self.features.get(feature)
+            if own is not None and own.threshold is not None:
+                return own.threshold
+        if test in self.test_thresholds:
+            return self.test_thresholds[test]
+        return self.drift_threshold if test == "ks" else DEFAULT_TEST_THRESHOLDS[test]
+
+    def test_of(self, feature: str, categorical: bool) -> str:
+        own = self.features.get(feature)
+        if own is not None and own.test is not None:
+            return own.test
+        return self.categorical_test if categorical else self.numeric_test
+
+    def for_model(self, model: str) -> DetectorSettings:
+        """These settings with the model's overrides applied (computed once per model)."""
+        own = self.models.get(model)
+        if own is None:
+            return self
+        update = {k: v for k, v in own.model_dump(exclude={"features"}).items() if v is not None}
+        update["features"] = {**self.features, **own.features}
+        return self.model_copy(update=update)
 
 
 class Settings(DetectorSettings):
@@ -119,7 +224,7 @@ class Settings(DetectorSettings):
         return self.state_topic or f"{self.group_id}-state"
 
     def detector_settings(self) -> DetectorSettings:
-        return DetectorSettings(
+        return DetectorSettings.model_construct(
             **{name: getattr(self, name) for name in DetectorSettings.model_fields}
         )
 
@@ -176,7 +281,7 @@ def load_settings(cli: dict[str, Any], config_file: Path | None = None) -> Setti
         layered = _Layered(**cli)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
-    return Settings.model_construct(**layered.model_dump())
+    return layered  # a Settings (its subclass only chose the sources)
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -18,6 +18,7 @@ from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, 
 from stream_monitor.checks import retrain_recommended, run_checks
 from stream_monitor.config import DetectorSettings
 from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_batch
+from stream_monitor.feature_drift import needs_bins
 from stream_monitor.reference import FloatArray, PreparedReference
 from stream_monitor.windows import ModelWindow, WindowBlock
 
@@ -31,6 +32,7 @@ class ModelState:
     name: str
     reference: PreparedReference | None
     feature_names: tuple[str, ...]
+    settings: DetectorSettings
     window: ModelWindow | None = None
     events_seen: int = 0
     since_check: int = 0
@@ -108,37 +110,52 @@ class Engine:
 
     def _new_model(self, model: str, events: ModelEvents) -> ModelState:
         reference = self.references.get(model)
+        settings = self.settings.for_model(model)
         first = events.features[0]
         if reference is not None:
-            state = ModelState(model, reference, reference.feature_names)
-            state.window = ModelWindow(self.settings.window_size, reference, reference.n_features)
-            unknown = sorted(set(first) - set(reference.feature_names))
-            absent = sorted(set(reference.feature_names) - set(first))
+            state = ModelState(model, reference, reference.feature_names, settings)
+            state.window = self.new_window(settings, reference)
+            known = set(reference.feature_names)
+            if reference.categorical is not None:
+                known |= set(reference.categorical.feature_names)
+            unknown = sorted(set(first) - known)
+            absent = sorted(known - set(first))
             if unknown:
                 state.notes.append(f"features not in the reference (ignored): {unknown}")
             if absent:
                 state.notes.append(f"reference features absent from events: {absent}")
             state.notes.extend(reference.notes)
         else:
-            names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str)))
-            if self.settings.bootstrap_reference > 0:
-                state = ModelState(model, None, names)
+            names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
+            if settings.bootstrap_reference > 0:
+                state = ModelState(model, None, names, settings)
                 state.notes.append(
                     f"no reference: the first {self.settings.bootstrap_reference} events "
                     "become the reference"
                 )
             else:
-                state = ModelState(model, None, ())
+                state = ModelState(model, None, (), settings)
                 state.notes.append(
                     "no reference: events are counted and performance/latency checked, but "
                     "input and prediction drift are not (give --reference, or "
                     "--bootstrap-reference N to take the first N events as reference)"
                 )
-                state.window = ModelWindow(self.settings.window_size, None, 0)
+                state.window = self.new_window(settings, None)
         for note in state.notes:
             log.warning("model %r: %s", model, note)
         self.models[model] = state
         return state
+
+    def new_window(
+        self,
+        settings: DetectorSettings,
+        reference: PreparedReference | None,
+        n_features: int | None = None,
+    ) -> ModelWindow:
+        n = reference.n_features if n_features is None and reference is not None else n_features
+        return ModelWindow(
+            settings.window_size, reference, n or 0, with_bins=needs_bins(settings, reference)
+        )
 
     def _block(
         self, state: ModelState, events: ModelEvents, outcome: BatchOutcome
@@ -162,13 +179,23 @@ class Engine:
             actuals = _floats(events.actuals)
             latencies = _floats(events.latencies)
             times = _floats(events.timestamps)
+        window = state.window
+        reference = state.reference if window is not None else None
+        codes = None
+        if reference is not None and reference.categorical is not None:
+            picked = (
+                events.features if len(keep) == len(rows) else [events.features[i] for i in keep]
+            )
+            codes = reference.categorical.encode(picked)
         block = WindowBlock(
             features,
             predictions,
             actuals,
             latencies,
             times,
-            state.reference if state.window is not None else None,
+            reference,
+            codes,
+            with_bins=window is not None and window.numeric_bin.shape[1] > 0,
         )
         return block, [events.index[i] for i in keep]
 
@@ -204,7 +231,7 @@ class Engine:
         batch: RecordBatch,
         outcome: BatchOutcome,
     ) -> None:
-        settings = self.settings
+        settings = state.settings
         n = len(block)
         pos = 0
         version_by_index = dict(zip(events.index, events.versions, strict=True))
@@ -220,6 +247,7 @@ class Engine:
                     block.latency_ms[pos:],
                     block.timestamp[pos:],
                     state.reference,
+                    with_bins=state.window.numeric_bin.shape[1] > 0,
                 )
                 good = good[pos:]
                 n, pos = len(block), 0
@@ -265,7 +293,7 @@ class Engine:
 
     def _bootstrap(self, state: ModelState, block: WindowBlock, n: int) -> int:
         """Take events into the bootstrap reference; returns how many were taken."""
-        needed = self.settings.bootstrap_reference - sum(len(r) for r in state.bootstrap_rows)
+        needed = state.settings.bootstrap_reference - sum(len(r) for r in state.bootstrap_rows)
         take = min(needed, n)
         state.bootstrap_rows.append(block.features[:take])
         state.bootstrap_predictions.append(block.prediction[:take])
@@ -276,16 +304,14 @@ class Engine:
                 state.feature_names,
                 features,
                 predictions,
-                self.settings.prediction_bins,
+                state.settings.prediction_bins,
             )
             state.reference = reference
             state.bootstrap_source = (features, predictions)
             state.bootstrap_rows.clear()
             state.bootstrap_predictions.clear()
             state.notes.extend(reference.notes)
-            state.window = ModelWindow(
-                self.settings.window_size, reference, len(state.feature_names)
-            )
+            state.window = self.new_window(state.settings, reference)
             log.info("model %r: reference taken from its first %d events", state.name, needed)
         return take
 
@@ -352,8 +378,11 @@ def _feature_rows(
     return rows
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value
+def _finite(value: float | str | None) -> float | str | None:
+    """JSON-safe: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _floats(values: Sequence[object]) -> FloatArray:

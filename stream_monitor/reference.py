@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from stream_monitor.detectors.categorical import CategoricalReference
+from stream_monitor.detectors.numeric import NumericReference
 from stream_monitor.events import decode_event_line
 
 FloatArray = npt.NDArray[np.float64]
@@ -39,6 +41,14 @@ class PreparedReference:
     prediction_counts: IntArray | None  # (bins,)
     events: int
     notes: list[str] = field(default_factory=list)
+    categorical: CategoricalReference | None = None  # string and bool features
+    _numeric: NumericReference | None = None  # bins and sums for PSI, JS, Wasserstein, CvM
+
+    def numeric(self) -> NumericReference:
+        """The numeric features prepared for the tests beyond KS (built on first use)."""
+        if self._numeric is None:
+            self._numeric = NumericReference.from_prepared(self)
+        return self._numeric
 
     @classmethod
     def from_arrays(
@@ -149,7 +159,7 @@ def prepare_from_events(
         if not isinstance(feats, dict):
             raise ReferenceError(f"{source}: event {n} has no features object")
         for name, value in feats.items():
-            if isinstance(value, str):
+            if isinstance(value, str | bool):
                 categorical[name] = None
             elif name not in names:
                 names[name] = None
@@ -168,8 +178,9 @@ def prepare_from_events(
         np.array(preds, dtype=np.float64),
         bins,
     )
-    for name in sorted(categorical):
-        prepared.notes.append(f"feature {name!r} holds strings: categorical, not checked yet")
+    if categorical:
+        prepared.categorical = CategoricalReference.from_events(sorted(categorical), rows)
+        prepared.notes.extend(prepared.categorical.notes)
     return prepared
 
 

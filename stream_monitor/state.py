@@ -148,6 +148,8 @@ class StateTracker:
                 **{f: getattr(window, f) for f in _ROW_FIELDS},
                 "ring": np.array([window.head, window.count], dtype=np.int64),
             }
+            if window.categorical.shape[1]:
+                arrays["categorical"] = window.categorical
             part = "full"
         else:
             rows = window.newest_rows(p.unsaved_rows)
@@ -155,6 +157,8 @@ class StateTracker:
                 "features": window.features[rows],
                 **{f: getattr(window, f)[rows] for f in _ROW_FIELDS},
             }
+            if window.categorical.shape[1]:
+                arrays["categorical"] = window.categorical[rows]
             part = f"d{p.deltas}"
             p.deltas += 1
             p.rows_since_full += p.unsaved_rows
@@ -214,9 +218,9 @@ def _restore_model(
     engine: Engine, model: str, parts: dict[str, StateRecord], meta: dict[str, Any]
 ) -> ModelState | None:
     names = tuple(meta["feature_names"])
-    settings = engine.settings
+    settings = engine.settings.for_model(model)
     reference = engine.references.get(model)
-    state = ModelState(model, reference, names)
+    state = ModelState(model, reference, names, settings)
     boot = parts.get("boot")
     full = parts.get("full")
     if boot is not None:
@@ -234,14 +238,14 @@ def _restore_model(
     if boot is None or meta["bootstrapped"]:  # a window exists
         if full is None or full.meta.get("generation") != meta["generation"]:
             return None
-        window = ModelWindow(settings.window_size, state.reference, len(names))
+        window = engine.new_window(settings, state.reference, len(names))
         head, count = (int(x) for x in full.arrays["ring"])
         _load_ring(window, full.arrays, head, count)
         for i in range(meta["deltas"]):
             delta = parts.get(f"d{i}")
             if delta is None or delta.meta.get("generation") != meta["generation"]:
                 return None
-            block = _block(delta.arrays, state.reference)
+            block = _block(delta.arrays, state.reference, window)
             window.append(block, 0, len(block))
         state.window = window
     state.events_seen = meta["events_seen"]
@@ -256,7 +260,9 @@ def _restore_model(
     return state
 
 
-def _block(arrays: dict[str, np.ndarray], reference: PreparedReference | None) -> WindowBlock:
+def _block(
+    arrays: dict[str, np.ndarray], reference: PreparedReference | None, window: ModelWindow
+) -> WindowBlock:
     return WindowBlock(
         arrays["features"],
         arrays["prediction"],
@@ -264,9 +270,11 @@ def _block(arrays: dict[str, np.ndarray], reference: PreparedReference | None) -
         arrays["latency_ms"],
         arrays["timestamp"],
         reference,
+        arrays.get("categorical"),
+        with_bins=window.numeric_bin.shape[1] > 0,
     )
 
 
 def _load_ring(window: ModelWindow, arrays: dict[str, FloatArray], head: int, count: int) -> None:
     """Put the ring buffers back as they lay, derived look-ups recomputed."""
-    window.load(_block(arrays, window.reference), head, count)
+    window.load(_block(arrays, window.reference, window), head, count)

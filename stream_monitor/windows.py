@@ -13,7 +13,9 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from stream_monitor.detectors.categorical import MISSING
 from stream_monitor.detectors.ks import ks_keys
+from stream_monitor.detectors.numeric import bin_index
 from stream_monitor.reference import FloatArray, IntArray, PreparedReference
 
 
@@ -23,10 +25,12 @@ class ModelWindow:
     __slots__ = (
         "_head",
         "actual",
+        "categorical",
         "count",
         "features",
         "ks_key",
         "latency_ms",
+        "numeric_bin",
         "prediction",
         "prediction_bin",
         "reference",
@@ -34,7 +38,13 @@ class ModelWindow:
         "timestamp",
     )
 
-    def __init__(self, size: int, reference: PreparedReference | None, n_features: int) -> None:
+    def __init__(
+        self,
+        size: int,
+        reference: PreparedReference | None,
+        n_features: int,
+        with_bins: bool = False,
+    ) -> None:
         self.size = size
         self.reference = reference
         self.count = 0
@@ -48,6 +58,16 @@ class ModelWindow:
         shape = (size, n_features) if with_ref else (0, 0)
         self.ks_key: IntArray = np.zeros(shape, dtype=np.int64)
         self.prediction_bin: npt.NDArray[np.int16] = np.full(size if with_ref else 0, -1, np.int16)
+        # category codes of the categorical features (MISSING until written)
+        n_cat = (
+            0
+            if reference is None or reference.categorical is None
+            else (reference.categorical.n_features)
+        )
+        self.categorical: IntArray = np.full((size, n_cat), MISSING, dtype=np.int64)
+        # per-feature bin of each numeric value, for PSI and JS (only when a model uses them)
+        bins_shape = (size, n_features) if with_ref and with_bins else (0, 0)
+        self.numeric_bin: npt.NDArray[np.int16] = np.full(bins_shape, -1, dtype=np.int16)
 
     @property
     def n_features(self) -> int:
@@ -64,6 +84,8 @@ class ModelWindow:
                 self.timestamp,
                 self.ks_key,
                 self.prediction_bin,
+                self.categorical,
+                self.numeric_bin,
             )
         )
 
@@ -93,6 +115,10 @@ class ModelWindow:
             assert block.prediction_bin is not None
             self.ks_key[at:end] = block.ks_key[start:stop]
             self.prediction_bin[at:end] = block.prediction_bin[start:stop]
+        if self.categorical.shape[1] and block.categorical is not None:
+            self.categorical[at:end] = block.categorical[start:stop]
+        if self.numeric_bin.shape[1] and block.numeric_bin is not None:
+            self.numeric_bin[at:end] = block.numeric_bin[start:stop]
 
     @property
     def head(self) -> int:
@@ -126,9 +152,11 @@ class WindowBlock:
 
     __slots__ = (
         "actual",
+        "categorical",
         "features",
         "ks_key",
         "latency_ms",
+        "numeric_bin",
         "prediction",
         "prediction_bin",
         "timestamp",
@@ -142,18 +170,24 @@ class WindowBlock:
         latency_ms: FloatArray,
         timestamp: FloatArray,
         reference: PreparedReference | None,
+        categorical: IntArray | None = None,
+        with_bins: bool = False,
     ) -> None:
         self.features = features
+        self.categorical = categorical
         self.prediction = prediction
         self.actual = actual
         self.latency_ms = latency_ms
         self.timestamp = timestamp
         self.ks_key: IntArray | None = None
         self.prediction_bin: npt.NDArray[np.int16] | None = None
+        self.numeric_bin: npt.NDArray[np.int16] | None = None
         if reference is not None:
             right, left = reference.cdf_counts(features)
             self.ks_key = ks_keys(right, left, ~np.isfinite(features))
             self.prediction_bin = reference.prediction_bin(prediction)
+            if with_bins:
+                self.numeric_bin = bin_index(reference.numeric(), features)
 
     def __len__(self) -> int:
         return int(self.prediction.shape[0])

@@ -1,0 +1,239 @@
+"""Input drift of one model: each feature's test on the window, then the model's decision.
+
+Numeric features take `numeric_test` (KS by default), categorical ones `categorical_test`
+(chi-squared by default), unless a feature names its own test. A feature drifts when its
+score exceeds its threshold, or, for tests judged by p-value (Cramér-von Mises,
+chi-squared), when its p-value is below it. The model's decision follows `drift_rule`:
+
+- `max` (the original design's rule): drift when any feature drifts; the alert reports the
+  feature furthest past its threshold (for all-KS models: the largest KS statistic);
+- `share`: drift when at least `drift_share` of the tested features drift;
+- `bonferroni` / `bh`: drift when a p-value corrected for the number of features tested is
+  at most `drift_alpha` (features whose test has no p-value take part through KS p-values).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from stream_monitor.alerts import CheckResult, FeatureResult
+from stream_monitor.config import PVALUE_TESTS, DetectorSettings
+from stream_monitor.detectors import categorical as cat
+from stream_monitor.detectors import numeric as num
+from stream_monitor.detectors.combine import adjust
+from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
+from stream_monitor.reference import FloatArray, PreparedReference
+from stream_monitor.windows import ModelWindow
+
+Tests = dict[str, list[int]]  # test -> feature indices
+
+
+def feature_tests(settings: DetectorSettings, ref: PreparedReference) -> tuple[Tests, Tests]:
+    """The test of every numeric and categorical feature, grouped by test."""
+    numeric: Tests = {}
+    for j, name in enumerate(ref.feature_names):
+        numeric.setdefault(settings.test_of(name, categorical=False), []).append(j)
+    categorical: Tests = {}
+    if ref.categorical is not None:
+        for j, name in enumerate(ref.categorical.feature_names):
+            categorical.setdefault(settings.test_of(name, categorical=True), []).append(j)
+    return numeric, categorical
+
+
+def needs_bins(settings: DetectorSettings, ref: PreparedReference | None) -> bool:
+    if ref is None:
+        return False
+    numeric, _ = feature_tests(settings, ref)
+    return bool({"psi", "jensenshannon"} & set(numeric))
+
+
+class _Scores:
+    """Per-feature results of one check, filled test by test."""
+
+    def __init__(self, names: list[str]) -> None:
+        n = len(names)
+        self.names = names
+        self.test = [""] * n
+        self.score = np.zeros(n)
+        self.pvalue = np.full(n, np.nan)
+        self.threshold = np.zeros(n)
+        self.tested = np.zeros(n, dtype=bool)
+        self.lazy_pvalues: Callable[[], None] | None = None  # p-values that cost more
+
+    def put(
+        self,
+        idx: list[int],
+        test: str,
+        score: FloatArray,
+        sizes: np.ndarray,
+        pvalue: FloatArray | None,
+        settings: DetectorSettings,
+    ) -> None:
+        for k, j in enumerate(idx):
+            self.test[j] = test
+            self.score[j] = score[k]
+            self.tested[j] = sizes[k] > 0
+            if pvalue is not None:
+                self.pvalue[j] = pvalue[k]
+            self.threshold[j] = settings.threshold_of(test, self.names[j])
+
+    def drifted(self) -> np.ndarray:
+        by_p = np.array([t in PVALUE_TESTS for t in self.test], dtype=bool)
+        with np.errstate(invalid="ignore"):
+            over = np.where(by_p, self.pvalue < self.threshold, self.score > self.threshold)
+        return over & self.tested
+
+    def margin(self) -> np.ndarray:
+        """How far past its threshold each feature is (>1: drifted), for the max rule."""
+        by_p = np.array([t in PVALUE_TESTS for t in self.test], dtype=bool)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(
+                by_p, self.threshold / np.maximum(self.pvalue, 1e-300), self.score / self.threshold
+            )
+        return np.where(self.tested & np.isfinite(ratio), ratio, -np.inf)
+
+
+def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+    ref = window.reference
+    assert ref is not None
+    rows = window.rows()
+    numeric_tests, categorical_tests = feature_tests(settings, ref)
+    cat_names = list(ref.categorical.feature_names) if ref.categorical is not None else []
+    scores = _Scores(list(ref.feature_names) + cat_names)
+    f = ref.n_features
+    ks_raw = ks_sizes = None
+    if "ks" in numeric_tests or settings.drift_rule in ("bonferroni", "bh"):
+        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes)
+    for test, idx in numeric_tests.items():
+        if test == "ks":
+            assert ks_raw is not None and ks_sizes is not None
+            stat = as_scipy_default(ks_raw, ref.sizes, ks_sizes)[idx]
+            p = None
+            if settings.drift_rule in ("bonferroni", "bh"):
+                p = ks_pvalue(ks_raw, ref.sizes, ks_sizes)[idx]
+            else:  # only an alert or the status needs them: computed on demand
+
+                def fill(
+                    raw: FloatArray = ks_raw, sizes: np.ndarray = ks_sizes, at: list[int] = idx
+                ) -> None:
+                    scores.pvalue[at] = ks_pvalue(raw, ref.sizes, sizes)[at]
+
+                scores.lazy_pvalues = fill
+            scores.put(idx, "ks", stat, ks_sizes[idx], p, settings)
+        else:
+            s = _numeric_scores(test, window, ref, rows)
+            scores.put(
+                idx,
+                test,
+                s.statistic[idx],
+                s.sizes[idx],
+                None if s.pvalue is None else s.pvalue[idx],
+                settings,
+            )
+    if ref.categorical is not None and categorical_tests:
+        counts = cat.category_counts(ref.categorical, window.categorical[rows])
+        for test, idx in categorical_tests.items():
+            if test == "chi2":
+                chi = cat.chi_squared(ref.categorical, counts)
+                stat, sizes, p = chi.statistic, chi.sizes, chi.pvalue
+            else:
+                s = (cat.psi if test == "psi" else cat.js_distance)(ref.categorical, counts)
+                stat, sizes, p = s.statistic, s.sizes, None
+            scores.put(
+                [f + j for j in idx],
+                test,
+                stat[idx],
+                sizes[idx],
+                None if p is None else p[idx],
+                settings,
+            )
+    return _decide(scores, settings)
+
+
+def _numeric_scores(
+    test: str, window: ModelWindow, ref: PreparedReference, rows: slice
+) -> num.Scores:
+    numeric = ref.numeric()
+    if test in ("psi", "jensenshannon"):
+        counts = num.window_bin_counts(numeric, window.numeric_bin[rows])
+        return (num.psi if test == "psi" else num.js_distance)(numeric, counts)
+    upto = window.ks_key[rows] >> 32  # #{ref <= x}, already known per event
+    sw = num.sort_window(numeric, window.features[rows], upto)
+    if test == "wasserstein":
+        w1 = num.wasserstein(numeric, sw)
+        return num.Scores(num.normalised_wasserstein(numeric, w1.statistic), w1.sizes)
+    return num.cramer_von_mises(numeric, sw, ties="ecdf")
+
+
+def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:
+    drifted = scores.drifted()
+    tested = scores.tested
+
+    def features() -> list[FeatureResult]:
+        if scores.lazy_pvalues is not None:
+            scores.lazy_pvalues()
+            scores.lazy_pvalues = None
+        return [
+            FeatureResult(
+                name=name,
+                test=scores.test[j],
+                score=float(scores.score[j]),
+                p_value=None if math.isnan(scores.pvalue[j]) else float(scores.pvalue[j]),
+                drifted=bool(drifted[j]),
+            )
+            for j, name in enumerate(scores.names)
+            if scores.test[j]
+        ]
+
+    rule = settings.drift_rule
+    details: dict[str, float | str | None] = {
+        "rule": rule,
+        "drifted_features": float(drifted.sum()),
+        "tested_features": float(tested.sum()),
+    }
+    if not tested.any():
+        return CheckResult(
+            "input_drift",
+            "ks",
+            math.nan,
+            settings.drift_threshold,
+            None,
+            reason="no feature could be tested",
+        )
+    if rule == "max":
+        margin = scores.margin()
+        j = int(np.argmax(margin))
+        return _result(
+            scores.test[j],
+            float(scores.score[j])
+            if scores.test[j] not in PVALUE_TESTS
+            else float(scores.pvalue[j]),
+            float(scores.threshold[j]),
+            not drifted.any(),
+            features,
+            details,
+        )
+    if rule == "share":
+        share = float(drifted.sum() / tested.sum())
+        return _result(
+            "share", share, settings.drift_share, share < settings.drift_share, features, details
+        )
+    adjusted = adjust(np.where(tested, scores.pvalue, np.nan), rule)
+    best = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else 1.0
+    return _result(rule, best, settings.drift_alpha, best > settings.drift_alpha, features, details)
+
+
+def _result(
+    test: str,
+    score: float,
+    threshold: float,
+    healthy: bool,
+    features: Callable[[], list[FeatureResult]],
+    details: dict[str, float | str | None],
+) -> CheckResult:
+    return CheckResult(
+        "input_drift", test, score, threshold, healthy, details=details, feature_results=features
+    )

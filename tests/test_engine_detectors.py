@@ -1,0 +1,175 @@
+"""The engine with the detector library: per-model tests and rules from the configuration,
+categorical features, data quality; alerts carry per-feature test, score, p-value, drifted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare
+
+from stream_monitor.alerts import Alert
+from stream_monitor.config import DetectorSettings, load_settings
+from stream_monitor.engine import Engine
+from stream_monitor.reference import PreparedReference, prepare_from_events
+from stream_monitor.synthetic import SyntheticModel
+from tests.helpers import batches_of_events
+
+COUNTRIES = ["DE", "FR", "IT", "ES"]
+
+
+def with_country(
+    events: list[dict[str, object]],
+    seed: int,
+    probs: list[float],
+    extra: str | None = None,
+    from_index: int = 0,
+) -> list[dict[str, object]]:
+    """Adds a categorical `country` feature (and a bool `is_new`) to synthetic events."""
+    rng = np.random.default_rng(seed)
+    choices = rng.choice(len(COUNTRIES), size=len(events), p=probs)
+    for i, (e, c) in enumerate(zip(events, choices, strict=True)):
+        feats = dict(e["features"])  # type: ignore[call-overload]
+        feats["country"] = extra if extra is not None and i >= from_index else COUNTRIES[c]
+        feats["is_new"] = bool(c % 2)
+        e["features"] = feats
+    return events
+
+
+MODEL = SyntheticModel("shop", n_features=4)
+BASE = [0.4, 0.3, 0.2, 0.1]
+
+
+def reference() -> dict[str, PreparedReference]:
+    events = with_country(MODEL.reference(4000), 1, BASE)
+    return {"shop": prepare_from_events("shop", events, 20, "test")}
+
+
+def run(settings: DetectorSettings, events: list[dict[str, object]]) -> tuple[Engine, list[Alert]]:
+    engine = Engine(settings, reference())
+    alerts = [a for b in batches_of_events(events, 500) for a in engine.process(b).alerts]
+    return engine, alerts
+
+
+def test_categorical_shift_fires_with_chi_squared_matching_scipy() -> None:
+    events = with_country(MODEL.events(0, 2000), 2, BASE)
+    events += with_country(MODEL.events(2000, 2000), 3, [0.1, 0.2, 0.3, 0.4])
+    engine, alerts = run(DetectorSettings(), events)
+    fired = [a for a in alerts if a.kind == "input_drift"]
+    assert [a.status for a in fired] == ["firing"]
+    alert = fired[0]
+    by_name = {f.name: f for f in alert.features}
+    country = by_name["country"]
+    assert country.test == "chi2" and country.drifted
+    assert by_name["f00"].test == "ks" and by_name["f00"].p_value is not None
+    assert 2000 < alert.events_seen <= 3100
+    # the window's chi-squared equals scipy's on the same counts
+    window = engine.models["shop"].window
+    assert window is not None
+    ref = engine.models["shop"].reference
+    assert ref is not None and ref.categorical is not None
+    j = ref.categorical.feature_names.index("country")
+    codes = window.categorical[:, j]
+    observed = np.bincount(codes[codes >= 0], minlength=4)
+    ref_counts = ref.categorical.counts[:4, j]
+    expected = observed.sum() * ref_counts / ref_counts.sum()
+    result = [a for a in alerts][-1]
+    assert result is alert
+    last = engine.models["shop"].last_results[0]
+    feats = {f.name: f for f in last.features()}
+    assert feats["country"].score == pytest.approx(
+        chisquare(observed, expected).statistic, rel=1e-12
+    )
+
+
+def test_unseen_category_is_counted_and_fires_data_quality() -> None:
+    events = with_country(MODEL.events(0, 3000), 4, BASE, extra="XX", from_index=2000)
+    _, alerts = run(DetectorSettings(), events)
+    quality = [a for a in alerts if a.kind == "data_quality"]
+    assert quality and quality[0].status == "firing"
+    assert quality[0].test == "unseen_share"
+    assert any(f.name == "country" and f.test == "unseen_share" for f in quality[0].features)
+    assert all(np.isfinite(a.score) for a in alerts)  # never NaN in an alert
+
+
+def test_missing_values_fire_data_quality_with_their_own_threshold() -> None:
+    events = with_country(MODEL.events(0, 2500), 5, BASE)
+    for e in events[1500::2]:  # half the events lose f01
+        feats = dict(e["features"])  # type: ignore[call-overload]
+        feats.pop("f01")
+        e["features"] = feats
+    _, quiet = run(DetectorSettings(dq_missing_share=0.9), events)
+    assert not [a for a in quiet if a.kind == "data_quality"]
+    _, loud = run(DetectorSettings(dq_missing_share=0.2), events)
+    quality = [a for a in loud if a.kind == "data_quality"]
+    assert quality[0].test == "missing_share" and 0.2 < quality[0].score <= 0.5
+    assert {f.name for f in quality[0].features} == {"f01"}
+
+
+@pytest.mark.parametrize("test", ["psi", "jensenshannon", "wasserstein", "cvm"])
+def test_each_numeric_test_detects_a_shift_and_stays_quiet_without_one(test: str) -> None:
+    shifted = SyntheticModel("shop", n_features=4, drift_start=2000, drift_shift=1.5)
+    events = with_country(shifted.events(0, 3500), 6, BASE)
+    settings = DetectorSettings(numeric_test=test)
+    _, alerts = run(settings, events)
+    fired = [a for a in alerts if a.kind == "input_drift"]
+    assert fired and fired[0].status == "firing"
+    assert fired[0].events_seen > 2000
+    assert {f.test for f in fired[0].features if f.name.startswith("f")} == {test}
+    steady = with_country(MODEL.events(0, 3500), 7, BASE)
+    _, calm = run(settings, steady)
+    assert not [a for a in calm if a.kind == "input_drift"]
+
+
+def test_rules_share_and_benjamini_hochberg() -> None:
+    shifted = SyntheticModel(
+        "shop", n_features=4, drift_start=2000, drift_shift=1.5, drift_features=1
+    )
+    events = with_country(shifted.events(0, 3500), 8, BASE)
+    _, by_share = run(DetectorSettings(drift_rule="share", drift_share=0.5), events)
+    assert not [a for a in by_share if a.kind == "input_drift"]  # 1 of 6 features
+    _, by_bh = run(DetectorSettings(drift_rule="bh", drift_alpha=0.001), events)
+    fired = [a for a in by_bh if a.kind == "input_drift"]
+    assert fired[0].test == "bh" and fired[0].score <= 0.001
+    assert fired[0].details["rule"] == "bh"
+
+
+def test_per_model_configuration_from_yaml(tmp_path: Path) -> None:
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        "drift_threshold: 0.1\n"
+        "models:\n"
+        "  shop:\n"
+        "    drift_threshold: 0.9\n"
+        "    features:\n"
+        "      country: {test: psi, threshold: 0.05}\n"
+        "  other:\n"
+        "    numeric_test: wasserstein\n"
+    )
+    settings = load_settings({}, cfg)
+    shop = settings.detector_settings().for_model("shop")
+    assert shop.drift_threshold == 0.9
+    assert shop.test_of("country", categorical=True) == "psi"
+    assert shop.threshold_of("psi", "country") == 0.05
+    assert settings.detector_settings().for_model("other").numeric_test == "wasserstein"
+    assert settings.detector_settings().for_model("unknown").drift_threshold == 0.1
+    events = with_country(MODEL.events(0, 2000), 9, BASE)
+    events += with_country(MODEL.events(2000, 1500), 10, [0.1, 0.2, 0.3, 0.4])
+    engine, alerts = run(settings.detector_settings(), events)
+    fired = [a for a in alerts if a.kind == "input_drift"]
+    tests = {f.name: f.test for f in fired[0].features}
+    assert tests["country"] == "psi" and tests["is_new"] == "chi2" and tests["f00"] == "ks"
+    # numeric features judged at 0.9 stay quiet; both categorical features moved
+    last = {f.name: f for f in engine.models["shop"].last_results[0].features()}
+    assert sorted(n for n, f in last.items() if f.drifted) == ["country", "is_new"]
+    assert last["country"].score > 0.05
+
+
+def test_unknown_test_in_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    from stream_monitor.config import ConfigError
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("models:\n  shop:\n    features:\n      country: {test: magic}\n")
+    with pytest.raises(ConfigError, match="unknown test 'magic'"):
+        load_settings({}, cfg)
