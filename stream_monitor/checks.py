@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from stream_monitor import feature_drift
-from stream_monitor.alerts import CheckResult, FeatureResult
+from stream_monitor.alerts import RETRAIN_KINDS, CheckResult, FeatureResult
 from stream_monitor.config import DetectorSettings
 from stream_monitor.detectors.categorical import MISSING, UNSEEN
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
@@ -66,6 +66,8 @@ def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckRe
 
 
 def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+    if window.classes:
+        return _accuracy(window, settings)
     threshold = settings.mae_threshold
     rows = window.rows()
     errors = regression_errors(window.prediction[rows], window.actual[rows])
@@ -86,6 +88,37 @@ def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
         )
     return CheckResult(
         "performance", "mae", errors.mae, threshold, errors.mae <= threshold, details=details
+    )
+
+
+def _accuracy(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+    """Class labels: accuracy is the share of labelled events whose prediction was right."""
+    wrong = window.error[window.rows()]
+    wrong = wrong[np.isfinite(wrong)]
+    labeled = int(wrong.size)
+    accuracy = 1.0 - float(wrong.mean()) if labeled else math.nan
+    details: dict[str, float | str | None] = {
+        "accuracy": accuracy if labeled else None,
+        "labeled": float(labeled),
+    }
+    threshold = settings.min_accuracy
+    if threshold is None or labeled < settings.min_labeled_events:
+        reason = (
+            "no --min-accuracy configured"
+            if threshold is None
+            else f"{labeled} events with actuals, {settings.min_labeled_events} needed"
+        )
+        return CheckResult(
+            "performance",
+            "accuracy",
+            accuracy,
+            threshold or math.nan,
+            None,
+            details=details,
+            reason=reason,
+        )
+    return CheckResult(
+        "performance", "accuracy", accuracy, threshold, accuracy >= threshold, details=details
     )
 
 
@@ -182,7 +215,4 @@ def run_checks(window: ModelWindow, settings: DetectorSettings) -> list[CheckRes
 
 def retrain_recommended(results: list[CheckResult]) -> bool:
     """The original design's decision: any drift or the error above its threshold."""
-    return any(
-        r.healthy is False and r.kind in ("input_drift", "prediction_drift", "performance")
-        for r in results
-    )
+    return any(r.healthy is False and r.kind in RETRAIN_KINDS for r in results)

@@ -65,6 +65,7 @@ class ModelSettings(BaseModel):
     drift_threshold: float | None = Field(None, gt=0, le=1)
     prediction_drift_threshold: float | None = Field(None, gt=0, le=1)
     mae_threshold: float | None = Field(None, gt=0)
+    min_accuracy: float | None = Field(None, gt=0, le=1)
     latency_p99_threshold_ms: float | None = Field(None, gt=0)
     numeric_test: NumericTest | None = None
     categorical_test: CategoricalTest | None = None
@@ -106,6 +107,12 @@ class DetectorSettings(BaseSettings):
         0,
         ge=0,
         description="for a model without reference, take its first N events as reference (0: off)",
+    )
+    min_accuracy: float | None = Field(
+        None, gt=0, le=1, description="performance of class labels: accuracy (off when unset)"
+    )
+    concept_delta: float = Field(
+        0.002, gt=0, lt=1, description="concept drift: ADWIN's confidence on the error stream"
     )
     numeric_test: NumericTest = Field("ks", description="drift test of numeric features")
     categorical_test: CategoricalTest = Field(

@@ -17,6 +17,7 @@ import numpy as np
 from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, rfc3339
 from stream_monitor.checks import retrain_recommended, run_checks
 from stream_monitor.config import DetectorSettings
+from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_batch
 from stream_monitor.feature_drift import needs_bins
 from stream_monitor.reference import FloatArray, PreparedReference
@@ -46,6 +47,8 @@ class ModelState:
     # the events a bootstrapped reference was built from (kept to persist and restore it)
     bootstrap_source: tuple[FloatArray, FloatArray] | None = None
     partition: tuple[str, int] | None = None
+    concept: ADWIN | None = None  # change detector on the stream of errors
+    concept_changed: bool = False  # a change was detected since the last check
 
     def bootstrap_arrays(self) -> tuple[FloatArray, FloatArray]:
         """The bootstrap events so far (or all of them once the reference is built)."""
@@ -181,6 +184,14 @@ class Engine:
             times = _floats(events.timestamps)
         window = state.window
         reference = state.reference if window is not None else None
+        errors, classes = _errors(
+            events.predictions if len(keep) == len(rows) else [events.predictions[i] for i in keep],
+            events.actuals if len(keep) == len(rows) else [events.actuals[i] for i in keep],
+            predictions,
+            actuals,
+        )
+        if classes and window is not None:
+            window.classes = True
         codes = None
         if reference is not None and reference.categorical is not None:
             picked = (
@@ -196,6 +207,7 @@ class Engine:
             reference,
             codes,
             with_bins=window is not None and window.numeric_bin.shape[1] > 0,
+            error=errors,
         )
         return block, [events.index[i] for i in keep]
 
@@ -257,6 +269,7 @@ class Engine:
         while pos < n:
             take = min(n - pos, settings.check_every - state.since_check)
             window.append(block, pos, pos + take)
+            self._watch_errors(state, block.error[pos : pos + take])
             pos += take
             state.events_seen += take
             state.since_check += take
@@ -279,6 +292,7 @@ class Engine:
                 offset=batch.offsets[index],
             )
             results = run_checks(window, settings)
+            results.append(self._concept_drift(state))
             state.checks += 1
             state.last_results = results
             outcome.checks[state.name] = results
@@ -290,6 +304,36 @@ class Engine:
         last_version = version_by_index[good[-1]] if good else None
         if last_version is not None:
             state.version = last_version
+
+    def _watch_errors(self, state: ModelState, errors: FloatArray) -> None:
+        """Feed the labelled events' errors to the model's change detector, in order."""
+        finite = errors[np.isfinite(errors)]
+        if not finite.size:
+            return
+        if state.concept is None:
+            state.concept = ADWIN(delta=state.settings.concept_delta)
+        update = state.concept.update
+        for x in finite.tolist():  # sequential by nature: one update per labelled event
+            if update(x):
+                state.concept_changed = True
+
+    def _concept_drift(self, state: ModelState) -> CheckResult:
+        """Unhealthy at the check after the error stream changed; healthy at the next."""
+        delta = state.settings.concept_delta
+        if state.concept is None:
+            return CheckResult(
+                "concept_drift", "adwin", math.nan, delta, None, reason="no labelled events yet"
+            )
+        changed, state.concept_changed = state.concept_changed, False
+        mean = state.concept.estimation
+        return CheckResult(
+            "concept_drift",
+            "adwin",
+            mean,
+            delta,
+            not changed,
+            details={"error_mean": mean, "error_window": float(state.concept.n)},
+        )
 
     def _bootstrap(self, state: ModelState, block: WindowBlock, n: int) -> int:
         """Take events into the bootstrap reference; returns how many were taken."""
@@ -357,6 +401,25 @@ class Engine:
                 "notes": state.notes,
             }
         return {"models": models}
+
+
+def _errors(
+    predictions: Sequence[object], actuals: Sequence[object], pred: FloatArray, actual: FloatArray
+) -> tuple[FloatArray, bool]:
+    """Per event: |prediction - actual| for numbers, 1.0/0.0 for a wrong/right class label,
+    NaN without a label. Also whether any prediction is a class label."""
+    if not np.isnan(pred).any():
+        return np.abs(pred - actual), False
+    out = np.full(len(predictions), np.nan)
+    classes = False
+    for i, (p, a) in enumerate(zip(predictions, actuals, strict=True)):
+        if isinstance(p, str):
+            classes = True
+            if isinstance(a, str):
+                out[i] = float(p != a)
+        elif a is not None and not isinstance(a, str):
+            out[i] = abs(pred[i] - actual[i])
+    return out, classes
 
 
 def _feature_rows(

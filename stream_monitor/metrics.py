@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from stream_monitor.alerts import RETRAIN_KINDS
 from stream_monitor.engine import BatchOutcome
 
 # The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
@@ -165,10 +166,7 @@ class Metrics:
                     self.drift_score.labels(model, result.kind).set(result.score)
                 self.threshold.labels(model, result.kind).set(result.threshold)
                 self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
-                retrain = retrain or (
-                    not result.healthy
-                    and result.kind in ("input_drift", "prediction_drift", "performance")
-                )
+                retrain = retrain or (not result.healthy and result.kind in RETRAIN_KINDS)
             self.retrain.labels(model).set(1 if retrain else 0)
         for alert in outcome.alerts:
             self.alerts.labels(alert.model, alert.kind, alert.status).inc()

@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from stream_monitor.alerts import AlertState
+from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.engine import Engine, ModelState
 from stream_monitor.reference import FloatArray, PreparedReference
 from stream_monitor.windows import ModelWindow, WindowBlock
@@ -35,7 +36,7 @@ MAGIC = b"SMS1"
 SEPARATOR = "\x1f"
 FULL_EVERY_WINDOWS = 2  # deltas worth this many windows, then a new full record
 MAX_DELTAS = 64  # bounds the keys per model that compaction must keep
-_ROW_FIELDS = ("prediction", "actual", "latency_ms", "timestamp")
+_ROW_FIELDS = ("prediction", "actual", "latency_ms", "timestamp", "error")
 
 
 class StateError(Exception):
@@ -186,6 +187,9 @@ def _meta(state: ModelState, p: _Progress) -> dict[str, Any]:
         "feature_names": list(state.feature_names),
         "partition": list(state.partition) if state.partition else None,
         "bootstrapped": state.bootstrap_source is not None,
+        "classes": state.window is not None and state.window.classes,
+        "concept": None if state.concept is None else state.concept.state(),
+        "concept_changed": state.concept_changed,
     }
 
 
@@ -253,6 +257,11 @@ def _restore_model(
     state.checks = meta["checks"]
     state.version = meta["version"]
     state.alerts = AlertState(firing=dict(meta["firing"]))
+    if meta.get("concept") is not None:
+        state.concept = ADWIN.from_state(meta["concept"])
+    state.concept_changed = bool(meta.get("concept_changed", False))
+    if state.window is not None:
+        state.window.classes = bool(meta.get("classes", False))
     if meta["partition"]:
         topic, number = meta["partition"]
         state.partition = (str(topic), int(number))
@@ -272,6 +281,7 @@ def _block(
         reference,
         arrays.get("categorical"),
         with_bins=window.numeric_bin.shape[1] > 0,
+        error=arrays["error"],
     )
 
 

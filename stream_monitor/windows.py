@@ -26,7 +26,9 @@ class ModelWindow:
         "_head",
         "actual",
         "categorical",
+        "classes",
         "count",
+        "error",
         "features",
         "ks_key",
         "latency_ms",
@@ -54,6 +56,9 @@ class ModelWindow:
         self.actual: FloatArray = np.full(size, np.nan)
         self.latency_ms: FloatArray = np.full(size, np.nan)
         self.timestamp: FloatArray = np.full(size, np.nan)
+        # per event: |prediction - actual|, or 1/0 for a wrong/right class label; NaN unlabeled
+        self.error: FloatArray = np.full(size, np.nan)
+        self.classes = False  # predictions are class labels (errors are misclassifications)
         with_ref = reference is not None
         shape = (size, n_features) if with_ref else (0, 0)
         self.ks_key: IntArray = np.zeros(shape, dtype=np.int64)
@@ -82,6 +87,7 @@ class ModelWindow:
                 self.actual,
                 self.latency_ms,
                 self.timestamp,
+                self.error,
                 self.ks_key,
                 self.prediction_bin,
                 self.categorical,
@@ -111,6 +117,7 @@ class ModelWindow:
         self.actual[at:end] = block.actual[start:stop]
         self.latency_ms[at:end] = block.latency_ms[start:stop]
         self.timestamp[at:end] = block.timestamp[start:stop]
+        self.error[at:end] = block.error[start:stop]
         if self.reference is not None and block.ks_key is not None:
             assert block.prediction_bin is not None
             self.ks_key[at:end] = block.ks_key[start:stop]
@@ -153,6 +160,7 @@ class WindowBlock:
     __slots__ = (
         "actual",
         "categorical",
+        "error",
         "features",
         "ks_key",
         "latency_ms",
@@ -172,9 +180,11 @@ class WindowBlock:
         reference: PreparedReference | None,
         categorical: IntArray | None = None,
         with_bins: bool = False,
+        error: FloatArray | None = None,
     ) -> None:
         self.features = features
         self.categorical = categorical
+        self.error = np.abs(prediction - actual) if error is None else error
         self.prediction = prediction
         self.actual = actual
         self.latency_ms = latency_ms

@@ -173,3 +173,38 @@ def test_unknown_test_in_yaml_is_a_clear_error(tmp_path: Path) -> None:
     cfg.write_text("models:\n  shop:\n    features:\n      country: {test: magic}\n")
     with pytest.raises(ConfigError, match="unknown test 'magic'"):
         load_settings({}, cfg)
+
+
+def test_concept_drift_on_the_error_stream_fires_once_per_change() -> None:
+    """Inputs unchanged, errors grow after a known point: ADWIN on the errors fires once."""
+    model = SyntheticModel("shop", n_features=4)
+    events = with_country(model.events(0, 6000), 11, BASE)
+    for e in events[3000:]:
+        e["actual"] = float(e["prediction"]) + 0.8  # type: ignore[arg-type]
+    _, alerts = run(DetectorSettings(mae_threshold=5.0), events)
+    concept = [a for a in alerts if a.kind == "concept_drift"]
+    assert [a.status for a in concept] == ["firing", "resolved"]
+    assert 3000 < concept[0].events_seen <= 3400
+    assert concept[0].recommendation == "retrain" and concept[0].test == "adwin"
+    assert not [a for a in alerts if a.kind == "input_drift"]
+
+
+def test_class_labels_accuracy_and_misclassification_drift() -> None:
+    model = SyntheticModel("shop", n_features=4)
+    events = with_country(model.events(0, 5000), 12, BASE)
+    rng = np.random.default_rng(13)
+    for i, e in enumerate(events):
+        label = "fraud" if float(e["prediction"]) > 0 else "ok"  # type: ignore[arg-type]
+        e["prediction"] = label
+        wrong = rng.random() < (0.05 if i < 3000 else 0.4)
+        e["actual"] = ("ok" if label == "fraud" else "fraud") if wrong else label
+    engine, alerts = run(DetectorSettings(min_accuracy=0.8), events)
+    performance = [a for a in alerts if a.kind == "performance"]
+    assert performance and performance[0].status == "firing"
+    assert performance[0].test == "accuracy" and performance[0].score < 0.8
+    assert 3000 < performance[0].events_seen <= 4000
+    assert [a.status for a in alerts if a.kind == "concept_drift"][:1] == ["firing"]
+    status = engine.status()["models"]["shop"]  # type: ignore[index]
+    assert status["results"]["performance"]["accuracy"] == pytest.approx(
+        1 - np.mean([e["actual"] != e["prediction"] for e in events[-1000:]])
+    )
