@@ -10,10 +10,10 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 
+from stream_monitor import event_arrays
 from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, rfc3339
 from stream_monitor.checks import retrain_recommended, run_checks
 from stream_monitor.config import DetectorSettings
@@ -164,27 +164,27 @@ class Engine:
         self, state: ModelState, events: ModelEvents, outcome: BatchOutcome
     ) -> tuple[WindowBlock, list[int]]:
         """Arrays of a model's events; events whose values cannot be read become dead letters."""
-        rows = _feature_rows(state.feature_names, events.features)
+        rows = event_arrays.feature_rows(state.feature_names, events.features)
         keep = list(range(len(rows)))
         try:
             features = np.array(rows, dtype=np.float64).reshape(len(rows), len(state.feature_names))
         except (TypeError, ValueError):
             features, keep = self._convert_slowly(state, rows, events, outcome)
-        predictions = _floats(
+        predictions = event_arrays.floats(
             [events.predictions[i] for i in keep] if len(keep) < len(rows) else events.predictions
         )
         if len(keep) < len(rows):
             pick = keep
-            actuals = _floats([events.actuals[i] for i in pick])
-            latencies = _floats([events.latencies[i] for i in pick])
-            times = _floats([events.timestamps[i] for i in pick])
+            actuals = event_arrays.floats([events.actuals[i] for i in pick])
+            latencies = event_arrays.floats([events.latencies[i] for i in pick])
+            times = event_arrays.floats([events.timestamps[i] for i in pick])
         else:
-            actuals = _floats(events.actuals)
-            latencies = _floats(events.latencies)
-            times = _floats(events.timestamps)
+            actuals = event_arrays.floats(events.actuals)
+            latencies = event_arrays.floats(events.latencies)
+            times = event_arrays.floats(events.timestamps)
         window = state.window
         reference = state.reference if window is not None else None
-        errors, classes = _errors(
+        errors, classes = event_arrays.errors(
             events.predictions if len(keep) == len(rows) else [events.predictions[i] for i in keep],
             events.actuals if len(keep) == len(rows) else [events.actuals[i] for i in keep],
             predictions,
@@ -224,7 +224,10 @@ class Engine:
         for i, row in enumerate(rows):
             try:
                 good_rows.append(
-                    [_feature_value(name, v) for name, v in zip(names, row, strict=True)]
+                    [
+                        event_arrays.feature_value(name, v)
+                        for name, v in zip(names, row, strict=True)
+                    ]
                 )
             except ValueError as exc:
                 outcome.dead_letters.append(DeadLetter(events.index[i], "bad_type", str(exc)))
@@ -403,70 +406,8 @@ class Engine:
         return {"models": models}
 
 
-def _errors(
-    predictions: Sequence[object], actuals: Sequence[object], pred: FloatArray, actual: FloatArray
-) -> tuple[FloatArray, bool]:
-    """Per event: |prediction - actual| for numbers, 1.0/0.0 for a wrong/right class label,
-    NaN without a label. Also whether any prediction is a class label."""
-    if not np.isnan(pred).any():
-        return np.abs(pred - actual), False
-    out = np.full(len(predictions), np.nan)
-    classes = False
-    for i, (p, a) in enumerate(zip(predictions, actuals, strict=True)):
-        if isinstance(p, str):
-            classes = True
-            if isinstance(a, str):
-                out[i] = float(p != a)
-        elif a is not None and not isinstance(a, str):
-            out[i] = abs(pred[i] - actual[i])
-    return out, classes
-
-
-def _feature_rows(
-    names: tuple[str, ...], features: list[dict[str, object]]
-) -> list[Sequence[object]]:
-    """Each event's values of the named features; an absent feature is None (missing)."""
-    if not names:
-        return [() for _ in features]
-    pick = itemgetter(*names)
-    rows: list[Sequence[object]] = []
-    append = rows.append
-    for f in features:
-        try:
-            append(pick(f))  # C-level look-up of every feature at once
-        except KeyError:
-            append([f.get(n) for n in names])
-    if len(names) == 1:  # itemgetter of one name returns the value, not a tuple
-        return [r if isinstance(r, list) else [r] for r in rows]
-    return rows
-
-
 def _finite(value: float | str | None) -> float | str | None:
     """JSON-safe: NaN and infinities become null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _floats(values: Sequence[object]) -> FloatArray:
-    """Numbers as float64; None and strings (class labels, checked elsewhere) as NaN."""
-    try:
-        return np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array(
-            [v if type(v) is float or type(v) is int else math.nan for v in values],
-            dtype=np.float64,
-        )
-
-
-def _feature_value(name: str, value: object) -> float:
-    if value is None:
-        return math.nan
-    if type(value) is float or type(value) is int or type(value) is bool:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"feature {name!r} must be a number, got string {value!r}") from None
-    raise ValueError(f"feature {name!r} must be a number, got {type(value).__name__}")
