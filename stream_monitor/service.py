@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
@@ -42,6 +41,7 @@ from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
 from stream_monitor.sources import MissingTopicError, batch_from_messages
 from stream_monitor.state import StateTracker, encode, restore
+from stream_monitor.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -70,40 +70,6 @@ Partition = tuple[str, int]
 
 class _AbortTransaction(Exception):
     """The transaction must be aborted and the batch reprocessed."""
-
-
-class Watchdog:
-    """Ends the process when a guarded call outlives its limit (a blocked client call)."""
-
-    def __init__(self, limit_s: float) -> None:
-        self.limit_s = limit_s
-        self._armed_at: float | None = None
-        self._lock = threading.Lock()
-        threading.Thread(target=self._watch, name="watchdog", daemon=True).start()
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self._armed_at = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._armed_at = None
-
-    def _watch(self) -> None:
-        while True:
-            time.sleep(1.0)  # a coarse clock is enough for a limit of minutes
-            with self._lock:
-                late = self._armed_at is not None and (
-                    time.monotonic() - self._armed_at > self.limit_s
-                )
-            if late:
-                log.critical(
-                    "a Kafka transaction call is blocked for over %.0f s: exiting so that the "
-                    "supervisor restarts the process (exactly-once is preserved)",
-                    self.limit_s,
-                )
-                logging.shutdown()
-                os._exit(3)
 
 
 class MonitorService:
