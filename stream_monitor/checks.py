@@ -14,7 +14,7 @@ import numpy as np
 from stream_monitor import feature_drift
 from stream_monitor.alerts import RETRAIN_KINDS, CheckResult, FeatureResult
 from stream_monitor.config import DetectorSettings
-from stream_monitor.detectors.categorical import MISSING, UNSEEN
+from stream_monitor.detectors.categorical import MISSING, UNSEEN, category_counts, chi_squared
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
 from stream_monitor.detectors.ks import MISSING_KEY
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
@@ -45,6 +45,8 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
 def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     threshold = settings.prediction_drift_threshold
     ref = window.reference
+    if ref is not None and ref.classes is not None:
+        return _class_drift(window, settings)
     if ref is None or ref.prediction_counts is None:
         reason = NO_REFERENCE if ref is None else "no numeric predictions in the reference"
         return CheckResult(
@@ -63,6 +65,32 @@ def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckRe
         )
     score = js_distance(smoothed(ref.prediction_counts), smoothed(counts))
     return CheckResult("prediction_drift", "jensenshannon", score, threshold, score <= threshold)
+
+
+def _class_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+    """Class labels: chi-squared of the window's class counts against the reference's
+    class proportions (unseen classes pooled, as for categorical features)."""
+    ref = window.reference
+    assert ref is not None and ref.classes is not None
+    threshold = settings.threshold_of("chi2")
+    codes = window.prediction_class[window.rows()]
+    counts = category_counts(ref.classes, codes[:, None])
+    if int(counts.sizes[0]) < settings.effective_min_window:
+        return CheckResult(
+            "prediction_drift",
+            "chi2",
+            math.nan,
+            threshold,
+            None,
+            reason=f"{int(counts.sizes[0])} class predictions in the window",
+        )
+    chi = chi_squared(ref.classes, counts)
+    p = float(chi.pvalue[0])
+    details: dict[str, float | str | None] = {
+        "statistic": float(chi.statistic[0]),
+        "unseen_classes": float(chi.unseen[0]),
+    }
+    return CheckResult("prediction_drift", "chi2", p, threshold, p >= threshold, details=details)
 
 
 def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:

@@ -198,6 +198,14 @@ class Engine:
                 events.features if len(keep) == len(rows) else [events.features[i] for i in keep]
             )
             codes = reference.categorical.encode(picked)
+        class_codes = None
+        if reference is not None and reference.classes is not None:
+            picked_predictions = (
+                events.predictions
+                if len(keep) == len(rows)
+                else [events.predictions[i] for i in keep]
+            )
+            class_codes = reference.classes.tables[0].codes(picked_predictions)
         block = WindowBlock(
             features,
             predictions,
@@ -208,6 +216,7 @@ class Engine:
             codes,
             with_bins=window is not None and window.numeric_bin.shape[1] > 0,
             error=errors,
+            prediction_class=class_codes,
         )
         return block, [events.index[i] for i in keep]
 

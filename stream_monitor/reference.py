@@ -42,6 +42,7 @@ class PreparedReference:
     events: int
     notes: list[str] = field(default_factory=list)
     categorical: CategoricalReference | None = None  # string and bool features
+    classes: CategoricalReference | None = None  # predictions that are class labels
     _numeric: NumericReference | None = None  # bins and sums for PSI, JS, Wasserstein, CvM
 
     def numeric(self) -> NumericReference:
@@ -154,6 +155,7 @@ def prepare_from_events(
     names: dict[str, None] = {}
     categorical: dict[str, None] = {}
     preds: list[float] = []
+    raw_predictions: list[object] = []
     for n, event in enumerate(events, start=1):
         feats = event.get("features")
         if not isinstance(feats, dict):
@@ -164,7 +166,8 @@ def prepare_from_events(
             elif name not in names:
                 names[name] = None
         rows.append(feats)
-        preds.append(_numeric(event.get("prediction")))
+        raw_predictions.append(event.get("prediction"))
+        preds.append(_numeric(raw_predictions[-1]))
     if not rows:
         raise ReferenceError(f"{source}: no reference events for model {model!r}")
     feature_names = sorted(n for n in names if n not in categorical)
@@ -181,6 +184,10 @@ def prepare_from_events(
     if categorical:
         prepared.categorical = CategoricalReference.from_events(sorted(categorical), rows)
         prepared.notes.extend(prepared.categorical.notes)
+    labels = [p for p in raw_predictions if isinstance(p, str)]
+    if labels:
+        prepared.classes = CategoricalReference.prepare(["prediction"], [labels])
+        prepared.notes = [n for n in prepared.notes if "no numeric predictions" not in n]
     return prepared
 
 

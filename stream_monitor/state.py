@@ -151,6 +151,8 @@ class StateTracker:
             }
             if window.categorical.shape[1]:
                 arrays["categorical"] = window.categorical
+            if window.prediction_class.size:
+                arrays["prediction_class"] = window.prediction_class
             part = "full"
         else:
             rows = window.newest_rows(p.unsaved_rows)
@@ -160,6 +162,8 @@ class StateTracker:
             }
             if window.categorical.shape[1]:
                 arrays["categorical"] = window.categorical[rows]
+            if window.prediction_class.size:
+                arrays["prediction_class"] = window.prediction_class[rows]
             part = f"d{p.deltas}"
             p.deltas += 1
             p.rows_since_full += p.unsaved_rows
@@ -282,6 +286,7 @@ def _block(
         arrays.get("categorical"),
         with_bins=window.numeric_bin.shape[1] > 0,
         error=arrays["error"],
+        prediction_class=arrays.get("prediction_class"),
     )
 
 

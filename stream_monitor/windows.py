@@ -35,6 +35,7 @@ class ModelWindow:
         "numeric_bin",
         "prediction",
         "prediction_bin",
+        "prediction_class",
         "reference",
         "size",
         "timestamp",
@@ -70,6 +71,8 @@ class ModelWindow:
             else (reference.categorical.n_features)
         )
         self.categorical: IntArray = np.full((size, n_cat), MISSING, dtype=np.int64)
+        with_classes = reference is not None and reference.classes is not None
+        self.prediction_class: IntArray = np.full(size if with_classes else 0, MISSING, np.int64)
         # per-feature bin of each numeric value, for PSI and JS (only when a model uses them)
         bins_shape = (size, n_features) if with_ref and with_bins else (0, 0)
         self.numeric_bin: npt.NDArray[np.int16] = np.full(bins_shape, -1, dtype=np.int16)
@@ -122,6 +125,8 @@ class ModelWindow:
             assert block.prediction_bin is not None
             self.ks_key[at:end] = block.ks_key[start:stop]
             self.prediction_bin[at:end] = block.prediction_bin[start:stop]
+        if self.prediction_class.size and block.prediction_class is not None:
+            self.prediction_class[at:end] = block.prediction_class[start:stop]
         if self.categorical.shape[1] and block.categorical is not None:
             self.categorical[at:end] = block.categorical[start:stop]
         if self.numeric_bin.shape[1] and block.numeric_bin is not None:
@@ -167,6 +172,7 @@ class WindowBlock:
         "numeric_bin",
         "prediction",
         "prediction_bin",
+        "prediction_class",
         "timestamp",
     )
 
@@ -181,7 +187,9 @@ class WindowBlock:
         categorical: IntArray | None = None,
         with_bins: bool = False,
         error: FloatArray | None = None,
+        prediction_class: IntArray | None = None,
     ) -> None:
+        self.prediction_class = prediction_class
         self.features = features
         self.categorical = categorical
         self.error = np.abs(prediction - actual) if error is None else error

@@ -208,3 +208,34 @@ def test_class_labels_accuracy_and_misclassification_drift() -> None:
     assert status["results"]["performance"]["accuracy"] == pytest.approx(
         1 - np.mean([e["actual"] != e["prediction"] for e in events[-1000:]])
     )
+
+
+def test_class_label_predictions_drift_by_chi_squared() -> None:
+    def labelled(
+        events: list[dict[str, object]], seed: int, p_fraud: float
+    ) -> list[dict[str, object]]:
+        rng = np.random.default_rng(seed)
+        for e in events:
+            e["prediction"] = "fraud" if rng.random() < p_fraud else "ok"
+            e["actual"] = None
+        return events
+
+    ref_events = labelled(MODEL.reference(3000), 20, 0.1)
+    refs = {"shop": prepare_from_events("shop", ref_events, 20, "test")}
+    assert refs["shop"].classes is not None
+    events = labelled(MODEL.events(0, 2000), 21, 0.1) + labelled(MODEL.events(2000, 1500), 22, 0.3)
+    engine = Engine(DetectorSettings(), refs)
+    alerts = [a for b in batches_of_events(events, 400) for a in engine.process(b).alerts]
+    drift = [a for a in alerts if a.kind == "prediction_drift"]
+    assert [a.status for a in drift] == ["firing"]
+    assert drift[0].test == "chi2" and drift[0].score < 0.001
+    assert 2000 < drift[0].events_seen <= 2600
+    window = engine.models["shop"].window
+    assert window is not None
+    observed = np.bincount(window.prediction_class, minlength=2)
+    table = refs["shop"].classes.tables[0]  # type: ignore[union-attr]
+    expected = observed.sum() * table.counts / table.counts.sum()
+    last = engine.models["shop"].last_results[1]
+    assert last.details["statistic"] == pytest.approx(
+        chisquare(observed, expected).statistic, rel=1e-12
+    )
