@@ -153,6 +153,7 @@ REPLAY_OPTIONS = [
         "auto_offset_reset",
         "kafka",
         "processing_guarantee",
+        "commit_interval_ms",
         "state_topic",
         "instance_id",
     )

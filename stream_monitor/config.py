@@ -193,6 +193,12 @@ class Settings(DetectorSettings):
             "at-least-once: offsets commit after alerts and state are acknowledged"
         ),
     )
+    commit_interval_ms: int = Field(
+        100,
+        ge=0,
+        le=60_000,
+        description="exactly-once: a transaction spans the batches of this long (0: one each)",
+    )
     state_topic: str | None = Field(
         None, description="compacted changelog of window and alert state; default <group_id>-state"
     )

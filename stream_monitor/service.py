@@ -88,6 +88,11 @@ class MonitorService:
         self._broker_up = True
         self._fatal: str | None = None
         self._next_offsets: dict[Partition, int] = {}
+        # the open transaction (exactly-once): it spans batches for --commit-interval-ms
+        self._txn_open = False
+        self._txn_started = 0.0
+        self._txn_offsets: dict[Partition, int] = {}
+        self._txn_outcomes: list[BatchOutcome] = []
         self._watchdog = Watchdog(TXN_CALL_TIMEOUT_S * 4)
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
         self._txn_id = transactional_id(settings) if self.exactly_once else None
@@ -165,6 +170,8 @@ class MonitorService:
 
     def _shutdown(self, clean: bool) -> None:
         try:
+            if clean and self._txn_open:
+                self._commit_transaction()
             if clean and not self.exactly_once:
                 self._publisher.confirm(DELIVERY_TIMEOUT_S)
                 self._commit_offsets(asynchronous=False)
@@ -183,6 +190,8 @@ class MonitorService:
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=0.5)
         if not messages:
             self._producer.poll(0)
+            if self._txn_open:  # idle: what is pending commits now, not later
+                self._commit_transaction()
             return
         try:
             batch = batch_from_messages(messages)
@@ -233,13 +242,28 @@ class MonitorService:
         self._commit_offsets(asynchronous=True)
 
     def _transaction(self, batch: RecordBatch) -> None:
-        if self._renew_producer:
-            self._retrying("renewing the transactional producer", self._new_txn_producer)
-        producer = self._producer
-        producer.begin_transaction()
+        """Add a batch to the open transaction; commit it once the interval has passed."""
+        if not self._txn_open:
+            if self._renew_producer:
+                self._retrying("renewing the transactional producer", self._new_txn_producer)
+            self._producer.begin_transaction()
+            self._txn_open = True
+            self._txn_started = time.monotonic()
         try:
             outcome = self._process(batch)
-            offsets = [TopicPartition(t, p, o) for (t, p), o in self._batch_offsets(batch).items()]
+        except KafkaException as exc:  # the producer refused a message: start over
+            self._fail_transaction(_AbortTransaction(str(exc)))
+            return
+        self._txn_outcomes.append(outcome)
+        self._txn_offsets.update(self._batch_offsets(batch))
+        elapsed_ms = (time.monotonic() - self._txn_started) * 1000
+        if elapsed_ms >= self.settings.commit_interval_ms:
+            self._commit_transaction()
+
+    def _commit_transaction(self) -> None:
+        producer = self._producer
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_offsets.items()]
+        try:
             # Not retried: a retried call can block for good once the group coordinator has
             # gone and come back (librdkafka #5456, #5511); aborting and reprocessing is safe.
             self._txn_call(
@@ -250,18 +274,30 @@ class MonitorService:
             )
             self._txn_call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
         except (_AbortTransaction, FatalKafkaError) as exc:
-            if isinstance(exc, FatalKafkaError) and exc.fenced:
-                raise
-            log.warning("aborting the transaction and reprocessing the batch: %s", exc)
-            self._renew_producer = True
-            self.metrics.transaction_aborts.inc()
-            if isinstance(exc, _AbortTransaction):
-                self._abort(producer)
-            self._publisher.discard()
-            self._rewind()
+            self._fail_transaction(exc)
             return
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
-        self.metrics.record(outcome)
+        for outcome in self._txn_outcomes:
+            self.metrics.record(outcome)
+        self._end_transaction()
+
+    def _fail_transaction(self, exc: Exception) -> None:
+        """Abort (when the producer still can) and reprocess from the committed point."""
+        if isinstance(exc, FatalKafkaError) and exc.fenced:
+            raise exc
+        log.warning("aborting the transaction and reprocessing its batches: %s", exc)
+        self._renew_producer = True
+        self.metrics.transaction_aborts.inc()
+        if isinstance(exc, _AbortTransaction):
+            self._abort(self._producer)
+        self._publisher.discard()
+        self._end_transaction()
+        self._rewind()
+
+    def _end_transaction(self) -> None:
+        self._txn_open = False
+        self._txn_offsets = {}
+        self._txn_outcomes = []
 
     def _abort(self, producer: Any) -> None:
         try:
@@ -429,6 +465,8 @@ class MonitorService:
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.rebalances.inc()
+        if self._txn_open:  # commit what was done for these partitions before letting go
+            self._commit_transaction()
         if not self.exactly_once:
             self._commit_offsets(asynchronous=False, only=revoked)
         self._release(revoked)
