@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stream_monitor import alerts_tail
 from stream_monitor.config import ConfigError, Settings, load_settings
 from stream_monitor.reference import PreparedReference, ReferenceError, load_references
 
@@ -136,7 +137,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # Mappings live in the YAML file (and the environment as JSON), except --kafka KEY=VALUE.
-YAML_ONLY = ("features", "models", "test_thresholds")
+YAML_ONLY = ("features", "models", "test_thresholds", "webhooks")
 RUN_OPTIONS = [n for n in Settings.model_fields if n not in YAML_ONLY]
 REPLAY_OPTIONS = [
     n
@@ -178,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="YAML file of options")
     _add_settings_options(replay, REPLAY_OPTIONS)
     replay.set_defaults(func=cmd_replay)
+
+    tail = sub.add_parser("alerts", help="print alerts as they are published (operators)")
+    alerts_tail.add_arguments(tail)
+    tail.set_defaults(func=alerts_tail.run)
 
     demo = sub.add_parser("demo", help="local broker, monitor and drifting traffic; shows alerts")
     demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")

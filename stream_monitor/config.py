@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stream_monitor.webhooks import WebhookSettings
+
 ENV_PREFIX = "STREAM_MONITOR_"
 
 
@@ -214,6 +216,9 @@ class Settings(DetectorSettings):
         default_factory=dict, description="extra librdkafka settings for consumer and producer"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="alert webhooks (Slack or JSON), from the YAML file"
+    )
 
     @field_validator("reference")
     @classmethod
@@ -305,6 +310,7 @@ def format_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             reason = "unknown option"
         value = err.get("input")
-        shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+        secret = bool(err["loc"]) and err["loc"][0] in ("webhooks", "kafka")  # URLs, passwords
+        shown = "" if secret or isinstance(value, dict) or value is None else f" (got {value!r})"
         lines.append(f"  {field}: {reason}{shown}")
     return "\n".join(lines)

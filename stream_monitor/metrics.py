@@ -137,6 +137,12 @@ class Metrics:
         self.restore_seconds = Gauge(
             "stream_monitor_restore_seconds", "Duration of the last state restore", registry=r
         )
+        self.webhook_deliveries = Counter(
+            "stream_monitor_webhook_deliveries",
+            "Webhook deliveries by outcome (delivered, retried, failed, dropped)",
+            ["webhook", "outcome"],
+            registry=r,
+        )
         self.latency = LatencyHistograms()
         r.register(self.latency)
 

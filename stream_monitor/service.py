@@ -42,6 +42,7 @@ from stream_monitor.sinks import DeliveryError, KafkaPublisher
 from stream_monitor.sources import MissingTopicError, batch_from_messages
 from stream_monitor.state import StateTracker, encode, restore
 from stream_monitor.watchdog import Watchdog
+from stream_monitor.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class MonitorService:
         self._publisher = KafkaPublisher(
             self._producer, settings.alerts_topic, settings.dead_letter_topic
         )
+        self.webhooks = WebhookDispatcher(settings.webhooks, on_result=self._on_webhook)
         self.http = HttpEndpoints(
             settings.metrics_host,
             settings.metrics_port,
@@ -181,6 +183,7 @@ class MonitorService:
                 self._producer.flush(10)
             except KafkaException as exc:  # a producer in a fatal state has nothing to flush
                 log.warning("producer flush at shutdown: %s", exc)
+            self.webhooks.close(timeout=5)
             self.http.stop()
             log.info("stopped")
 
@@ -240,6 +243,7 @@ class MonitorService:
         self.metrics.record(outcome)
         self._next_offsets.update(self._batch_offsets(batch))
         self._commit_offsets(asynchronous=True)
+        self.webhooks.offer(outcome.alerts)
 
     def _transaction(self, batch: RecordBatch) -> None:
         """Add a batch to the open transaction; commit it once the interval has passed."""
@@ -279,6 +283,7 @@ class MonitorService:
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
         for outcome in self._txn_outcomes:
             self.metrics.record(outcome)
+            self.webhooks.offer(outcome.alerts)  # committed alerts only; at least once
         self._end_transaction()
 
     def _fail_transaction(self, exc: Exception) -> None:
@@ -489,6 +494,9 @@ class MonitorService:
             self._broker_up = self.metrics.record_statistics(stats_json, self._assigned)
         except Exception:  # statistics must never break consumption
             log.exception("could not read client statistics")
+
+    def _on_webhook(self, sink: str, outcome: str) -> None:
+        self.metrics.webhook_deliveries.labels(sink, outcome).inc()
 
     def _on_producer_error(self, err: Any) -> None:
         """Under exactly-once a fatal producer error that is not fencing ends only the current

@@ -288,3 +288,63 @@ def test_sigterm_commits_and_a_restart_does_not_repeat_alerts(
         assert read_alerts(kafka_bootstrap, alerts_topic) == before
     finally:
         assert second.terminate() == 0, second.log()
+
+
+def test_a_webhook_receives_the_committed_alerts(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Alerts reach a Slack-compatible webhook configured in YAML, after the commit."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+    arrived = threading.Condition()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with arrived:
+                received.append(
+                    {"id": self.headers["X-Stream-Monitor-Alert-Id"], "body": orjson.loads(body)}
+                )
+                arrived.notify_all()
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text(
+        "webhooks:\n"
+        f"  - url: http://127.0.0.1:{server.server_address[1]}/hook\n"
+        "    format: slack\n"
+        "    kinds: [input_drift]\n"
+    )
+    topic, alerts_topic = unique("predictions"), unique("alerts")
+    create_topics(kafka_bootstrap, [topic], partitions=1)
+    model = SyntheticModel("fraud-scorer", drift_start=2000, drift_shift=2.0)
+    produce(kafka_bootstrap, topic, event_records(model.events(0, 3500)))
+    monitor = MonitorProcess(
+        kafka_bootstrap,
+        topic,
+        alerts_topic,
+        unique("group"),
+        write_references(tmp_path / "ref", [model]),
+        tmp_path / "m.log",
+        "--config",
+        str(cfg),
+    )
+    try:
+        wait_for(lambda: len(received) >= 1, 120, "the webhook call")
+        published = [
+            a for a in read_alerts(kafka_bootstrap, alerts_topic) if a["kind"] == "input_drift"
+        ]
+        assert [r["id"] for r in received] == [a["alert_id"] for a in published]
+        assert received[0]["body"]["text"].startswith(
+            ":warning: FIRING: Input drift on fraud-scorer"
+        )
+        assert f":{server.server_address[1]}/hook" not in monitor.log()  # a secret
+    finally:
+        server.shutdown()
+        assert monitor.terminate() == 0, monitor.log()
