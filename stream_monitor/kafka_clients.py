@@ -20,6 +20,24 @@ STATISTICS_INTERVAL_MS = 5000
 TRANSACTION_TIMEOUT_MS = 10_000
 
 
+# Errors from which no retry helps: the process exits so that its supervisor restarts it.
+FATAL_CODES = {
+    KafkaError._FATAL,
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError._FENCED,
+}
+
+MISSING_CODES = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+}
+
+
 class FatalKafkaError(Exception):
     """An error the client cannot recover from; the process should exit non-zero.
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stream_monitor.alerts import RETRAIN_KINDS
+from stream_monitor.alerts import KINDS, RETRAIN_KINDS
 from stream_monitor.engine import BatchOutcome
 
 # The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
@@ -71,6 +71,24 @@ class LatencyHistograms(Collector):
 
 def _bound_text(bound: float) -> str:
     return repr(float(bound))
+
+
+def partition_lag(pstats: dict[str, int]) -> int | None:
+    """Messages between what this process has consumed and the partition's end.
+
+    librdkafka's own `consumer_lag` counts from the consumer's committed offset, which a
+    transactional producer commits (exactly-once): the consumer never sees it. The end is
+    the last stable offset under read_committed (the high watermark otherwise); what was
+    consumed is `app_offset`, the offset after the last message handed to the monitor.
+    """
+    end = pstats.get("ls_offset", -1)
+    if end < 0:
+        end = pstats.get("hi_offset", -1)
+    consumed = pstats.get("app_offset", -1)
+    if end < 0 or consumed < 0:
+        lag = pstats.get("consumer_lag", -1)
+        return lag if lag >= 0 else None
+    return max(end - consumed, 0)
 
 
 class Metrics:
@@ -192,10 +210,22 @@ class Metrics:
                 partition = int(pid)
                 if (topic, partition) not in assigned:
                     continue
-                lag = pstats.get("consumer_lag", -1)
-                if lag >= 0:
+                lag = partition_lag(pstats)
+                if lag is not None:
                     self.consumer_lag.labels(topic, str(partition)).set(lag)
         return brokers_up
+
+    def forget_models(self, models: list[str]) -> None:
+        """Drop a model's series when its partition moves to another member (no stale
+        gauges here while the new owner reports the model)."""
+        for model in models:
+            for kind in KINDS:
+                for gauge in (self.drift_score, self.drift_detected, self.threshold):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(model, kind)
+            with contextlib.suppress(KeyError):
+                self.retrain.remove(model)
+            self.latency.forget(model)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         with contextlib.suppress(KeyError):

@@ -21,12 +21,15 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
 
+from stream_monitor import transactions
 from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions
 from stream_monitor.config import Settings
 from stream_monitor.engine import BatchOutcome, Engine
 from stream_monitor.events import RecordBatch
 from stream_monitor.http import HttpEndpoints
 from stream_monitor.kafka_clients import (
+    FATAL_CODES,
+    MISSING_CODES,
     FatalKafkaError,
     ensure_topics,
     input_partitions,
@@ -39,38 +42,22 @@ from stream_monitor.kafka_clients import (
 from stream_monitor.metrics import Metrics
 from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
-from stream_monitor.sources import MissingTopicError, batch_from_messages
+from stream_monitor.sources import MissingTopicError, batch_from_messages, next_offsets
 from stream_monitor.state import StateTracker, encode, restore
-from stream_monitor.watchdog import Watchdog
+from stream_monitor.transactions import (
+    CALL_TIMEOUT_S,
+    FENCED_CODES,
+    OpenTransaction,
+    ProducerStuck,
+    TransactionAborted,
+)
 from stream_monitor.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_S = 60.0
-TXN_CALL_TIMEOUT_S = 30.0
-TXN_RETRY_DEADLINE_S = 300.0  # keep retrying a transaction through a broker outage this long
-FATAL_CODES = {
-    KafkaError._FATAL,
-    KafkaError._AUTHENTICATION,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-    KafkaError._FENCED,
-}
-
-FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED}
-MISSING_CODES = {
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError._UNKNOWN_TOPIC,
-}
 
 Partition = tuple[str, int]
-
-
-class _AbortTransaction(Exception):
-    """The transaction must be aborted and the batch reprocessed."""
 
 
 class MonitorService:
@@ -90,11 +77,8 @@ class MonitorService:
         self._fatal: str | None = None
         self._next_offsets: dict[Partition, int] = {}
         # the open transaction (exactly-once): it spans batches for --commit-interval-ms
-        self._txn_open = False
-        self._txn_started = 0.0
-        self._txn_offsets: dict[Partition, int] = {}
-        self._txn_outcomes: list[BatchOutcome] = []
-        self._watchdog = Watchdog(TXN_CALL_TIMEOUT_S * 4)
+        self._txn: OpenTransaction | None = None
+        self._producer_abandoned = False  # a call of it blocked: never touch it again
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
         self._txn_id = transactional_id(settings) if self.exactly_once else None
         self._producer = new_producer(settings, self._txn_id, error_cb=self._on_producer_error)
@@ -135,7 +119,7 @@ class MonitorService:
         try:
             self._prepare_topics()
             if self.exactly_once:
-                self._producer.init_transactions(TXN_CALL_TIMEOUT_S * 2)
+                self._txn_call(lambda: self._producer.init_transactions(CALL_TIMEOUT_S))
             self._consumer.subscribe(
                 [s.topic],
                 on_assign=self._on_assign,
@@ -172,7 +156,7 @@ class MonitorService:
 
     def _shutdown(self, clean: bool) -> None:
         try:
-            if clean and self._txn_open:
+            if clean and self._txn is not None:
                 self._commit_transaction()
             if clean and not self.exactly_once:
                 self._publisher.confirm(DELIVERY_TIMEOUT_S)
@@ -192,8 +176,9 @@ class MonitorService:
     def _step(self) -> None:
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=0.5)
         if not messages:
-            self._producer.poll(0)
-            if self._txn_open:  # idle: what is pending commits now, not later
+            with contextlib.suppress(KafkaException):  # a fatal producer is renewed, not polled
+                self._producer.poll(0)
+            if self._txn is not None:  # idle: what is pending commits now, not later
                 self._commit_transaction()
             return
         try:
@@ -229,59 +214,49 @@ class MonitorService:
         self.metrics.changelog_bytes.inc(state_bytes)
         return outcome
 
-    def _batch_offsets(self, batch: RecordBatch) -> dict[Partition, int]:
-        offsets: dict[Partition, int] = {}
-        for topic, partition, offset in zip(
-            batch.topics, batch.partitions, batch.offsets, strict=True
-        ):
-            offsets[(topic, partition)] = offset + 1
-        return offsets
-
     def _at_least_once(self, batch: RecordBatch) -> None:
         outcome = self._process(batch)
         self._publisher.confirm(DELIVERY_TIMEOUT_S)  # raises DeliveryError: nothing committed
         self.metrics.record(outcome)
-        self._next_offsets.update(self._batch_offsets(batch))
+        self._next_offsets.update(next_offsets(batch))
         self._commit_offsets(asynchronous=True)
         self.webhooks.offer(outcome.alerts)
 
     def _transaction(self, batch: RecordBatch) -> None:
         """Add a batch to the open transaction; commit it once the interval has passed."""
-        if not self._txn_open:
+        if self._txn is None:
             if self._renew_producer:
                 self._retrying("renewing the transactional producer", self._new_txn_producer)
             self._producer.begin_transaction()
-            self._txn_open = True
-            self._txn_started = time.monotonic()
+            self._txn = OpenTransaction()
         try:
             outcome = self._process(batch)
         except KafkaException as exc:  # the producer refused a message: start over
-            self._fail_transaction(_AbortTransaction(str(exc)))
+            self._fail_transaction(TransactionAborted(str(exc)))
             return
-        self._txn_outcomes.append(outcome)
-        self._txn_offsets.update(self._batch_offsets(batch))
-        elapsed_ms = (time.monotonic() - self._txn_started) * 1000
-        if elapsed_ms >= self.settings.commit_interval_ms:
+        self._txn.add(outcome, next_offsets(batch))
+        if self._txn.due(self.settings.commit_interval_ms):
             self._commit_transaction()
 
     def _commit_transaction(self) -> None:
         producer = self._producer
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn_offsets.items()]
+        assert self._txn is not None
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn.offsets.items()]
         try:
             # Not retried: a retried call can block for good once the group coordinator has
             # gone and come back (librdkafka #5456, #5511); aborting and reprocessing is safe.
             self._txn_call(
                 lambda: producer.send_offsets_to_transaction(
-                    offsets, self._consumer.consumer_group_metadata(), TXN_CALL_TIMEOUT_S
+                    offsets, self._consumer.consumer_group_metadata(), CALL_TIMEOUT_S
                 ),
                 retry=False,
             )
-            self._txn_call(lambda: producer.commit_transaction(TXN_CALL_TIMEOUT_S))
-        except (_AbortTransaction, FatalKafkaError) as exc:
+            self._txn_call(lambda: producer.commit_transaction(CALL_TIMEOUT_S))
+        except (TransactionAborted, FatalKafkaError) as exc:
             self._fail_transaction(exc)
             return
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
-        for outcome in self._txn_outcomes:
+        for outcome in self._txn.outcomes:
             self.metrics.record(outcome)
             self.webhooks.offer(outcome.alerts)  # committed alerts only; at least once
         self._end_transaction()
@@ -293,67 +268,37 @@ class MonitorService:
         log.warning("aborting the transaction and reprocessing its batches: %s", exc)
         self._renew_producer = True
         self.metrics.transaction_aborts.inc()
-        if isinstance(exc, _AbortTransaction):
-            self._abort(self._producer)
+        if isinstance(exc, TransactionAborted):
+            if isinstance(exc, ProducerStuck):
+                self._producer_abandoned = True
+                self._broker_up = False
+            else:
+                transactions.abort(self._producer)
         self._publisher.discard()
         self._end_transaction()
         self._rewind()
 
     def _end_transaction(self) -> None:
-        self._txn_open = False
-        self._txn_offsets = {}
-        self._txn_outcomes = []
-
-    def _abort(self, producer: Any) -> None:
-        try:
-            self._txn_call(lambda: producer.abort_transaction(TXN_CALL_TIMEOUT_S))
-        except FatalKafkaError as fatal:
-            if fatal.fenced:
-                raise
-            # After an outage the coordinator may have aborted the transaction itself
-            # (transaction timeout) and refuse ours: the renewed producer starts clean, and
-            # its init_transactions settles whatever the old one left open.
-            log.warning("abort refused (%s): the producer will be renewed", fatal)
+        self._txn = None
 
     def _new_txn_producer(self) -> None:
-        """A fresh transactional producer with the same id, after the brokers were away.
-
-        A producer that lived through an outage can keep a dead group coordinator cached and
-        then block in send_offsets_to_transaction (librdkafka #5511); a new one looks the
-        coordinator up afresh. Its init_transactions fences the old one's epoch.
-        """
-        with contextlib.suppress(KafkaException):  # the old one may be in a fatal state
-            self._producer.flush(0)
-        producer = new_producer(self.settings, self._txn_id, error_cb=self._on_producer_error)
-        producer.init_transactions(TXN_CALL_TIMEOUT_S)
-        self._producer = producer
-        self._publisher.use(producer)
+        self._producer = transactions.renewed_producer(
+            self._producer,
+            lambda: new_producer(self.settings, self._txn_id, error_cb=self._on_producer_error),
+            self._producer_abandoned,
+        )
+        self._producer_abandoned = False
+        self._publisher.use(self._producer)
         self._renew_producer = False
-        log.info("transactional producer renewed after the brokers were unreachable")
 
-    def _txn_call(self, call: Callable[[], object], retry: bool = True) -> None:
-        """A transactional call, retried while retriable; abortable errors abort the batch.
+    def _retrying(self, what: str, run: Callable[[], None]) -> None:
+        transactions.retrying(what, run, lambda: self._fatal is not None, self._brokers_away)
 
-        A watchdog ends the process if a call blocks far beyond its timeout (a client bug
-        that nothing else can undo): the supervisor restarts it, and exactly-once holds.
-        """
-        deadline = time.monotonic() + TXN_RETRY_DEADLINE_S
-        while True:
-            try:
-                with self._watchdog:
-                    call()
-                return
-            except KafkaException as exc:
-                err = exc.args[0]
-                if err.fatal():
-                    fenced = err.code() in FENCED_CODES
-                    raise FatalKafkaError(f"producer: {err.str()}", fenced=fenced) from exc
-                if err.txn_requires_abort() or (err.retriable() and not retry):
-                    raise _AbortTransaction(err.str()) from exc
-                if not err.retriable() or time.monotonic() > deadline:
-                    raise FatalKafkaError(f"transaction: {err.str()}") from exc
-                self._broker_up = False
-                log.warning("transaction call failed, retrying: %s", err.str())
+    def _txn_call(self, run: Callable[[], object], retry: bool = True) -> None:
+        transactions.call(run, retry, self._brokers_away)
+
+    def _brokers_away(self) -> None:
+        self._broker_up = False
 
     def _rewind(self) -> None:
         """After an abort: back to the committed offsets and the committed state.
@@ -362,24 +307,10 @@ class MonitorService:
         """
         self._retrying("rewind after an abort", self._rewind_once)
 
-    def _retrying(self, what: str, call: Callable[[], None]) -> None:
-        """Run `call`, retrying Kafka errors while the brokers are away (up to a deadline)."""
-        deadline = time.monotonic() + TXN_RETRY_DEADLINE_S
-        while True:
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                if time.monotonic() > deadline or self._fatal:
-                    raise FatalKafkaError(f"{what} failed: {exc}") from exc
-                self._broker_up = False
-                log.warning("%s failed, retrying: %s", what, exc)
-                time.sleep(1)  # retry pacing while the brokers are away
-
     def _rewind_once(self) -> None:
         assigned = sorted(self._assigned)
         committed = self._consumer.committed(
-            [TopicPartition(t, p) for t, p in assigned], timeout=TXN_CALL_TIMEOUT_S
+            [TopicPartition(t, p) for t, p in assigned], timeout=CALL_TIMEOUT_S
         )
         start = OFFSET_BEGINNING if self.settings.auto_offset_reset == "earliest" else OFFSET_END
         for tp in committed:
@@ -436,6 +367,7 @@ class MonitorService:
         gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
         self.engine.forget_partitions(partitions)
         self.tracker.forget(gone)
+        self.metrics.forget_models(gone)
 
     # -- readiness and status ------------------------------------------------------------
 
@@ -470,7 +402,7 @@ class MonitorService:
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.rebalances.inc()
-        if self._txn_open:  # commit what was done for these partitions before letting go
+        if self._txn is not None:  # commit what was done for these partitions first
             self._commit_transaction()
         if not self.exactly_once:
             self._commit_offsets(asynchronous=False, only=revoked)

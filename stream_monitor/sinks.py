@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import IO, Any
+
+from confluent_kafka import KafkaException
 
 from stream_monitor.alerts import Alert
 from stream_monitor.engine import BatchOutcome
@@ -65,7 +68,8 @@ class KafkaPublisher:
 
     def discard(self) -> None:
         """Forget the deliveries of an aborted transaction (its messages are purged)."""
-        self._producer.poll(0)
+        with contextlib.suppress(KafkaException):  # a producer in a fatal state is renewed
+            self._producer.poll(0)
         self._pending = 0
         self._failures = []
 

@@ -56,6 +56,14 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
     return batch
 
 
+def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the batch's last record (what a commit records)."""
+    offsets: dict[tuple[str, int], int] = {}
+    for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets, strict=True):
+        offsets[(topic, partition)] = offset + 1
+    return offsets
+
+
 def file_batches(path: Path, batch_size: int) -> Iterator[RecordBatch]:
     """Batches of a JSONL file of prediction events, as if read from partition 0 of a topic
     named after the file, the offset being the line index. Records have no key: each event

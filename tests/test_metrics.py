@@ -1,0 +1,52 @@
+"""Metrics computed by the monitor itself: consumer lag, per-batch latency histograms."""
+
+from __future__ import annotations
+
+import numpy as np
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stream_monitor.metrics import LATENCY_BUCKETS_SECONDS, Metrics, partition_lag
+
+
+def test_lag_counts_from_what_was_consumed_to_the_stable_end() -> None:
+    # exactly-once: the consumer's committed offset is unknown (-1001); app_offset is known
+    assert (
+        partition_lag(
+            {
+                "ls_offset": 1500,
+                "hi_offset": 1502,
+                "app_offset": 1000,
+                "committed_offset": -1001,
+                "consumer_lag": -1,
+            }
+        )
+        == 500
+    )
+    assert partition_lag({"ls_offset": -1, "hi_offset": 80, "app_offset": 80}) == 0
+    # nothing consumed yet: librdkafka's own figure when it has one, else none
+    assert partition_lag({"ls_offset": 10, "app_offset": -1001, "consumer_lag": 10}) == 10
+    assert partition_lag({"ls_offset": 10, "app_offset": -1001, "consumer_lag": -1}) is None
+
+
+def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:
+    metrics = Metrics()
+    rng = np.random.default_rng(1)
+    latencies_ms = rng.lognormal(3, 1, 5000)
+    metrics.latency.observe_ms("m", latencies_ms[:2000])
+    metrics.latency.observe_ms("m", latencies_ms[2000:])
+    samples = {
+        s.labels.get("le"): s.value
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        if f.name == "stream_monitor_prediction_latency_seconds"
+        for s in f.samples
+        if s.name.endswith("_bucket")
+    }
+    seconds = latencies_ms / 1000
+    for bound in LATENCY_BUCKETS_SECONDS:
+        assert samples[repr(float(bound))] == np.sum(seconds <= bound)
+    assert samples["+Inf"] == 5000
+    metrics.drift_score.labels("m", "input_drift").set(0.3)
+    metrics.forget_models(["m"])
+    text = generate_latest(metrics.registry).decode()
+    assert 'model="m"' not in text
