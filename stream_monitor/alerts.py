@@ -92,6 +92,8 @@ class CheckResult:
     # Per-feature results are built only when an alert needs them (p-values cost more
     # than the statistics they come from).
     feature_results: Callable[[], list[FeatureResult]] | None = None
+    # (feature, score) without p-values: cheap, for per-feature gauges
+    feature_scores: Callable[[], list[tuple[str, float]]] | None = None
 
     def features(self) -> list[FeatureResult]:
         return [] if self.feature_results is None else self.feature_results()

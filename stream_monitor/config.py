@@ -216,6 +216,12 @@ class Settings(DetectorSettings):
         default_factory=dict, description="extra librdkafka settings for consumer and producer"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    feature_metrics: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="per-feature drift gauges for the first N features of each model (0: off)",
+    )
     webhooks: list[WebhookSettings] = Field(
         default_factory=list, description="alert webhooks (Slack or JSON), from the YAML file"
     )

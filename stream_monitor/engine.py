@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -71,6 +72,8 @@ class BatchOutcome:
     latencies_ms: dict[str, FloatArray] = field(default_factory=dict)
     checks: dict[str, list[CheckResult]] = field(default_factory=dict)
     check_counts: dict[str, int] = field(default_factory=dict)
+    check_seconds: list[float] = field(default_factory=list)  # for the metrics, not decisions
+    windows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # fill, has reference
 
 
 class Engine:
@@ -303,8 +306,10 @@ class Engine:
                 partition=batch.partitions[index],
                 offset=batch.offsets[index],
             )
+            started = time.perf_counter()
             results = run_checks(window, settings)
             results.append(self._concept_drift(state))
+            outcome.check_seconds.append(time.perf_counter() - started)
             state.checks += 1
             state.last_results = results
             outcome.checks[state.name] = results
@@ -313,6 +318,7 @@ class Engine:
                 alert = state.alerts.update(result, ctx)
                 if alert is not None:
                     outcome.alerts.append(alert)
+        outcome.windows[state.name] = (window.count, state.reference is not None)
         last_version = version_by_index[good[-1]] if good else None
         if last_version is not None:
             state.version = last_version

@@ -150,7 +150,7 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
                 None if p is None else p[idx],
                 settings,
             )
-    return _decide(scores, settings)
+    return _result_with_scores(_decide(scores, settings), scores)
 
 
 def _numeric_scores(
@@ -224,6 +224,13 @@ def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:
     adjusted = adjust(np.where(tested, scores.pvalue, np.nan), rule)
     best = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else 1.0
     return _result(rule, best, settings.drift_alpha, best > settings.drift_alpha, features, details)
+
+
+def _result_with_scores(result: CheckResult, scores: _Scores) -> CheckResult:
+    result.feature_scores = lambda: [
+        (name, float(scores.score[j])) for j, name in enumerate(scores.names) if scores.test[j]
+    ]
+    return result
 
 
 def _result(

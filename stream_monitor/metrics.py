@@ -10,11 +10,18 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stream_monitor.alerts import KINDS, RETRAIN_KINDS
+from stream_monitor.alerts import KINDS, RETRAIN_KINDS, CheckResult
 from stream_monitor.engine import BatchOutcome
 
 # The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
@@ -94,9 +101,42 @@ def partition_lag(pstats: dict[str, int]) -> int | None:
 class Metrics:
     """The monitor's metrics on their own registry (so tests can hold several)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, feature_limit: int = 0) -> None:
         self.registry = registry or CollectorRegistry()
+        self.feature_limit = feature_limit
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
+        PlatformCollector(registry=r)
+        self.check_duration = Histogram(
+            "stream_monitor_check_duration_seconds",
+            "Duration of one check of one model (every detector)",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.window_events = Gauge(
+            "stream_monitor_window_events",
+            "Events in the model's window",
+            ["model"],
+            registry=r,
+        )
+        self.reference_loaded = Gauge(
+            "stream_monitor_reference_loaded",
+            "1 when the model has a reference",
+            ["model"],
+            registry=r,
+        )
+        self.model_error = Gauge(
+            "stream_monitor_model_error",
+            "Error metrics of the window: mae, rmse (numbers) or accuracy (class labels)",
+            ["model", "metric"],
+            registry=r,
+        )
+        self.feature_drift_score = Gauge(
+            "stream_monitor_feature_drift_score",
+            "Input-drift score per feature (only with --feature-metrics N, first N features)",
+            ["model", "feature"],
+            registry=r,
+        )
         self.events = Counter(
             "stream_monitor_events", "Prediction events consumed", ["model", "status"], registry=r
         )
@@ -181,6 +221,11 @@ class Metrics:
             self.latency.observe_ms(model, lat)
         for model, n in outcome.check_counts.items():
             self.checks.labels(model).inc(n)
+        for seconds in outcome.check_seconds:
+            self.check_duration.observe(seconds)
+        for model, (fill, has_reference) in outcome.windows.items():
+            self.window_events.labels(model).set(fill)
+            self.reference_loaded.labels(model).set(1 if has_reference else 0)
         for model, results in outcome.checks.items():
             retrain = False
             for result in results:
@@ -191,9 +236,21 @@ class Metrics:
                 self.threshold.labels(model, result.kind).set(result.threshold)
                 self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
                 retrain = retrain or (not result.healthy and result.kind in RETRAIN_KINDS)
+            self._record_details(model, results)
             self.retrain.labels(model).set(1 if retrain else 0)
         for alert in outcome.alerts:
             self.alerts.labels(alert.model, alert.kind, alert.status).inc()
+
+    def _record_details(self, model: str, results: list[CheckResult]) -> None:
+        for result in results:
+            if result.kind == "performance":
+                for metric in ("mae", "rmse", "accuracy"):
+                    value = result.details.get(metric)
+                    if isinstance(value, float) and math.isfinite(value):
+                        self.model_error.labels(model, metric).set(value)
+            if result.kind == "input_drift" and self.feature_limit and result.feature_scores:
+                for name, score in result.feature_scores()[: self.feature_limit]:
+                    self.feature_drift_score.labels(model, name).set(score)
 
     def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> bool:
         """Consumer lag per assigned partition from a librdkafka statistics document.
@@ -223,8 +280,12 @@ class Metrics:
                 for gauge in (self.drift_score, self.drift_detected, self.threshold):
                     with contextlib.suppress(KeyError):
                         gauge.remove(model, kind)
-            with contextlib.suppress(KeyError):
-                self.retrain.remove(model)
+            for gauge1 in (self.retrain, self.window_events, self.reference_loaded):
+                with contextlib.suppress(KeyError):
+                    gauge1.remove(model)
+            for metric in ("mae", "rmse", "accuracy"):
+                with contextlib.suppress(KeyError):
+                    self.model_error.remove(model, metric)
             self.latency.forget(model)
 
     def forget_partition(self, topic: str, partition: int) -> None:

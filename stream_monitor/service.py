@@ -68,7 +68,7 @@ class MonitorService:
         self.exactly_once = settings.processing_guarantee == "exactly-once"
         self.engine = Engine(settings.detector_settings(), references)
         self.tracker = StateTracker(settings.window_size)
-        self.metrics = Metrics()
+        self.metrics = Metrics(feature_limit=settings.feature_metrics)
         self._stop = threading.Event()
         self._assigned: set[Partition] = set()
         self._ever_assigned = False

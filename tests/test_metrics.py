@@ -50,3 +50,29 @@ def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:
     metrics.forget_models(["m"])
     text = generate_latest(metrics.registry).decode()
     assert 'model="m"' not in text
+
+
+def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> None:
+    from stream_monitor.config import DetectorSettings
+    from stream_monitor.engine import Engine
+    from stream_monitor.synthetic import SyntheticModel
+    from tests.helpers import batches_of_events, references
+
+    model = SyntheticModel("m", n_features=6)
+    engine = Engine(DetectorSettings(), references([model], 2000))
+    metrics = Metrics(feature_limit=2)
+    for batch in batches_of_events(model.events(0, 1500), 500):
+        metrics.record(engine.process(batch))
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for s in f.samples
+    }
+    assert values[("stream_monitor_check_duration_seconds_count", ())] == 15
+    assert values[("stream_monitor_window_events", (("model", "m"),))] == 1000
+    assert values[("stream_monitor_reference_loaded", (("model", "m"),))] == 1
+    mae = values[("stream_monitor_model_error", (("metric", "mae"), ("model", "m")))]
+    assert mae == engine.models["m"].last_results[2].details["mae"]
+    features = {k for k in values if k[0] == "stream_monitor_feature_drift_score"}
+    assert len(features) == 2  # bounded by --feature-metrics
+    assert any(k[0] == "process_resident_memory_bytes" for k in values)
