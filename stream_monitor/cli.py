@@ -75,12 +75,41 @@ def _references(settings: Settings) -> dict[str, PreparedReference]:
     if settings.reference is None:
         log.warning("no --reference: every model needs --bootstrap-reference to be drift-checked")
         return {}
-    refs = load_references(settings.reference, settings.prediction_bins)
+    budget = settings.calibrate_false_alarm_events
+    refs = load_references(
+        settings.reference, settings.prediction_bins, keep_rows=budget is not None
+    )
     for name, ref in sorted(refs.items()):
         log.info("reference %s: %d events, %d features", name, ref.events, ref.n_features)
         for note in ref.notes:
             log.warning("reference %s: %s", name, note)
+    if budget is not None:
+        calibrate(settings, refs, budget)
     return refs
+
+
+def calibrate(settings: Settings, refs: dict[str, PreparedReference], budget: float) -> None:
+    """Calibrated mode: each model's input-drift threshold from its reference (held-out
+    resampling, docs/calibration.md); deterministic, so every member computes the same."""
+    from stream_monitor.config import ModelSettings
+    from stream_monitor.detectors.calibration import calibrate_max_ks_threshold
+
+    for name, ref in sorted(refs.items()):
+        if ref.rows is None or ref.n_features == 0:
+            continue
+        own = settings.for_model(name)
+        cal = calibrate_max_ks_threshold(ref.rows, own.window_size, own.check_every, budget)
+        ref.rows = None  # only needed here
+        override = settings.models.get(name) or ModelSettings()
+        settings.models[name] = override.model_copy(update={"drift_threshold": cal.threshold})
+        log.info(
+            "model %s: calibrated input-drift threshold %.4f for one false alarm per "
+            "%g events (%s)",
+            name,
+            cal.threshold,
+            budget,
+            cal.method,
+        )
 
 
 def _setup_logging(level: str) -> None:

@@ -116,6 +116,14 @@ class DetectorSettings(BaseSettings):
     concept_delta: float = Field(
         0.002, gt=0, lt=1, description="concept drift: ADWIN's confidence on the error stream"
     )
+    calibrate_false_alarm_events: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "calibrated mode: choose each model's input-drift threshold from its reference so "
+            "that a stationary stream raises one false alarm per this many events (e.g. 1e6)"
+        ),
+    )
     numeric_test: NumericTest = Field("ks", description="drift test of numeric features")
     categorical_test: CategoricalTest = Field(
         "chi2", description="drift test of categorical (string, bool) features"

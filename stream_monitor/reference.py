@@ -42,6 +42,7 @@ class PreparedReference:
     events: int
     notes: list[str] = field(default_factory=list)
     categorical: CategoricalReference | None = None  # string and bool features
+    rows: FloatArray | None = None  # the numeric rows, kept only until calibrated
     classes: CategoricalReference | None = None  # predictions that are class labels
     _numeric: NumericReference | None = None  # bins and sums for PSI, JS, Wasserstein, CvM
 
@@ -148,7 +149,11 @@ def _numeric(value: object) -> float:
 
 
 def prepare_from_events(
-    model: str, events: Iterable[dict[str, object]], bins: int, source: str
+    model: str,
+    events: Iterable[dict[str, object]],
+    bins: int,
+    source: str,
+    keep_rows: bool = False,
 ) -> PreparedReference:
     """Prepare a reference from prediction events in the contract's schema (§1)."""
     rows: list[dict[str, object]] = []
@@ -181,6 +186,8 @@ def prepare_from_events(
         np.array(preds, dtype=np.float64),
         bins,
     )
+    if keep_rows:
+        prepared.rows = matrix.reshape(len(rows), len(feature_names))
     if categorical:
         prepared.categorical = CategoricalReference.from_events(sorted(categorical), rows)
         prepared.notes.extend(prepared.categorical.notes)
@@ -207,7 +214,7 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
     return events
 
 
-def load_references(path: Path, bins: int) -> dict[str, PreparedReference]:
+def load_references(path: Path, bins: int, keep_rows: bool = False) -> dict[str, PreparedReference]:
     """Load `<model>.jsonl` files from a directory, or one JSONL file whose events carry `model`."""
     grouped: dict[str, list[dict[str, object]]] = {}
     sources: dict[str, str] = {}
@@ -236,6 +243,6 @@ def load_references(path: Path, bins: int) -> dict[str, PreparedReference]:
         if not grouped:
             raise ReferenceError(f"{path}: the reference file holds no events")
     return {
-        model: prepare_from_events(model, events, bins, sources[model])
+        model: prepare_from_events(model, events, bins, sources[model], keep_rows)
         for model, events in grouped.items()
     }

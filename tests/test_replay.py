@@ -35,3 +35,39 @@ def test_replay_writes_the_engines_alerts(tmp_path: Path) -> None:
         (a["model"], a["kind"], a["status"]) for a in replayed if a["kind"] == "input_drift"
     ] == [("a", "input_drift", "firing"), ("a", "input_drift", "resolved")]
     assert replayed[0]["source"]["topic"] == "events.jsonl"
+
+
+def test_calibrated_mode_sets_each_models_threshold_from_its_reference(tmp_path: Path) -> None:
+    import numpy as np
+
+    from stream_monitor.detectors.calibration import calibrate_max_ks_threshold
+
+    model = SyntheticModel("a", n_features=5, drift_start=3000, drift_shift=1.0)
+    reference = model.reference(4000)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "a.jsonl").write_bytes(to_jsonl(reference))
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(to_jsonl(model.events(0, 5000)))
+    out = tmp_path / "alerts.jsonl"
+    assert (
+        main(
+            [
+                "replay",
+                str(log),
+                "--reference",
+                str(tmp_path / "ref"),
+                "--out",
+                str(out),
+                "--calibrate-false-alarm-events",
+                "1e6",
+            ]
+        )
+        == 0
+    )
+    alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    fired = [a for a in alerts if a["kind"] == "input_drift"]
+    names = model.feature_names
+    rows = np.array([[e["features"][n] for n in names] for e in reference])  # type: ignore[index]
+    expected = calibrate_max_ks_threshold(rows, 1000, 100, 1e6).threshold
+    assert fired and fired[0]["threshold"] == expected
+    assert 3000 < fired[0]["events_seen"] <= 4000
