@@ -190,10 +190,15 @@ def data_quality(window: ModelWindow, settings: DetectorSettings) -> CheckResult
         )
     rows = window.rows()
     found: list[tuple[str, str, float, float]] = []  # feature, measure, share, threshold
+    closest: list[tuple[str, float, float]] = [("missing_share", 0.0, settings.dq_missing_share)]
 
     def over(names: list[str], measure: str, share: np.ndarray, limit: float) -> None:
         for j in np.flatnonzero(share > limit):
             found.append((names[j], measure, float(share[j]), limit))
+        if share.size:  # the measure nearest its threshold, reported while all is well
+            top = float(share.max())
+            if top / limit > closest[0][1] / closest[0][2]:
+                closest[0] = (measure, top, limit)
 
     if ref is not None and ref.n_features:
         names = list(ref.feature_names)
@@ -212,9 +217,8 @@ def data_quality(window: ModelWindow, settings: DetectorSettings) -> CheckResult
         over(names, "unseen_share", (codes == UNSEEN).mean(axis=0), settings.dq_unseen_share)
     details: dict[str, float | str | None] = {"issues": float(len(found))}
     if not found:
-        return CheckResult(
-            "data_quality", "missing_share", 0.0, settings.dq_missing_share, True, details=details
-        )
+        measure, share, limit = closest[0]
+        return CheckResult("data_quality", measure, share, limit, True, details=details)
     worst = max(found, key=lambda f: f[2] / f[3])
     features = [
         FeatureResult(name=n, test=m, score=v, p_value=None, drifted=True) for n, m, v, _ in found
