@@ -23,6 +23,7 @@ from stream_monitor.alerts import CheckResult, FeatureResult
 from stream_monitor.config import PVALUE_TESTS, DetectorSettings
 from stream_monitor.detectors import categorical as cat
 from stream_monitor.detectors import numeric as num
+from stream_monitor.detectors import ranks
 from stream_monitor.detectors.combine import adjust
 from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
 from stream_monitor.reference import FloatArray, PreparedReference
@@ -161,11 +162,11 @@ def _numeric_scores(
         counts = num.window_bin_counts(numeric, window.numeric_bin[rows])
         return (num.psi if test == "psi" else num.js_distance)(numeric, counts)
     upto = window.ks_key[rows] >> 32  # #{ref <= x}, already known per event
-    sw = num.sort_window(numeric, window.features[rows], upto)
+    sw = ranks.sort_window(numeric, window.features[rows], upto)
     if test == "wasserstein":
-        w1 = num.wasserstein(numeric, sw)
-        return num.Scores(num.normalised_wasserstein(numeric, w1.statistic), w1.sizes)
-    return num.cramer_von_mises(numeric, sw, ties="ecdf")
+        w1 = ranks.wasserstein(numeric, sw)
+        return num.Scores(ranks.normalised_wasserstein(numeric, w1.statistic), w1.sizes)
+    return ranks.cramer_von_mises(numeric, sw, ties="ecdf")
 
 
 def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:

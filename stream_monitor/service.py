@@ -1,11 +1,8 @@
 """`stream-monitor run`: consume -> engine -> publish -> commit, as one consumer-group member.
 
-Exactly once (the default): each batch is one Kafka transaction holding its alerts, dead
-letters, state changelog records and consumed offsets; read_committed consumers of the alerts
-topic see each alert once, whatever crashes and rebalances happen. At least once: alerts,
-dead letters and state are acknowledged by the broker before the batch's offsets are
-committed. Either way, a model's window and alert state are restored from the changelog when
-its partition is assigned, so a restart does not go blind for a window's length.
+Exactly once (default): a Kafka transaction holds a batch's alerts, dead letters, state
+records and offsets. At least once: they are acknowledged before offsets are committed.
+Either way a model's window and alert state come back from the changelog on assignment.
 """
 
 from __future__ import annotations

@@ -5,8 +5,7 @@ service hands each batch's alerts to `WebhookDispatcher.offer` *after* the batch
 `offer` only filters and appends to a bounded in-memory queue (it never blocks, never raises)
 and one daemon thread per webhook delivers: POST with a timeout, retries with capped
 exponential backoff on connection errors, timeouts, 5xx, 408 and 429 (honouring Retry-After),
-no retry on other 4xx, and a token-bucket rate limit between requests (Slack accepts about
-one message per second per webhook).
+no retry on other 4xx, and a token-bucket rate limit (Slack takes about one message a second).
 
 **At least once, not exactly once.** A request that times out may still have been processed
 by the receiver, and nothing lets us assume the receiver has an idempotency key, so a retry
@@ -43,8 +42,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from stream_monitor import __version__
 from stream_monitor.alerts import KINDS, Alert
+from stream_monitor.rate_limit import TokenBucket
+from stream_monitor.webhook_messages import format_slack
 
 log = logging.getLogger(__name__)
+
 
 ALERT_ID_HEADER = "X-Stream-Monitor-Alert-Id"
 ATTEMPT_HEADER = "X-Stream-Monitor-Attempt"
@@ -114,172 +116,6 @@ class WebhookSettings(BaseModel):
 
 # -- payloads -----------------------------------------------------------------------------
 
-_KIND_TITLES = {
-    "input_drift": "Input drift",
-    "prediction_drift": "Prediction drift",
-    "performance": "Performance degradation",
-    "latency": "Latency",
-    "data_quality": "Data quality",
-    "concept_drift": "Concept drift",
-}
-_MAX_LISTED_FEATURES = 10
-_SLACK_HEADER_MAX = 150  # Slack's limit on a header block's text
-_SLACK_TEXT_MAX = 2900  # under Slack's 3000 characters of a section's text
-
-
-def format_json(alert: Alert) -> dict[str, Any]:
-    """The alert's contract JSON (what the alerts topic carries), as a dict."""
-    return alert.model_dump(mode="json")
-
-
-def _esc(text: str) -> str:
-    """Escape Slack mrkdwn control characters: model and feature names are untrusted input
-    (a name like `<!channel>` must not notify a whole channel)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _num(value: float) -> str:
-    return f"{value:.4g}" if math.isfinite(value) else str(value)
-
-
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_slack(alert: Alert) -> dict[str, Any]:
-    """A Slack message (`text` for notifications plus `blocks`) describing the alert."""
-    title = _KIND_TITLES.get(alert.kind, alert.kind)
-    firing = alert.status == "firing"
-    version = alert.model_version or "unknown version"
-    retrain = firing and alert.recommendation == "retrain"
-    score = f"{alert.test} = {_num(alert.score)} (threshold {_num(alert.threshold)})"
-    if firing:
-        icon = ":rotating_light:" if alert.severity == "critical" else ":warning:"
-        headline = f"{title} on {alert.model} {version} ({alert.severity})"
-        summary = f"{icon} FIRING: {headline}: {score}"
-    else:
-        icon = ":white_check_mark:"
-        headline = f"{title} resolved on {alert.model} {version}"
-        summary = f"{icon} RESOLVED: {headline}: {score}, back within threshold"
-    if retrain:
-        summary += ". Consider retraining the model."
-
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": _cap(_esc(f"{icon} {headline}"), _SLACK_HEADER_MAX),
-                "emoji": True,
-            },
-        },
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Model*\n{_cap(_esc(alert.model), 200)}"},
-                {"type": "mrkdwn", "text": f"*Version*\n{_cap(_esc(version), 200)}"},
-                {"type": "mrkdwn", "text": f"*Drift type*\n{title}"},
-                {"type": "mrkdwn", "text": f"*Status*\n{alert.status}"},
-                {"type": "mrkdwn", "text": f"*Score*\n{_esc(score)}"},
-                {"type": "mrkdwn", "text": f"*Severity*\n{alert.severity}"},
-                {"type": "mrkdwn", "text": f"*Events seen*\n{alert.events_seen:,}"},
-                {"type": "mrkdwn", "text": f"*Window*\n{alert.window.size:,} events"},
-            ],
-        },
-    ]
-    drifted = [f for f in alert.features if f.drifted] or alert.features
-    if drifted:
-        shown = ", ".join(
-            f"{_esc(f.name)} ({f.test} {_num(f.score)})" for f in drifted[:_MAX_LISTED_FEATURES]
-        )
-        more = len(drifted) - _MAX_LISTED_FEATURES
-        if more > 0:
-            shown += f" and {more} more"
-        label = "Drifted features" if any(f.drifted for f in drifted) else "Features"
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": _cap(f"*{label}*: {shown}", _SLACK_TEXT_MAX)},
-            }
-        )
-    details = ", ".join(
-        f"{_esc(k)}={_num(v) if isinstance(v, float) else _esc(str(v))}"
-        for k, v in alert.details.items()
-        if v is not None
-    )
-    if details:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": _cap(f"*Details*: {details}", _SLACK_TEXT_MAX)},
-            }
-        )
-    if retrain:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": ":arrows_counterclockwise: *Consider retraining the model*: "
-                    "it no longer behaves as on its reference data.",
-                },
-            }
-        )
-    elif not firing:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": f":white_check_mark: *Resolved*: {title.lower()} is back within "
-                    "its threshold.",
-                },
-            }
-        )
-    window = ""
-    if alert.window.start or alert.window.end:
-        window = f" · window {alert.window.start or '?'} to {alert.window.end or '?'}"
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": _cap(
-                        f"alert_id {alert.alert_id} · detected {alert.detected_at or '-'}"
-                        f"{window} · {_esc(alert.source.topic)}[{alert.source.partition}]"
-                        f"@{alert.source.offset}",
-                        _SLACK_TEXT_MAX,
-                    ),
-                }
-            ],
-        }
-    )
-    return {"text": _cap(_esc(summary), _SLACK_TEXT_MAX), "blocks": blocks}
-
-
-# -- delivery -----------------------------------------------------------------------------
-
-
-class _TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; one token per request."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._tokens = float(burst)
-        self._last = time.monotonic()
-
-    def reserve(self) -> float:
-        """Take a token and return 0, or return how long to wait before asking again."""
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) / self._rate
-
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Never follow redirects: urllib would turn the POST into a GET without body, and a
@@ -330,7 +166,7 @@ class WebhookSink:
         self._url = settings.url.get_secret_value()
         self._secret_parts = _secret_parts(self._url)
         self._opener = urllib.request.build_opener(_NoRedirect())
-        self._bucket = _TokenBucket(settings.rate_per_s, settings.burst)
+        self._bucket = TokenBucket(settings.rate_per_s, settings.burst)
         self._queue: deque[Alert] = deque()
         self._cond = threading.Condition()
         self._closing = False

@@ -21,15 +21,17 @@ from stream_monitor.detectors.numeric import (
     NumericReference,
     Scores,
     bin_index,
-    cramer_von_mises,
     js_distance,
     js_from_counts,
-    normalised_wasserstein,
     psi,
     psi_from_counts,
+    window_bin_counts,
+)
+from stream_monitor.detectors.ranks import (
+    cramer_von_mises,
+    normalised_wasserstein,
     sort_window,
     wasserstein,
-    window_bin_counts,
 )
 from stream_monitor.reference import PreparedReference
 

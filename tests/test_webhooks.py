@@ -18,13 +18,12 @@ import pytest
 from pydantic import ValidationError
 
 from stream_monitor.alerts import Alert, FeatureResult, SourcePosition, WindowInfo, alert_id
+from stream_monitor.webhook_messages import format_json, format_slack
 from stream_monitor.webhooks import (
     ALERT_ID_HEADER,
     WebhookDispatcher,
     WebhookSettings,
     WebhookSink,
-    format_json,
-    format_slack,
     parse_retry_after,
 )
 
