@@ -41,13 +41,6 @@ from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
 from stream_monitor.sources import MissingTopicError, batch_from_messages, next_offsets
 from stream_monitor.state import StateTracker, encode, restore
-from stream_monitor.transactions import (
-    CALL_TIMEOUT_S,
-    FENCED_CODES,
-    OpenTransaction,
-    ProducerStuck,
-    TransactionAborted,
-)
 from stream_monitor.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -74,7 +67,7 @@ class MonitorService:
         self._fatal: str | None = None
         self._next_offsets: dict[Partition, int] = {}
         # the open transaction (exactly-once): it spans batches for --commit-interval-ms
-        self._txn: OpenTransaction | None = None
+        self._txn: transactions.OpenTransaction | None = None
         self._producer_abandoned = False  # a call of it blocked: never touch it again
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
         self._txn_id = transactional_id(settings) if self.exactly_once else None
@@ -116,7 +109,9 @@ class MonitorService:
         try:
             self._prepare_topics()
             if self.exactly_once:
-                self._txn_call(lambda: self._producer.init_transactions(CALL_TIMEOUT_S))
+                self._txn_call(
+                    lambda: self._producer.init_transactions(transactions.CALL_TIMEOUT_S)
+                )
             self._consumer.subscribe(
                 [s.topic],
                 on_assign=self._on_assign,
@@ -225,11 +220,11 @@ class MonitorService:
             if self._renew_producer:
                 self._retrying("renewing the transactional producer", self._new_txn_producer)
             self._producer.begin_transaction()
-            self._txn = OpenTransaction()
+            self._txn = transactions.OpenTransaction()
         try:
             outcome = self._process(batch)
         except KafkaException as exc:  # the producer refused a message: start over
-            self._fail_transaction(TransactionAborted(str(exc)))
+            self._fail_transaction(transactions.TransactionAborted(str(exc)))
             return
         self._txn.add(outcome, next_offsets(batch))
         if self._txn.due(self.settings.commit_interval_ms):
@@ -244,12 +239,12 @@ class MonitorService:
             # gone and come back (librdkafka #5456, #5511); aborting and reprocessing is safe.
             self._txn_call(
                 lambda: producer.send_offsets_to_transaction(
-                    offsets, self._consumer.consumer_group_metadata(), CALL_TIMEOUT_S
+                    offsets, self._consumer.consumer_group_metadata(), transactions.CALL_TIMEOUT_S
                 ),
                 retry=False,
             )
-            self._txn_call(lambda: producer.commit_transaction(CALL_TIMEOUT_S))
-        except (TransactionAborted, FatalKafkaError) as exc:
+            self._txn_call(lambda: producer.commit_transaction(transactions.CALL_TIMEOUT_S))
+        except (transactions.TransactionAborted, FatalKafkaError) as exc:
             self._fail_transaction(exc)
             return
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
@@ -265,8 +260,8 @@ class MonitorService:
         log.warning("aborting the transaction and reprocessing its batches: %s", exc)
         self._renew_producer = True
         self.metrics.transaction_aborts.inc()
-        if isinstance(exc, TransactionAborted):
-            if isinstance(exc, ProducerStuck):
+        if isinstance(exc, transactions.TransactionAborted):
+            if isinstance(exc, transactions.ProducerStuck):
                 self._producer_abandoned = True
                 self._broker_up = False
             else:
@@ -307,7 +302,7 @@ class MonitorService:
     def _rewind_once(self) -> None:
         assigned = sorted(self._assigned)
         committed = self._consumer.committed(
-            [TopicPartition(t, p) for t, p in assigned], timeout=CALL_TIMEOUT_S
+            [TopicPartition(t, p) for t, p in assigned], timeout=transactions.CALL_TIMEOUT_S
         )
         start = OFFSET_BEGINNING if self.settings.auto_offset_reset == "earliest" else OFFSET_END
         for tp in committed:
@@ -430,7 +425,7 @@ class MonitorService:
     def _on_producer_error(self, err: Any) -> None:
         """Under exactly-once a fatal producer error that is not fencing ends only the current
         transaction: the producer is renewed and the batch reprocessed."""
-        if self.exactly_once and err.fatal() and err.code() not in FENCED_CODES:
+        if self.exactly_once and err.fatal() and err.code() not in transactions.FENCED_CODES:
             log.error("producer: %s (it will be renewed)", err.str())
             self._renew_producer = True
             return
