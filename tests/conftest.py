@@ -31,7 +31,11 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port, controller_port = free_port(), free_port()
     data_dir: Path = tmp_path_factory.mktemp("kafka")
     local_broker.start(port, controller_port, data_dir)
+    bootstrap = f"127.0.0.1:{port}"
     try:
-        yield f"127.0.0.1:{port}"
+        yield bootstrap
     finally:
+        from tests.kafka_helpers import close_offset_readers
+
+        close_offset_readers(bootstrap)  # before the broker goes: they would retry forever
         local_broker.stop(port, controller_port, data_dir)
