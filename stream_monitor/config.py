@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -220,8 +228,12 @@ class Settings(DetectorSettings):
         ),
     )
     batch_size: int = Field(1000, gt=0, le=100_000, description="messages per consume() call")
-    kafka: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="extra librdkafka settings for consumer and producer"
+    kafka: dict[str, str | int | float | bool | SecretStr] = Field(
+        default_factory=dict,
+        description=(
+            "extra librdkafka settings for consumer and producer; values of keys naming a "
+            "password or secret are kept as secrets (never shown or logged)"
+        ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     feature_metrics: int = Field(
@@ -241,6 +253,23 @@ class Settings(DetectorSettings):
             raise ValueError(f"no such file or directory: {value}")
         return value
 
+    @field_validator("kafka")
+    @classmethod
+    def _hide_secrets(
+        cls, value: dict[str, str | int | float | bool | SecretStr]
+    ) -> dict[str, str | int | float | bool | SecretStr]:
+        return {
+            k: SecretStr(str(v)) if _is_secret(k) and not isinstance(v, SecretStr) else v
+            for k, v in value.items()
+        }
+
+    def kafka_settings(self) -> dict[str, str | int | float | bool]:
+        """The librdkafka settings with their secrets revealed (for the clients only)."""
+        return {
+            k: v.get_secret_value() if isinstance(v, SecretStr) else v
+            for k, v in self.kafka.items()
+        }
+
     @model_validator(mode="after")
     def _topics_differ(self) -> Settings:
         if self.alerts_topic == self.topic:
@@ -259,6 +288,10 @@ class Settings(DetectorSettings):
         return DetectorSettings.model_construct(
             **{name: getattr(self, name) for name in DetectorSettings.model_fields}
         )
+
+
+def _is_secret(key: str) -> bool:
+    return "password" in key or "secret" in key or key.endswith((".key.pem", "jaas.config"))
 
 
 class _MappingSource(PydanticBaseSettingsSource):

@@ -51,7 +51,7 @@ class FatalKafkaError(Exception):
 
 def client_config(settings: Settings) -> dict[str, Any]:
     """Settings shared by every client (the user's `kafka:` settings win)."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka_settings()}
 
 
 def transactional_id(settings: Settings) -> str:

@@ -70,3 +70,13 @@ def test_bad_config_fails_the_command_with_exit_2(
     cfg.write_text("- not a mapping\n")
     assert main(["run", "--config", str(cfg)]) == 2
     assert "expected a mapping" in capsys.readouterr().err
+
+
+def test_kafka_secrets_are_hidden_but_reach_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_monitor.kafka_clients import client_config
+
+    monkeypatch.setenv("STREAM_MONITOR_KAFKA", '{"sasl.password": "s3cret", "acks": "all"}')
+    settings = load_settings({})
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+    assert client_config(settings)["sasl.password"] == "s3cret"
+    assert client_config(settings)["acks"] == "all"

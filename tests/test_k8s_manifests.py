@@ -375,7 +375,8 @@ def test_the_pod_starts_with_valid_settings(tmp_path: Path, clean_env: pytest.Mo
     # the Secret's JSON is merged into the file's librdkafka settings
     configmap, key = config_file()
     from_file = yaml.safe_load(configmap["data"][key])["kafka"]
-    assert settings.kafka == {**from_file, **json.loads(SECRET_KAFKA_JSON)}
+    assert settings.kafka_settings() == {**from_file, **json.loads(SECRET_KAFKA_JSON)}
+    assert "not-the-real-one" not in repr(settings)  # the password stays a secret
     assert str(settings.kafka["security.protocol"]).startswith("SASL")
 
 

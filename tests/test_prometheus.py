@@ -350,6 +350,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         unique("group"),
         write_references(tmp / "ref", [MODEL]),
         tmp / "monitor.log",
+        "--feature-metrics",
+        "20",  # the dashboard's per-feature panel
     )
     prometheus: PrometheusServer | None = None
     try:
