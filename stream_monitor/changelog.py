@@ -14,7 +14,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from stream_monitor.config import Settings
-from stream_monitor.kafka_clients import FatalKafkaError, client_config
+from stream_monitor.kafka_clients import (
+    FatalKafkaError,
+    client_config,
+    ensure_topics,
+    input_partitions,
+    new_admin,
+    topic_partitions,
+)
 from stream_monitor.state import StateError, StateRecord, decode
 
 log = logging.getLogger(__name__)
@@ -79,3 +86,22 @@ def _append(records: list[StateRecord], msg: Any) -> None:
         records.append(decode(key, value))
     except (StateError, ValueError, KeyError) as exc:
         log.error("skipping unreadable state record %r: %s", key, exc)
+
+
+def prepare_output_topics(settings: Settings) -> None:
+    """Create the topics the monitor writes (alerts, dead letters, state) if absent, with as
+    many partitions as the input: a model's state lives on its input partition's number."""
+    admin = new_admin(settings)
+    n = input_partitions(admin, settings.topic)
+    changelog = settings.changelog_topic
+    ensure_topics(
+        admin,
+        {settings.alerts_topic: n, settings.dead_letter_topic: n, changelog: n},
+        {changelog: CHANGELOG_CONFIG},
+    )
+    have = topic_partitions(admin, changelog)
+    if have < n:
+        raise FatalKafkaError(
+            f"state topic {changelog} has {have} partitions but {settings.topic} has {n}: "
+            "they must match (add partitions to the state topic)"
+        )

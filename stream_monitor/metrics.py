@@ -205,13 +205,8 @@ class Metrics:
         r.register(self.latency)
 
     def record(self, outcome: BatchOutcome) -> None:
-        for model, n in outcome.ok_counts.items():
-            self.events.labels(model, "ok").inc(n)
-        invalid: dict[str, int] = {}
-        for model in outcome.dead_letter_models:
-            invalid[model] = invalid.get(model, 0) + 1
-        for model, n in invalid.items():
-            self.events.labels(model, "invalid").inc(n)
+        """Publish a committed batch. The event counters move last, so a reader that sees
+        them reach N also sees the scores, alerts and windows of those N events."""
         reasons: dict[str, int] = {}
         for dead in outcome.dead_letters:
             reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
@@ -240,6 +235,13 @@ class Metrics:
             self.retrain.labels(model).set(1 if retrain else 0)
         for alert in outcome.alerts:
             self.alerts.labels(alert.model, alert.kind, alert.status).inc()
+        for model, n in outcome.ok_counts.items():
+            self.events.labels(model, "ok").inc(n)
+        invalid: dict[str, int] = {}
+        for model in outcome.dead_letter_models:
+            invalid[model] = invalid.get(model, 0) + 1
+        for model, n in invalid.items():
+            self.events.labels(model, "invalid").inc(n)
 
     def _record_details(self, model: str, results: list[CheckResult]) -> None:
         for result in results:

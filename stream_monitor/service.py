@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
 
 from stream_monitor import transactions
-from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions
+from stream_monitor.changelog import prepare_output_topics, read_partitions
 from stream_monitor.config import Settings
 from stream_monitor.engine import BatchOutcome, Engine
 from stream_monitor.events import RecordBatch
@@ -28,15 +28,12 @@ from stream_monitor.kafka_clients import (
     FATAL_CODES,
     MISSING_CODES,
     FatalKafkaError,
-    ensure_topics,
-    input_partitions,
-    new_admin,
     new_consumer,
     new_producer,
-    topic_partitions,
     transactional_id,
 )
 from stream_monitor.metrics import Metrics
+from stream_monitor.readiness import Readiness
 from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
 from stream_monitor.sources import MissingTopicError, batch_from_messages, next_offsets
@@ -62,9 +59,7 @@ class MonitorService:
         self._stop = threading.Event()
         self._assigned: set[Partition] = set()
         self._ever_assigned = False
-        self._restoring = False
-        self._broker_up = True
-        self._fatal: str | None = None
+        self.health = Readiness()
         self._next_offsets: dict[Partition, int] = {}
         # the open transaction (exactly-once): it spans batches for --commit-interval-ms
         self._txn: transactions.OpenTransaction | None = None
@@ -107,7 +102,7 @@ class MonitorService:
         )
         code = 0
         try:
-            self._prepare_topics()
+            prepare_output_topics(self.settings)
             if self.exactly_once:
                 self._txn_call(
                     lambda: self._producer.init_transactions(transactions.CALL_TIMEOUT_S)
@@ -119,53 +114,52 @@ class MonitorService:
                 on_lost=self._on_lost,
             )
             while not self._stop.is_set():
-                if self._fatal:
-                    raise FatalKafkaError(self._fatal)
+                if self.health.fatal:
+                    raise FatalKafkaError(self.health.fatal)
                 self._step()
         except (FatalKafkaError, DeliveryError, KafkaException) as exc:
             log.error("stopping without committing the current batch: %s", exc)
             code = 1
+        except transactions.Interrupted as exc:  # stopped while the brokers were away
+            log.warning("stopping without committing (reprocessed by the next owner): %s", exc)
+            code = 1 if self.health.fatal else 0
         finally:
             self._shutdown(clean=code == 0)
         return code
 
-    def _prepare_topics(self) -> None:
-        s = self.settings
-        admin = new_admin(s)
-        n = input_partitions(admin, s.topic)
-        changelog = s.changelog_topic
-        ensure_topics(
-            admin,
-            {s.alerts_topic: n, s.dead_letter_topic: n, changelog: n},
-            {changelog: CHANGELOG_CONFIG},
-        )
-        have = topic_partitions(admin, changelog)
-        if have < n:
-            raise FatalKafkaError(
-                f"state topic {changelog} has {have} partitions but {s.topic} has {n}: "
-                "they must match (add partitions to the state topic)"
-            )
-
     def _shutdown(self, clean: bool) -> None:
+        """Commit what was processed if the brokers are there to take it; otherwise leave it
+        to the next owner (no waiting out an outage past a supervisor's grace period)."""
         try:
-            if clean and self._txn is not None:
-                self._commit_transaction()
-            if clean and not self.exactly_once:
-                self._publisher.confirm(DELIVERY_TIMEOUT_S)
-                self._commit_offsets(asynchronous=False)
+            if clean and self.health.broker_up:
+                self._commit_pending()
+        except transactions.Interrupted as exc:
+            log.warning("stopping: %s", exc)
+        if self._txn is not None or not self.health.broker_up:
+            log.warning("brokers unreachable: the last batches are left to the next owner")
+            self._end_transaction()  # the coordinator aborts it (transaction.timeout.ms)
+        try:
             self._consumer.close()
         finally:
             try:
-                self._producer.flush(10)
+                self._producer.flush(10 if self.health.broker_up else 0)
             except KafkaException as exc:  # a producer in a fatal state has nothing to flush
                 log.warning("producer flush at shutdown: %s", exc)
             self.webhooks.close(timeout=5)
             self.http.stop()
             log.info("stopped")
 
+    def _commit_pending(self) -> None:
+        if self._txn is not None:
+            self._commit_transaction()
+        if not self.exactly_once:
+            self._publisher.confirm(DELIVERY_TIMEOUT_S)
+            self._commit_offsets(asynchronous=False)
+
     # -- one batch -----------------------------------------------------------------------
 
     def _step(self) -> None:
+        self.health.beat()
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=0.5)
         if not messages:
             with contextlib.suppress(KafkaException):  # a fatal producer is renewed, not polled
@@ -182,7 +176,7 @@ class MonitorService:
             return
         if not len(batch):
             return
-        self._broker_up = True
+        self.health.broker_up = True
         if self.exactly_once:
             self._transaction(batch)
         else:
@@ -263,9 +257,9 @@ class MonitorService:
         if isinstance(exc, transactions.TransactionAborted):
             if isinstance(exc, transactions.ProducerStuck):
                 self._producer_abandoned = True
-                self._broker_up = False
+                self.health.broker_up = False
             else:
-                transactions.abort(self._producer)
+                transactions.abort(self._producer, self._brokers_away, self._stopping)
         self._publisher.discard()
         self._end_transaction()
         self._rewind()
@@ -280,17 +274,23 @@ class MonitorService:
             self._producer_abandoned,
         )
         self._producer_abandoned = False
+        producer = self._producer
+        self._txn_call(lambda: producer.init_transactions(transactions.CALL_TIMEOUT_S))
+        log.info("transactional producer renewed after the brokers were unreachable")
         self._publisher.use(self._producer)
         self._renew_producer = False
 
     def _retrying(self, what: str, run: Callable[[], None]) -> None:
-        transactions.retrying(what, run, lambda: self._fatal is not None, self._brokers_away)
+        transactions.retrying(what, run, self._stopping, self._brokers_away)
 
     def _txn_call(self, run: Callable[[], object], retry: bool = True) -> None:
-        transactions.call(run, retry, self._brokers_away)
+        transactions.call(run, retry, self._brokers_away, self._stopping)
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or self.health.fatal is not None
 
     def _brokers_away(self) -> None:
-        self._broker_up = False
+        self.health.broker_up = False
 
     def _rewind(self) -> None:
         """After an abort: back to the committed offsets and the committed state.
@@ -338,13 +338,14 @@ class MonitorService:
         numbers = sorted(p for t, p in partitions if t == self.settings.topic)
         if not numbers:
             return
-        self._restoring = True
+        self.health.restoring = True
         started = time.monotonic()
         try:
             records = read_partitions(self.settings, numbers)
             models = restore(self.engine, records, self.tracker)
         finally:
-            self._restoring = False
+            self.health.restoring = False
+            self.health.beat()
         seconds = time.monotonic() - started
         self.metrics.restore_seconds.set(seconds)
         log.info(
@@ -364,15 +365,7 @@ class MonitorService:
     # -- readiness and status ------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
-        if self._fatal:
-            return False, f"fatal error: {self._fatal}"
-        if not self._broker_up:
-            return False, "brokers unreachable"
-        if self._restoring:
-            return False, "restoring state"
-        if not self._assigned:
-            return False, "no partitions assigned yet"
-        return True, f"{len(self._assigned)} partitions assigned"
+        return self.health.check(len(self._assigned))
 
     def status(self) -> dict[str, object]:
         status = self.engine.status()
@@ -396,7 +389,7 @@ class MonitorService:
         self.metrics.rebalances.inc()
         if self._txn is not None:  # commit what was done for these partitions first
             self._commit_transaction()
-        if not self.exactly_once:
+        if not self.exactly_once and self.health.broker_up:
             self._commit_offsets(asynchronous=False, only=revoked)
         self._release(revoked)
         log.info("revoked %s", sorted(f"{t}[{p}]" for t, p in revoked))
@@ -415,7 +408,7 @@ class MonitorService:
 
     def _on_stats(self, stats_json: str) -> None:
         try:
-            self._broker_up = self.metrics.record_statistics(stats_json, self._assigned)
+            self.health.broker_up = self.metrics.record_statistics(stats_json, self._assigned)
         except Exception:  # statistics must never break consumption
             log.exception("could not read client statistics")
 
@@ -433,14 +426,14 @@ class MonitorService:
 
     def _on_error(self, err: Any) -> None:
         if err.fatal() or err.code() in FATAL_CODES:
-            self._fatal = err.str()
+            self.health.fatal = err.str()
         elif err.code() in MISSING_CODES and self._ever_assigned:
             s = self.settings
             for topic in (s.topic, s.alerts_topic, s.dead_letter_topic, s.changelog_topic):
                 if topic in err.str():
-                    self._fatal = f"topic {topic} was deleted ({err.str()})"
+                    self.health.fatal = f"topic {topic} was deleted ({err.str()})"
         elif err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._broker_up = False
+            self.health.broker_up = False
             self._renew_producer = self.exactly_once
             log.warning("kafka: %s", err.str())
         elif err.code() == KafkaError._TRANSPORT:

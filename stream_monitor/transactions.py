@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 30.0
 RETRY_DEADLINE_S = 300.0  # keep retrying through a broker outage this long
 STUCK_AFTER_S = CALL_TIMEOUT_S + 15  # a call not back by then is blocked for good
+STOP_GRACE_S = 5.0  # how long a stop waits for a transactional call in flight
+WAIT_SLICE_S = 0.1
 FENCED_CODES = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED}
 
 Partition = tuple[str, int]
@@ -51,12 +53,21 @@ class OpenTransaction:
         return (time.monotonic() - self.started) * 1000 >= interval_ms
 
 
+class Interrupted(Exception):
+    """A retry through a broker outage ended because the monitor is stopping: nothing more
+    is committed, and whatever was not committed is reprocessed by the next owner."""
+
+
 class ProducerStuck(TransactionAborted):
     """A transactional call outlived its limit: the producer is abandoned, not reused."""
 
 
-def _bounded(run: Callable[[], object], limit_s: float) -> None:
-    """Run a client call on a helper thread and wait at most `limit_s` for it.
+def _bounded(
+    run: Callable[[], object], limit_s: float, stopping: Callable[[], bool] | None = None
+) -> None:
+    """Run a client call on a helper thread and wait at most `limit_s` for it, or at most
+    STOP_GRACE_S once `stopping()` (a stop requested during an outage must not wait out
+    the call's own timeout).
 
     librdkafka can block a transactional call for good once a coordinator has gone and come
     back (issues #5456, #5511); a blocked call cannot be interrupted, but it need not block
@@ -73,9 +84,17 @@ def _bounded(run: Callable[[], object], limit_s: float) -> None:
 
     worker = threading.Thread(target=target, name="kafka-txn-call", daemon=True)
     worker.start()
-    worker.join(limit_s)
-    if worker.is_alive():
-        raise ProducerStuck(f"a transactional call blocked for over {limit_s:.0f} s")
+    deadline = time.monotonic() + limit_s
+    stop_deadline: float | None = None
+    while worker.is_alive():
+        now = time.monotonic()
+        if now > deadline:
+            raise ProducerStuck(f"a transactional call blocked for over {limit_s:.0f} s")
+        if stop_deadline is None and stopping is not None and stopping():
+            stop_deadline = now + STOP_GRACE_S
+        if stop_deadline is not None and now > stop_deadline:
+            raise Interrupted("a transactional call still blocked while stopping")
+        worker.join(WAIT_SLICE_S)
     if failure:
         raise failure[0]
 
@@ -84,12 +103,14 @@ def call(
     run: Callable[[], object],
     retry: bool = True,
     on_retry: Callable[[], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> None:
-    """A transactional call, retried while retriable; see the module docstring."""
+    """A transactional call, retried while retriable (not once `stopping()`); see the
+    module docstring."""
     deadline = time.monotonic() + RETRY_DEADLINE_S
     while True:
         try:
-            _bounded(run, STUCK_AFTER_S)
+            _bounded(run, STUCK_AFTER_S, stopping)
             return
         except KafkaException as exc:
             err = exc.args[0]
@@ -100,15 +121,17 @@ def call(
                 raise TransactionAborted(err.str()) from exc
             if not err.retriable() or time.monotonic() > deadline:
                 raise FatalKafkaError(f"transaction: {err.str()}") from exc
+            if stopping is not None and stopping():
+                raise Interrupted(f"transaction call not retried: {err.str()}") from exc
             if on_retry is not None:
                 on_retry()
             log.warning("transaction call failed, retrying: %s", err.str())
 
 
-def abort(producer: Any) -> None:
+def abort(producer: Any, on_retry: Callable[[], None], stopping: Callable[[], bool]) -> None:
     """Abort the open transaction; a refusal that is not fencing is left to a new producer."""
     try:
-        call(lambda: producer.abort_transaction(CALL_TIMEOUT_S))
+        call(lambda: producer.abort_transaction(CALL_TIMEOUT_S), True, on_retry, stopping)
     except ProducerStuck:
         log.warning("abort blocked: the producer is abandoned and will be renewed")
     except FatalKafkaError as fatal:
@@ -125,19 +148,16 @@ def renewed_producer(old: Any, make: Callable[[], Any], abandoned: bool) -> Any:
 
     A producer that lived through an outage can keep a dead group coordinator cached and
     then block in send_offsets_to_transaction (librdkafka #5511); a new one looks the
-    coordinator up afresh. Its init_transactions fences the old one's epoch.
+    coordinator up afresh. The caller's init_transactions on it fences the old one's epoch.
     """
     if not abandoned:  # an abandoned one may still be blocked on another thread
         with contextlib.suppress(KafkaException):  # the old one may be in a fatal state
             old.flush(0)
-    producer = make()
-    call(lambda: producer.init_transactions(CALL_TIMEOUT_S))
-    log.info("transactional producer renewed after the brokers were unreachable")
-    return producer
+    return make()
 
 
 def retrying(
-    what: str, run: Callable[[], None], give_up: Callable[[], bool], on_retry: Callable[[], None]
+    what: str, run: Callable[[], None], stopping: Callable[[], bool], on_retry: Callable[[], None]
 ) -> None:
     """Run `run`, retrying Kafka errors while the brokers are away (up to a deadline)."""
     deadline = time.monotonic() + RETRY_DEADLINE_S
@@ -146,8 +166,10 @@ def retrying(
             run()
             return
         except KafkaException as exc:
-            if time.monotonic() > deadline or give_up():
+            if time.monotonic() > deadline:
                 raise FatalKafkaError(f"{what} failed: {exc}") from exc
+            if stopping():
+                raise Interrupted(f"{what} not retried: {exc}") from exc
             on_retry()
             log.warning("%s failed, retrying: %s", what, exc)
             time.sleep(1)  # retry pacing while the brokers are away

@@ -215,6 +215,20 @@ class MonitorProcess:
     def events_seen(self) -> int:
         return sum(m["events_seen"] for m in self.status().get("models", {}).values())
 
+    def events_committed(self) -> int:
+        """Valid events whose batch is committed (alerts on the topic, metrics published)."""
+        code, body = self.get("/metrics")
+        if code != 200:
+            return 0
+        return int(
+            sum(
+                s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples
+                if s.name == "stream_monitor_events_total" and s.labels.get("status") == "ok"
+            )
+        )
+
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         code, body = self.get("/metrics")
         assert code == 200

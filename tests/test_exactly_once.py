@@ -269,48 +269,109 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[str, int, int, Path]]:
         local_broker.stop(port, cport, data)
 
 
-def test_broker_outage_of_30_seconds(
-    own_broker: tuple[str, int, int, Path], tmp_path: Path
-) -> None:
-    bootstrap, port, cport, data = own_broker
-    models = [
-        SyntheticModel("drifty", n_features=8, drift_start=9000, drift_shift=2.0),
-        SyntheticModel("steady", n_features=8),
-    ]
-    events = interleave([m.events(0, 20_000) for m in models])
-    topic, alerts, group = unique("predictions"), unique("alerts"), unique("group")
-    create_topics(bootstrap, [topic], partitions=2)
-    produce(bootstrap, topic, event_records(events))
-    monitor = MonitorProcess(
-        bootstrap,
-        topic,
-        alerts,
-        group,
-        write_references(tmp_path / "ref", models),
-        tmp_path / "m.log",
-        "--batch-size",
-        "200",
-    )
-    try:
-        wait_for(lambda: processed(bootstrap, group, topic) >= 8_000, 180, "mid-stream")
-        local_broker.stop(port, cport, data)
-        outage_started = time.monotonic()
-        wait_for(lambda: monitor.get("/readyz")[0] == 503, 60, "not ready while the broker is away")
-        assert monitor.proc.poll() is None, monitor.log()
-        time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))  # the outage itself
-        assert monitor.proc.poll() is None, monitor.log()
-        local_broker.start(port, cport, data)
+@dataclass
+class OutageRun:
+    """Two models on two partitions, one drifting at 9000, and a monitor consuming them."""
+
+    bootstrap: str
+    tmp_path: Path
+    models: list[SyntheticModel]
+    events: list[dict[str, Any]]
+    topic: str
+    alerts: str
+    group: str
+
+    @classmethod
+    def prepared(cls, bootstrap: str, tmp_path: Path) -> OutageRun:
+        models = [
+            SyntheticModel("drifty", n_features=8, drift_start=9000, drift_shift=2.0),
+            SyntheticModel("steady", n_features=8),
+        ]
+        events = interleave([m.events(0, 20_000) for m in models])
+        run = cls(bootstrap, tmp_path, models, events, *(unique(n) for n in NAMES))
+        create_topics(bootstrap, [run.topic], partitions=2)
+        produce(bootstrap, run.topic, event_records(events))
+        return run
+
+    def monitor(self, log_name: str) -> MonitorProcess:
+        ref = write_references(self.tmp_path / "ref", self.models)
+        log_path = self.tmp_path / log_name
+        args = (self.bootstrap, self.topic, self.alerts, self.group, ref, log_path)
+        return MonitorProcess(*args, "--batch-size", "200")
+
+    def processed(self) -> int:
+        return processed(self.bootstrap, self.group, self.topic)
+
+    def all_processed(self) -> None:
         wait_for(
-            lambda: processed(bootstrap, group, topic) >= len(events),
+            lambda: self.processed() >= len(self.events),
             300,
             "every event committed after the outage",
             every=0.5,
         )
-        wait_for(lambda: monitor.get("/readyz")[0] == 200, 60, "ready again")
-        engine = Engine(DetectorSettings(), references(models))
-        expected = [a.alert_id for b in batches_of_events(events) for a in engine.process(b).alerts]
-        got = [a["alert_id"] for m in alerts_by_model(bootstrap, alerts).values() for a in m]
+
+    def assert_exact_alerts(self) -> None:
+        engine = Engine(DetectorSettings(), references(self.models))
+        batches = batches_of_events(self.events)
+        expected = [a.alert_id for b in batches for a in engine.process(b).alerts]
+        by_model = alerts_by_model(self.bootstrap, self.alerts)
+        got = [a["alert_id"] for m in by_model.values() for a in m]
         assert sorted(got) == sorted(expected)  # nothing lost, nothing doubled
         assert len(got) == len(set(got))
+
+
+NAMES = ("predictions", "alerts", "group")
+
+
+def not_ready(monitor: MonitorProcess) -> None:
+    wait_for(lambda: monitor.get("/readyz")[0] == 503, 60, "not ready while the broker is away")
+    assert monitor.proc.poll() is None, monitor.log()
+
+
+def test_broker_outage_of_30_seconds(
+    own_broker: tuple[str, int, int, Path], tmp_path: Path
+) -> None:
+    bootstrap, port, cport, data = own_broker
+    run = OutageRun.prepared(bootstrap, tmp_path)
+    monitor = run.monitor("m.log")
+    try:
+        wait_for(lambda: run.processed() >= 8_000, 180, "mid-stream")
+        local_broker.stop(port, cport, data)
+        outage_started = time.monotonic()
+        not_ready(monitor)
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))  # the outage itself
+        assert monitor.proc.poll() is None, monitor.log()
+        local_broker.start(port, cport, data)
+        run.all_processed()
+        wait_for(lambda: monitor.get("/readyz")[0] == 200, 60, "ready again")
+        run.assert_exact_alerts()
     finally:
         assert monitor.terminate() == 0, monitor.log()
+
+
+SHUTDOWN_LIMIT_S = 30  # Kubernetes' default termination grace period
+
+
+def test_sigterm_while_the_broker_is_away_stops_promptly_and_loses_nothing(
+    own_broker: tuple[str, int, int, Path], tmp_path: Path
+) -> None:
+    """A pod stopped during an outage leaves within the grace period; what it had not
+    committed is reprocessed by its successor once the broker is back."""
+    bootstrap, port, cport, data = own_broker
+    run = OutageRun.prepared(bootstrap, tmp_path)
+    first = run.monitor("1.log")
+    try:
+        wait_for(lambda: run.processed() >= 8_000, 180, "mid-stream")
+        local_broker.stop(port, cport, data)
+        not_ready(first)
+        code = first.terminate(timeout=SHUTDOWN_LIMIT_S)
+    finally:
+        first.kill()
+    assert code == 0, first.log()
+    local_broker.start(port, cport, data)
+    second = run.monitor("2.log")
+    try:
+        run.all_processed()
+        run.assert_exact_alerts()
+    finally:
+        assert second.terminate() == 0, second.log()

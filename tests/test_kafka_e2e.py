@@ -71,7 +71,7 @@ def drift_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         tmp / "monitor.log",
     )
     try:
-        wait_for(lambda: monitor.events_seen() >= len(events), 180, "all events processed")
+        wait_for(lambda: monitor.events_committed() >= len(events), 180, "all events committed")
         run = DriftRun(
             read_alerts(kafka_bootstrap, alerts_topic), monitor.metrics(), monitor.status()
         )
@@ -140,7 +140,7 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
         tmp_path / "m.log",
     )
     try:
-        wait_for(lambda: monitor.events_seen() >= 5000, 120, "events processed")
+        wait_for(lambda: monitor.events_committed() >= 5000, 120, "events committed")
         metrics = monitor.metrics()
         key = (("kind", "input_drift"), ("model", "fraud-scorer"))
         assert metrics[("stream_monitor_drift_score", key)] > 0.1
@@ -254,7 +254,7 @@ def test_sigterm_commits_and_a_restart_does_not_repeat_alerts(
     produce(kafka_bootstrap, topic, event_records(drifting.events(0, 4000)))
     first = MonitorProcess(kafka_bootstrap, topic, alerts_topic, group, ref, tmp_path / "1.log")
     try:
-        wait_for(lambda: first.events_seen() >= 4000, 120, "first run processed")
+        wait_for(lambda: first.events_committed() >= 4000, 120, "first run committed")
         wait_for(lambda: read_alerts(kafka_bootstrap, alerts_topic), 30, "an alert")
     finally:
         code = first.terminate()

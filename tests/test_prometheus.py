@@ -375,7 +375,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         def produced(start: int, stop: int) -> None:
             records = event_records(MODEL.events(start, stop - start))
             produce(kafka_bootstrap, topic, [*records, bad])
-            wait_for(lambda: monitor.events_seen() >= stop, TIMEOUT, f"{stop} events seen")
+            wait_for(
+                lambda: monitor.events_committed() >= stop, TIMEOUT, f"{stop} events committed"
+            )
             ok = f'stream_monitor_events_total{{model="{MODEL.name}",status="ok"}}'
             wait_for(
                 lambda: [v for v in values(server.query(ok)) if v >= stop],

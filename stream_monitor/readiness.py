@@ -1,0 +1,41 @@
+"""What /readyz answers: whether this member is doing its job right now.
+
+Ready means partitions assigned, their state restored, the brokers reachable and the consume
+loop coming round. The loop's heartbeat matters because the client reports the brokers down
+only from inside consume(): a loop blocked in a transactional call during an outage would
+otherwise look ready until the call gives up.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+STALL_S = 10.0  # a consume loop not back for this long is not ready
+
+
+@dataclass(slots=True)
+class Readiness:
+    broker_up: bool = True
+    restoring: bool = False
+    fatal: str | None = None  # an unrecoverable client error: the process is ending
+    heartbeat: float = field(default_factory=time.monotonic)
+
+    def beat(self) -> None:
+        """The consume loop came round."""
+        self.heartbeat = time.monotonic()
+
+    def check(self, assigned: int, now: float | None = None) -> tuple[bool, str]:
+        """(ready, reason) for /readyz."""
+        if self.fatal:
+            return False, f"fatal error: {self.fatal}"
+        if not self.broker_up:
+            return False, "brokers unreachable"
+        if self.restoring:
+            return False, "restoring state"
+        stalled = (time.monotonic() if now is None else now) - self.heartbeat
+        if stalled > STALL_S:
+            return False, f"consume loop blocked for {stalled:.0f} s (waiting on the brokers)"
+        if not assigned:
+            return False, "no partitions assigned yet"
+        return True, f"{assigned} partitions assigned"
