@@ -2,7 +2,8 @@
 
 The rules of the original design, kept as defaults: input drift is the largest per-feature
 KS statistic against a threshold; prediction drift the Jensen-Shannon distance of the
-prediction histograms; performance the MAE; retraining is recommended on any of these.
+prediction histograms (or, with `prediction_test: ks`, the KS statistic of the predictions);
+performance the MAE; retraining is recommended on any of these.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import numpy as np
 
 from stream_monitor import feature_drift
 from stream_monitor.alerts import RETRAIN_KINDS, CheckResult, FeatureResult
+from stream_monitor.class_labels import ClassLabels
 from stream_monitor.config import DetectorSettings
 from stream_monitor.detectors.categorical import MISSING, UNSEEN, category_counts, chi_squared
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import MISSING_KEY
+from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
+from stream_monitor.reference import FloatArray
 from stream_monitor.windows import ModelWindow
 
 NO_REFERENCE = "no reference for this model"
@@ -43,28 +46,53 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
 
 
 def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
-    threshold = settings.prediction_drift_threshold
+    """Numeric predictions: Jensen-Shannon distance of the histograms and the KS statistic;
+    `prediction_test` chooses which one is judged, the other is reported in `details`."""
+    test = settings.prediction_test
+    threshold = settings.threshold_of("ks") if test == "ks" else settings.prediction_drift_threshold
     ref = window.reference
     if ref is not None and ref.classes is not None:
         return _class_drift(window, settings)
     if ref is None or ref.prediction_counts is None:
         reason = NO_REFERENCE if ref is None else "no numeric predictions in the reference"
-        return CheckResult(
-            "prediction_drift", "jensenshannon", math.nan, threshold, None, reason=reason
-        )
-    counts = bin_counts(window.prediction_bin[window.rows()], ref.prediction_counts.size)
+        return CheckResult("prediction_drift", test, math.nan, threshold, None, reason=reason)
+    rows = window.rows()
+    counts = bin_counts(window.prediction_bin[rows], ref.prediction_counts.size)
     if counts.sum() < settings.effective_min_window:
         return CheckResult(
             "prediction_drift",
-            "jensenshannon",
+            test,
             math.nan,
             threshold,
             None,
             reason=f"{counts.sum()} numeric predictions in the window, "
             f"{settings.effective_min_window} needed",
         )
-    score = js_distance(smoothed(ref.prediction_counts), smoothed(counts))
-    return CheckResult("prediction_drift", "jensenshannon", score, threshold, score <= threshold)
+    js = js_distance(smoothed(ref.prediction_counts), smoothed(counts))
+    ks, ks_p = prediction_ks(ref.sorted_predictions, window.prediction[rows])
+    details: dict[str, float | str | None] = {"jensenshannon": js, "ks": ks, "ks_p_value": ks_p}
+    score = ks if test == "ks" else js
+    return CheckResult(
+        "prediction_drift", test, score, threshold, score <= threshold, details=details
+    )
+
+
+def prediction_ks(sorted_reference: FloatArray, predictions: FloatArray) -> tuple[float, float]:
+    """Two-sample KS of the finite predictions against the reference's (sorted once).
+
+    The statistic equals `scipy.stats.ks_2samp(reference, window)` with its default method
+    to the last bit, ties included; the p-value is its `method="asymp"` one. Two binary
+    searches per window value at check time: no per-event state is kept for it.
+    """
+    values = predictions[np.isfinite(predictions)]
+    right = np.searchsorted(sorted_reference, values, side="right")[:, None]
+    left = np.searchsorted(sorted_reference, values, side="left")[:, None]
+    keys = ks_keys(right, left, np.zeros(right.shape, dtype=bool))
+    m = np.array([sorted_reference.size], dtype=np.int64)
+    raw, sizes = ks_statistic(keys, m)
+    if sizes[0] == 0:
+        return 0.0, math.nan
+    return float(as_scipy_default(raw, m, sizes)[0]), float(ks_pvalue(raw, m, sizes)[0])
 
 
 def _class_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
@@ -93,9 +121,11 @@ def _class_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult
     return CheckResult("prediction_drift", "chi2", p, threshold, p >= threshold, details=details)
 
 
-def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
+def performance(
+    window: ModelWindow, settings: DetectorSettings, labels: ClassLabels | None = None
+) -> CheckResult:
     if window.classes:
-        return _accuracy(window, settings)
+        return _accuracy(window, settings, labels)
     threshold = settings.mae_threshold
     rows = window.rows()
     errors = regression_errors(window.prediction[rows], window.actual[rows])
@@ -119,15 +149,27 @@ def performance(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     )
 
 
-def _accuracy(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
-    """Class labels: accuracy is the share of labelled events whose prediction was right."""
-    wrong = window.error[window.rows()]
+def _accuracy(
+    window: ModelWindow, settings: DetectorSettings, labels: ClassLabels | None
+) -> CheckResult:
+    """Class labels: accuracy is the share of labelled events whose prediction was right.
+
+    Macro precision, recall and F1 (from the confusion matrix of the labels kept beside the
+    window) go into `details`, for /status and the alert; accuracy stays the judged score.
+    """
+    rows = window.rows()
+    wrong = window.error[rows]
     wrong = wrong[np.isfinite(wrong)]
     labeled = int(wrong.size)
     accuracy = 1.0 - float(wrong.mean()) if labeled else math.nan
+    cm = None if labels is None else labels.metrics(rows)
     details: dict[str, float | str | None] = {
         "accuracy": accuracy if labeled else None,
         "labeled": float(labeled),
+        "macro_precision": None if cm is None else cm.macro_precision,
+        "macro_recall": None if cm is None else cm.macro_recall,
+        "macro_f1": None if cm is None else cm.macro_f1,
+        "classes": None if cm is None else float(cm.present.sum()),
     }
     threshold = settings.min_accuracy
     if threshold is None or labeled < settings.min_labeled_events:
@@ -202,13 +244,11 @@ def data_quality(window: ModelWindow, settings: DetectorSettings) -> CheckResult
 
     if ref is not None and ref.n_features:
         names = list(ref.feature_names)
-        values = window.features[rows]
-        over(names, "missing_share", np.isnan(values).mean(axis=0), settings.dq_missing_share)
-        over(names, "nonfinite_share", np.isinf(values).mean(axis=0), settings.dq_nonfinite_share)
-        keys = window.ks_key[rows]
-        valid = keys != MISSING_KEY
-        outside = valid & (((keys >> 32) == 0) | ((keys & 0xFFFFFFFF) == ref.sizes))
-        share = outside.sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+        n = max(window.count, 1)  # the window's running tallies: no pass over its rows
+        over(names, "missing_share", window.missing_count / n, settings.dq_missing_share)
+        over(names, "nonfinite_share", window.nonfinite_count / n, settings.dq_nonfinite_share)
+        finite = window.count - window.missing_count - window.nonfinite_count
+        share = window.outside_count / np.maximum(finite, 1)
         over(names, "out_of_range_share", share, settings.dq_out_of_range_share)
     if ref is not None and ref.categorical is not None:
         names = list(ref.categorical.feature_names)
@@ -234,12 +274,14 @@ def data_quality(window: ModelWindow, settings: DetectorSettings) -> CheckResult
     )
 
 
-def run_checks(window: ModelWindow, settings: DetectorSettings) -> list[CheckResult]:
+def run_checks(
+    window: ModelWindow, settings: DetectorSettings, labels: ClassLabels | None = None
+) -> list[CheckResult]:
     """Every check of a model, in a fixed order (alerts of one check follow it)."""
     return [
         input_drift(window, settings),
         prediction_drift(window, settings),
-        performance(window, settings),
+        performance(window, settings, labels),
         latency(window, settings),
         data_quality(window, settings),
     ]

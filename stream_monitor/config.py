@@ -7,6 +7,7 @@ file (`--config`), the environment (`STREAM_MONITOR_<NAME>`) and the command lin
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,11 @@ class ConfigError(Exception):
 
 NumericTest = Literal["ks", "psi", "jensenshannon", "wasserstein", "cvm"]
 CategoricalTest = Literal["chi2", "psi", "jensenshannon"]
-DriftRule = Literal["max", "share", "bonferroni", "bh"]
+DriftRule = Literal["max", "share", "bonferroni", "bh", "gate"]
+GateEffect = Literal["psi", "wasserstein", "jensenshannon"]
+Correction = Literal["bh", "bonferroni"]
+PredictionTest = Literal["jensenshannon", "ks"]
+JS_DISTANCE_MAX = math.sqrt(math.log(2.0))  # Jensen-Shannon distance (natural log) is below it
 NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
 CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
 # Tests judged by p-value: a feature drifts when its p-value is below the threshold.
@@ -82,6 +87,11 @@ class ModelSettings(BaseModel):
     drift_rule: DriftRule | None = None
     drift_share: float | None = Field(None, gt=0, le=1)
     drift_alpha: float | None = Field(None, gt=0, lt=1)
+    gate_effect: GateEffect | None = None
+    gate_min_effect: float | None = Field(None, gt=0)
+    gate_min_samples: int | None = Field(None, gt=0)
+    gate_correction: Correction | None = None
+    prediction_test: PredictionTest | None = None
     test_thresholds: dict[str, float] | None = None
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
 
@@ -106,6 +116,14 @@ class DetectorSettings(BaseSettings):
         0.1, gt=0, le=1, description="prediction drift: Jensen-Shannon distance"
     )
     prediction_bins: int = Field(20, ge=2, le=1000, description="bins of the prediction histogram")
+    prediction_test: PredictionTest = Field(
+        "jensenshannon",
+        description=(
+            "prediction drift of numeric predictions: jensenshannon (histograms, the original "
+            "design; --prediction-drift-threshold) or ks (two-sample KS statistic; the KS "
+            "threshold, --drift-threshold or test_thresholds.ks)"
+        ),
+    )
     mae_threshold: float = Field(0.5, gt=0, description="performance: MAE of the window")
     latency_p99_threshold_ms: float | None = Field(
         None, gt=0, description="latency: p99 of the window in ms (off when unset)"
@@ -141,11 +159,33 @@ class DetectorSettings(BaseSettings):
         description=(
             "how features make the model's input-drift decision: max (any feature over its "
             "threshold; the original rule), share (a share of features drifted), bonferroni "
-            "or bh (p-values corrected for multiple testing against --drift-alpha)"
+            "or bh (p-values corrected for multiple testing against --drift-alpha), gate "
+            "(corrected p-value at --drift-alpha AND effect size AND sample size)"
         ),
     )
     drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted features (share)")
     drift_alpha: float = Field(0.01, gt=0, lt=1, description="level of corrected p-values")
+    gate_effect: GateEffect = Field(
+        "psi",
+        description=(
+            "gate rule: effect size measure, psi, wasserstein (normalised by the reference's "
+            "standard deviation) or jensenshannon"
+        ),
+    )
+    gate_min_effect: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "gate rule: smallest effect that counts as drift; default: the threshold of the "
+            "effect's test (psi 0.2, wasserstein 0.1, jensenshannon 0.1, or test_thresholds)"
+        ),
+    )
+    gate_min_samples: int = Field(
+        100, gt=0, description="gate rule: values of a feature needed in window and reference"
+    )
+    gate_correction: Correction = Field(
+        "bh", description="gate rule: multiple-testing correction, bh or bonferroni"
+    )
     test_thresholds: dict[str, float] = Field(
         default_factory=dict, description="threshold per test (psi, jensenshannon, ...)"
     )
@@ -160,9 +200,36 @@ class DetectorSettings(BaseSettings):
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _gate_can_fire(self) -> DetectorSettings:
+        """A gate that no window can pass is a configuration error, not a silent monitor."""
+        for name in [None, *sorted(self.models)]:
+            own = self if name is None else self.for_model(name)
+            if own.drift_rule != "gate":
+                continue
+            where = "" if name is None else f"models.{name}: "
+            if own.gate_min_samples > own.window_size:
+                raise ValueError(
+                    f"{where}gate_min_samples {own.gate_min_samples} exceeds window_size "
+                    f"{own.window_size}: the gate rule could never fire"
+                )
+            if own.gate_effect == "jensenshannon" and own.gate_threshold() >= JS_DISTANCE_MAX:
+                raise ValueError(
+                    f"{where}gate minimum effect {own.gate_threshold():g} is not below the "
+                    f"largest Jensen-Shannon distance sqrt(ln 2) = {JS_DISTANCE_MAX:.4f}: the "
+                    "gate rule could never fire"
+                )
+        return self
+
     @property
     def effective_min_window(self) -> int:
         return min(self.min_window or self.window_size, self.window_size)
+
+    def gate_threshold(self) -> float:
+        """The gate rule's minimum effect: its own setting, else its effect test's threshold."""
+        if self.gate_min_effect is not None:
+            return self.gate_min_effect
+        return self.threshold_of(self.gate_effect)
 
     def threshold_of(self, test: str, feature: str | None = None) -> float:
         """The threshold a feature's test is judged by (feature > test > default)."""

@@ -17,6 +17,7 @@ import numpy as np
 from stream_monitor import event_arrays
 from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, rfc3339
 from stream_monitor.checks import retrain_recommended, run_checks
+from stream_monitor.class_labels import ClassLabels, IntArray
 from stream_monitor.config import DetectorSettings
 from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_batch
@@ -50,6 +51,7 @@ class ModelState:
     partition: tuple[str, int] | None = None
     concept: ADWIN | None = None  # change detector on the stream of errors
     concept_changed: bool = False  # a change was detected since the last check
+    labels: ClassLabels | None = None  # class-label codes of the window's rows (confusion)
 
     def bootstrap_arrays(self) -> tuple[FloatArray, FloatArray]:
         """The bootstrap events so far (or all of them once the reference is built)."""
@@ -95,7 +97,7 @@ class Engine:
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
         for model, events in decoded.by_model.items():
             state = self.models.get(model) or self._new_model(model, events)
-            block, good = self._block(state, events, outcome)
+            block, good, labels = self._block(state, events, outcome)
             if not good:
                 continue
             last = good[-1]
@@ -104,7 +106,7 @@ class Engine:
             lat = block.latency_ms[np.isfinite(block.latency_ms)]
             if lat.size:
                 outcome.latencies_ms[model] = lat
-            self._advance(state, block, good, events, batch, outcome)
+            self._advance(state, block, good, events, batch, outcome, labels)
         return outcome
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
@@ -165,8 +167,9 @@ class Engine:
 
     def _block(
         self, state: ModelState, events: ModelEvents, outcome: BatchOutcome
-    ) -> tuple[WindowBlock, list[int]]:
-        """Arrays of a model's events; events whose values cannot be read become dead letters."""
+    ) -> tuple[WindowBlock, list[int], tuple[IntArray, IntArray] | None]:
+        """Arrays of a model's events (and, for class labels, the codes of predicted and
+        actual labels); events whose values cannot be read become dead letters."""
         rows = event_arrays.feature_rows(state.feature_names, events.features)
         keep = list(range(len(rows)))
         try:
@@ -187,14 +190,16 @@ class Engine:
             times = event_arrays.floats(events.timestamps)
         window = state.window
         reference = state.reference if window is not None else None
-        errors, classes = event_arrays.errors(
-            events.predictions if len(keep) == len(rows) else [events.predictions[i] for i in keep],
-            events.actuals if len(keep) == len(rows) else [events.actuals[i] for i in keep],
-            predictions,
-            actuals,
-        )
+        every = len(keep) == len(rows)
+        kept_predictions = events.predictions if every else [events.predictions[i] for i in keep]
+        kept_actuals = events.actuals if every else [events.actuals[i] for i in keep]
+        errors, classes = event_arrays.errors(kept_predictions, kept_actuals, predictions, actuals)
+        labels = None
         if classes and window is not None:
             window.classes = True
+            if state.labels is None:
+                state.labels = ClassLabels.empty(window.size)
+            labels = state.labels.codes(kept_predictions), state.labels.codes(kept_actuals)
         codes = None
         if reference is not None and reference.categorical is not None:
             picked = (
@@ -203,12 +208,7 @@ class Engine:
             codes = reference.categorical.encode(picked)
         class_codes = None
         if reference is not None and reference.classes is not None:
-            picked_predictions = (
-                events.predictions
-                if len(keep) == len(rows)
-                else [events.predictions[i] for i in keep]
-            )
-            class_codes = reference.classes.tables[0].codes(picked_predictions)
+            class_codes = reference.classes.tables[0].codes(kept_predictions)
         block = WindowBlock(
             features,
             predictions,
@@ -221,7 +221,7 @@ class Engine:
             error=errors,
             prediction_class=class_codes,
         )
-        return block, [events.index[i] for i in keep]
+        return block, [events.index[i] for i in keep], labels
 
     def _convert_slowly(
         self,
@@ -257,6 +257,7 @@ class Engine:
         events: ModelEvents,
         batch: RecordBatch,
         outcome: BatchOutcome,
+        labels: tuple[IntArray, IntArray] | None = None,
     ) -> None:
         settings = state.settings
         n = len(block)
@@ -284,6 +285,8 @@ class Engine:
         while pos < n:
             take = min(n - pos, settings.check_every - state.since_check)
             window.append(block, pos, pos + take)
+            if labels is not None and state.labels is not None:
+                state.labels.write(window, labels[0][pos : pos + take], labels[1][pos : pos + take])
             self._watch_errors(state, block.error[pos : pos + take])
             pos += take
             state.events_seen += take
@@ -307,7 +310,7 @@ class Engine:
                 offset=batch.offsets[index],
             )
             started = time.perf_counter()
-            results = run_checks(window, settings)
+            results = run_checks(window, settings, state.labels)
             results.append(self._concept_drift(state))
             outcome.check_seconds.append(time.perf_counter() - started)
             state.checks += 1

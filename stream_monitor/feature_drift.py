@@ -9,13 +9,21 @@ chi-squared), when its p-value is below it. The model's decision follows `drift_
   feature furthest past its threshold (for all-KS models: the largest KS statistic);
 - `share`: drift when at least `drift_share` of the tested features drift;
 - `bonferroni` / `bh`: drift when a p-value corrected for the number of features tested is
-  at most `drift_alpha` (features whose test has no p-value take part through KS p-values).
+  at most `drift_alpha` (features whose test has no p-value, the distances, do not take part);
+- `gate`: drift where a feature is significant after correction (`gate_correction`, at
+  `drift_alpha`) AND its effect (`gate_effect`: PSI, normalised Wasserstein or JS) reaches
+  `gate_min_effect` AND it has `gate_min_samples` values: on big windows tiny, harmless
+  shifts are all significant. A feature whose own test has no p-value is judged by the KS
+  p-value (numeric) or the chi-squared one (categorical). `details.gate` names the gate that
+  fired ("bh+effect") or the first one no feature passed ("small_sample", "not_significant",
+  "small_effect").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +32,7 @@ from stream_monitor.config import PVALUE_TESTS, DetectorSettings
 from stream_monitor.detectors import categorical as cat
 from stream_monitor.detectors import numeric as num
 from stream_monitor.detectors import ranks
-from stream_monitor.detectors.combine import adjust
+from stream_monitor.detectors.combine import adjust, effect_size_gate
 from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
 from stream_monitor.reference import FloatArray, PreparedReference
 from stream_monitor.windows import ModelWindow
@@ -48,7 +56,10 @@ def needs_bins(settings: DetectorSettings, ref: PreparedReference | None) -> boo
     if ref is None:
         return False
     numeric, _ = feature_tests(settings, ref)
-    return bool({"psi", "jensenshannon"} & set(numeric))
+    wanted = set(numeric)
+    if settings.drift_rule == "gate":
+        wanted.add(settings.gate_effect)
+    return bool({"psi", "jensenshannon"} & wanted)
 
 
 class _Scores:
@@ -97,6 +108,15 @@ class _Scores:
         return np.where(self.tested & np.isfinite(ratio), ratio, -np.inf)
 
 
+@dataclass(frozen=True, slots=True)
+class _Evidence:
+    """What the gate rule reads per feature (scores' order): p-value, effect, sample size."""
+
+    pvalue: FloatArray  # uncorrected; NaN: not tested
+    effect: FloatArray  # NaN: no such effect for this feature (categorical, Wasserstein)
+    size: FloatArray  # the smaller of the feature's window and reference values
+
+
 def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     ref = window.reference
     assert ref is not None
@@ -105,15 +125,17 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     cat_names = list(ref.categorical.feature_names) if ref.categorical is not None else []
     scores = _Scores(list(ref.feature_names) + cat_names)
     f = ref.n_features
+    gate = settings.drift_rule == "gate"
+    eager_p = gate or settings.drift_rule in ("bonferroni", "bh")  # the rule reads p-values
     ks_raw = ks_sizes = None
-    if "ks" in numeric_tests or settings.drift_rule in ("bonferroni", "bh"):
-        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes)
+    if "ks" in numeric_tests or eager_p:
+        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes, window.key_bits)
     for test, idx in numeric_tests.items():
         if test == "ks":
             assert ks_raw is not None and ks_sizes is not None
             stat = as_scipy_default(ks_raw, ref.sizes, ks_sizes)[idx]
             p = None
-            if settings.drift_rule in ("bonferroni", "bh"):
+            if eager_p:
                 p = ks_pvalue(ks_raw, ref.sizes, ks_sizes)[idx]
             else:  # only an alert or the status needs them: computed on demand
 
@@ -134,6 +156,7 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
                 None if s.pvalue is None else s.pvalue[idx],
                 settings,
             )
+    counts = None
     if ref.categorical is not None and categorical_tests:
         counts = cat.category_counts(ref.categorical, window.categorical[rows])
         for test, idx in categorical_tests.items():
@@ -151,7 +174,51 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
                 None if p is None else p[idx],
                 settings,
             )
-    return _result_with_scores(_decide(scores, settings), scores)
+    evidence = None
+    if gate and ks_raw is not None and ks_sizes is not None:
+        ks_p = ks_pvalue(ks_raw, ref.sizes, ks_sizes)
+        evidence = _gate_evidence(window, ref, rows, settings, scores, ks_p, ks_sizes, counts)
+    return _result_with_scores(_decide(scores, settings, evidence), scores)
+
+
+def _gate_evidence(
+    window: ModelWindow,
+    ref: PreparedReference,
+    rows: slice,
+    settings: DetectorSettings,
+    scores: _Scores,
+    ks_p: FloatArray,
+    ks_sizes: np.ndarray,
+    counts: cat.CategoryCounts | None,
+) -> _Evidence:
+    """p-values, effects and sample sizes of every feature, for the gate rule.
+
+    A feature keeps its own test's p-value (KS, Cramér-von Mises, chi-squared); a feature
+    judged by a distance borrows the KS p-value (numeric) or the chi-squared one (categorical).
+    """
+    f = ref.n_features
+    effect_test = settings.gate_effect
+    n = len(scores.names)
+    pvalue = scores.pvalue.copy()
+    effect = np.full(n, np.nan)
+    size = np.zeros(n)
+    borrowed = np.array([t not in PVALUE_TESTS and t != "ks" for t in scores.test], dtype=bool)
+    if f:
+        pvalue[:f] = np.where(borrowed[:f], ks_p, pvalue[:f])
+        own = [j for j in range(f) if scores.test[j] == effect_test]
+        if len(own) == f:  # every feature's test is the effect: computed already
+            effect[:f] = scores.score[:f]
+        else:
+            effect[:f] = _numeric_scores(effect_test, window, ref, rows).statistic
+        size[:f] = np.minimum(ks_sizes, ref.sizes)
+    if counts is not None and ref.categorical is not None:
+        c = ref.categorical
+        if borrowed[f:].any():
+            pvalue[f:] = np.where(borrowed[f:], cat.chi_squared(c, counts).pvalue, pvalue[f:])
+        if effect_test != "wasserstein":
+            effect[f:] = (cat.psi if effect_test == "psi" else cat.js_distance)(c, counts).statistic
+        size[f:] = np.minimum(counts.sizes, c.sizes)
+    return _Evidence(np.where(scores.tested, pvalue, np.nan), effect, size)
 
 
 def _numeric_scores(
@@ -159,9 +226,9 @@ def _numeric_scores(
 ) -> num.Scores:
     numeric = ref.numeric()
     if test in ("psi", "jensenshannon"):
-        counts = num.window_bin_counts(numeric, window.numeric_bin[rows])
+        counts = window.bin_counts  # kept up to date as rows come and go
         return (num.psi if test == "psi" else num.js_distance)(numeric, counts)
-    upto = window.ks_key[rows] >> 32  # #{ref <= x}, already known per event
+    upto = window.ks_key[rows] >> window.key_bits  # #{ref <= x}, already known per event
     sw = ranks.sort_window(numeric, window.features[rows], upto)
     if test == "wasserstein":
         w1 = ranks.wasserstein(numeric, sw)
@@ -169,7 +236,9 @@ def _numeric_scores(
     return ranks.cramer_von_mises(numeric, sw, ties="ecdf")
 
 
-def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:
+def _decide(
+    scores: _Scores, settings: DetectorSettings, evidence: _Evidence | None = None
+) -> CheckResult:
     drifted = scores.drifted()
     tested = scores.tested
 
@@ -217,6 +286,9 @@ def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:
             features,
             details,
         )
+    if rule == "gate":
+        assert evidence is not None
+        return _gate(scores, settings, evidence, details)
     if rule == "share":
         share = float(drifted.sum() / tested.sum())
         return _result(
@@ -225,6 +297,55 @@ def _decide(scores: _Scores, settings: DetectorSettings) -> CheckResult:
     adjusted = adjust(np.where(tested, scores.pvalue, np.nan), rule)
     best = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else 1.0
     return _result(rule, best, settings.drift_alpha, best > settings.drift_alpha, features, details)
+
+
+def _gate(
+    scores: _Scores,
+    settings: DetectorSettings,
+    evidence: _Evidence,
+    details: dict[str, float | str | None],
+) -> CheckResult:
+    """The effect-size gate; score: the largest effect among significant features."""
+    decision = effect_size_gate(
+        evidence.pvalue,
+        evidence.effect,
+        evidence.size,
+        settings.gate_threshold(),
+        settings.gate_min_samples,
+        settings.drift_alpha,
+        settings.gate_correction,
+    )
+    details.update(
+        {
+            "gate": decision.rule,
+            "effect": settings.gate_effect,
+            "correction": settings.gate_correction,
+            "drifted_features": float(decision.drifted.sum()),
+        }
+    )
+
+    def features() -> list[FeatureResult]:
+        """Per feature: the effect (`test` names it), the p-value read, the gate's verdict."""
+        out: list[FeatureResult] = []
+        for j, name in enumerate(scores.names):
+            if not scores.test[j]:
+                continue
+            has_effect = not math.isnan(evidence.effect[j])
+            p = evidence.pvalue[j]
+            out.append(
+                FeatureResult(
+                    name=name,
+                    test=settings.gate_effect if has_effect else scores.test[j],
+                    score=float(evidence.effect[j] if has_effect else scores.score[j]),
+                    p_value=None if math.isnan(p) else float(p),
+                    drifted=bool(decision.drifted[j]),
+                )
+            )
+        return out
+
+    return _result(
+        "gate", decision.score, decision.threshold, not decision.decision, features, details
+    )
 
 
 def _result_with_scores(result: CheckResult, scores: _Scores) -> CheckResult:

@@ -1,8 +1,9 @@
 """Reference samples per model: loaded and validated once, prepared for cheap checks.
 
 Preparing means sorting every feature column once (so an event's reference CDF values are
-one binary search when it enters the window) and fixing the prediction histogram's bins.
-A check never re-reads or re-sorts the reference.
+one binary search when it enters the window), fixing the prediction histogram's bins and
+sorting the numeric predictions (for their KS test). A check never re-reads or re-sorts the
+reference.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_monitor.detectors.categorical import CategoricalReference
+from stream_monitor.detectors.ks import key_bits
 from stream_monitor.detectors.numeric import NumericReference
 from stream_monitor.events import decode_event_line
 
@@ -45,6 +47,13 @@ class PreparedReference:
     rows: FloatArray | None = None  # the numeric rows, kept only until calibrated
     classes: CategoricalReference | None = None  # predictions that are class labels
     _numeric: NumericReference | None = None  # bins and sums for PSI, JS, Wasserstein, CvM
+    # finite numeric predictions, ascending: the KS test of the window's predictions
+    sorted_predictions: FloatArray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def key_bits(self) -> int:
+        """Bits per count in this reference's KS keys (see detectors.ks.key_bits)."""
+        return key_bits(self.sizes)
 
     def numeric(self) -> NumericReference:
         """The numeric features prepared for the tests beyond KS (built on first use)."""
@@ -94,6 +103,7 @@ class PreparedReference:
             prediction_counts=counts,
             events=n,
             notes=notes,
+            sorted_predictions=np.sort(predictions[np.isfinite(predictions)]),
         )
 
     @property
@@ -125,6 +135,7 @@ class PreparedReference:
 
     def nbytes(self) -> int:
         total = sum(c.nbytes for c in self.sorted_columns) + self.sizes.nbytes
+        total += self.sorted_predictions.nbytes
         if self.prediction_edges is not None and self.prediction_counts is not None:
             total += self.prediction_edges.nbytes + self.prediction_counts.nbytes
         return total

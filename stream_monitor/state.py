@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from stream_monitor.alerts import AlertState
+from stream_monitor.class_labels import NO_LABEL, ClassLabels
 from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.engine import Engine, ModelState
 from stream_monitor.reference import FloatArray, PreparedReference
@@ -153,6 +154,9 @@ class StateTracker:
                 arrays["categorical"] = window.categorical
             if window.prediction_class.size:
                 arrays["prediction_class"] = window.prediction_class
+            if state.labels is not None:
+                arrays["label_prediction"] = state.labels.prediction
+                arrays["label_actual"] = state.labels.actual
             part = "full"
         else:
             rows = window.newest_rows(p.unsaved_rows)
@@ -164,6 +168,9 @@ class StateTracker:
                 arrays["categorical"] = window.categorical[rows]
             if window.prediction_class.size:
                 arrays["prediction_class"] = window.prediction_class[rows]
+            if state.labels is not None:
+                arrays["label_prediction"] = state.labels.prediction[rows]
+                arrays["label_actual"] = state.labels.actual[rows]
             part = f"d{p.deltas}"
             p.deltas += 1
             p.rows_since_full += p.unsaved_rows
@@ -194,6 +201,7 @@ def _meta(state: ModelState, p: _Progress) -> dict[str, Any]:
         "classes": state.window is not None and state.window.classes,
         "concept": None if state.concept is None else state.concept.state(),
         "concept_changed": state.concept_changed,
+        "labels": None if state.labels is None else list(state.labels.vocabulary),
     }
 
 
@@ -249,13 +257,23 @@ def _restore_model(
         window = engine.new_window(settings, state.reference, len(names))
         head, count = (int(x) for x in full.arrays["ring"])
         _load_ring(window, full.arrays, head, count)
+        vocabulary = meta.get("labels")
+        labels = None if vocabulary is None else ClassLabels.empty(window.size, vocabulary)
+        if labels is not None and "label_prediction" in full.arrays:
+            labels.prediction[:] = full.arrays["label_prediction"]
+            labels.actual[:] = full.arrays["label_actual"]
         for i in range(meta["deltas"]):
             delta = parts.get(f"d{i}")
             if delta is None or delta.meta.get("generation") != meta["generation"]:
                 return None
             block = _block(delta.arrays, state.reference, window)
             window.append(block, 0, len(block))
+            if labels is not None:  # rows from before the first label have none
+                none = np.full(len(block), NO_LABEL, dtype=np.int64)
+                pred = delta.arrays.get("label_prediction", none)
+                labels.write(window, pred, delta.arrays.get("label_actual", none))
         state.window = window
+        state.labels = labels
     state.events_seen = meta["events_seen"]
     state.since_check = meta["since_check"]
     state.checks = meta["checks"]

@@ -4,6 +4,11 @@ Rows are written in blocks, never per event. Besides the raw values the window k
 each event contributes to the checks, computed once when the event enters: its reference
 ECDF counts per feature (for KS) and its prediction bin (for the histogram). Every
 statistic computed on a window is order-free, so a check reads the buffers as they lie.
+
+Counts that a check would otherwise recompute from every row (PSI/JS bin counts, missing,
+non-finite and out-of-range values per feature) are kept as running tallies: a write adds
+the new rows and takes away the rows it overwrites, so a check reads them in O(features).
+The KS keys are stored feature by feature (Fortran order), the layout their sort wants.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from stream_monitor.detectors.categorical import MISSING
-from stream_monitor.detectors.ks import ks_keys
-from stream_monitor.detectors.numeric import bin_index
+from stream_monitor.detectors.ks import KeyArray, ks_keys, missing_key
+from stream_monitor.detectors.numeric import bin_index, window_bin_counts
 from stream_monitor.reference import FloatArray, IntArray, PreparedReference
 
 
@@ -25,14 +30,19 @@ class ModelWindow:
     __slots__ = (
         "_head",
         "actual",
+        "bin_counts",
         "categorical",
         "classes",
         "count",
         "error",
         "features",
+        "key_bits",
         "ks_key",
         "latency_ms",
+        "missing_count",
+        "nonfinite_count",
         "numeric_bin",
+        "outside_count",
         "prediction",
         "prediction_bin",
         "prediction_class",
@@ -62,7 +72,9 @@ class ModelWindow:
         self.classes = False  # predictions are class labels (errors are misclassifications)
         with_ref = reference is not None
         shape = (size, n_features) if with_ref else (0, 0)
-        self.ks_key: IntArray = np.zeros(shape, dtype=np.int64)
+        self.key_bits = 32 if reference is None else reference.key_bits
+        key_type = np.int64 if self.key_bits == 32 else np.int32
+        self.ks_key: KeyArray = np.zeros(shape, dtype=key_type, order="F")
         self.prediction_bin: npt.NDArray[np.int16] = np.full(size if with_ref else 0, -1, np.int16)
         # category codes of the categorical features (MISSING until written)
         n_cat = (
@@ -76,6 +88,14 @@ class ModelWindow:
         # per-feature bin of each numeric value, for PSI and JS (only when a model uses them)
         bins_shape = (size, n_features) if with_ref and with_bins else (0, 0)
         self.numeric_bin: npt.NDArray[np.int16] = np.full(bins_shape, -1, dtype=np.int16)
+        # running tallies over the filled rows (see the module docstring)
+        n_bins = 0
+        if reference is not None and bins_shape[1]:
+            n_bins = reference.numeric().bin_counts.shape[0]
+        self.bin_counts: IntArray = np.zeros((n_bins, bins_shape[1]), dtype=np.int64)
+        self.missing_count: IntArray = np.zeros(n_features, dtype=np.int64)  # NaN
+        self.nonfinite_count: IntArray = np.zeros(n_features, dtype=np.int64)  # +-inf
+        self.outside_count: IntArray = np.zeros(shape[1], dtype=np.int64)  # beyond ref range
 
     @property
     def n_features(self) -> int:
@@ -115,6 +135,8 @@ class ModelWindow:
 
     def _write(self, block: WindowBlock, start: int, stop: int, at: int) -> None:
         end = at + (stop - start)
+        if at < self.count:  # rows [at, count) are filled: their tallies leave with them
+            self._tally(slice(at, min(end, self.count)), -1)
         self.features[at:end] = block.features[start:stop]
         self.prediction[at:end] = block.prediction[start:stop]
         self.actual[at:end] = block.actual[start:stop]
@@ -131,6 +153,28 @@ class ModelWindow:
             self.categorical[at:end] = block.categorical[start:stop]
         if self.numeric_bin.shape[1] and block.numeric_bin is not None:
             self.numeric_bin[at:end] = block.numeric_bin[start:stop]
+        self._tally(slice(at, end), 1)
+
+    def _tally(self, rows: slice, sign: int) -> None:
+        """Add (sign 1) or take away (sign -1) the tallies of some rows."""
+        values = self.features[rows]
+        self.missing_count += sign * np.isnan(values).sum(axis=0)
+        self.nonfinite_count += sign * np.isinf(values).sum(axis=0)
+        if self.reference is not None and self.ks_key.shape[1]:
+            keys, bits = self.ks_key[rows], self.key_bits
+            outside = (keys != missing_key(bits)) & (
+                ((keys >> bits) == 0) | ((keys & ((1 << bits) - 1)) == self.reference.sizes)
+            )
+            self.outside_count += sign * outside.sum(axis=0)
+        if self.bin_counts.shape[1]:
+            assert self.reference is not None
+            counts = window_bin_counts(self.reference.numeric(), self.numeric_bin[rows])
+            self.bin_counts += sign * counts
+
+    def _clear_tallies(self) -> None:
+        for tally in (self.bin_counts, self.missing_count, self.nonfinite_count):
+            tally[...] = 0
+        self.outside_count[...] = 0
 
     @property
     def head(self) -> int:
@@ -144,9 +188,14 @@ class ModelWindow:
 
     def load(self, block: WindowBlock, head: int, count: int) -> None:
         """Take a whole ring as it lay (block rows = ring positions), e.g. from a snapshot."""
+        self.count = 0
+        self._clear_tallies()
         self._write(block, 0, self.size, 0)
         self._head = head
         self.count = count
+        if count < self.size:  # rows past `count` are empty, not data
+            self._clear_tallies()
+            self._tally(slice(0, count), 1)
 
     def rows(self) -> slice:
         """The filled rows (all of them once the window is full), in no particular order."""
@@ -197,12 +246,12 @@ class WindowBlock:
         self.actual = actual
         self.latency_ms = latency_ms
         self.timestamp = timestamp
-        self.ks_key: IntArray | None = None
+        self.ks_key: KeyArray | None = None
         self.prediction_bin: npt.NDArray[np.int16] | None = None
         self.numeric_bin: npt.NDArray[np.int16] | None = None
         if reference is not None:
             right, left = reference.cdf_counts(features)
-            self.ks_key = ks_keys(right, left, ~np.isfinite(features))
+            self.ks_key = ks_keys(right, left, ~np.isfinite(features), reference.key_bits)
             self.prediction_bin = reference.prediction_bin(prediction)
             if with_bins:
                 self.numeric_bin = bin_index(reference.numeric(), features)

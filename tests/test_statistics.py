@@ -24,6 +24,11 @@ def _window_ks(
     prepared = _prepared(ref)
     right, left = prepared.cdf_counts(win)
     stat, sizes = ks_statistic(ks_keys(right, left, np.isnan(win)), prepared.sizes)
+    # the window's own keys: 32-bit when the reference allows, stored feature by feature
+    bits = prepared.key_bits
+    keys = np.asfortranarray(ks_keys(right, left, np.isnan(win), bits))
+    stat_w, sizes_w = ks_statistic(keys, prepared.sizes, bits)
+    assert np.array_equal(stat_w, stat) and np.array_equal(sizes_w, sizes)
     return stat, sizes, prepared
 
 
@@ -66,6 +71,20 @@ def test_ks_statistic_equals_scipy_above_its_exact_size_limit(seed: int) -> None
     default = as_scipy_default(stat, prepared.sizes, sizes)
     for j in range(4):
         assert default[j] == stat[j] == ks_2samp(ref[:, j], win[:, j]).statistic
+
+
+@pytest.mark.parametrize(("n_ref", "n_win"), [(40_000, 500), (40_000, 60_000)])
+def test_ks_statistic_equals_scipy_with_wide_counts(n_ref: int, n_win: int) -> None:
+    """Counts past 15 bits (64-bit keys in the sort) and n m past 2^31 (64-bit arithmetic)."""
+    rng = np.random.default_rng(n_win)
+    ref = np.round(rng.normal(size=(n_ref, 2)), 2)
+    win = np.round(rng.normal(0.05, 1.0, size=(n_win, 2)), 2)
+    win[:7, 1] = np.nan
+    stat, sizes, _ = _window_ks(ref, win)
+    for j in range(2):
+        w = win[:, j][~np.isnan(win[:, j])]
+        assert stat[j] == ks_2samp(ref[:, j], w, method="asymp").statistic
+        assert sizes[j] == w.size
 
 
 def test_ks_detects_a_shift_and_not_a_copy() -> None:
