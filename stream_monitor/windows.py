@@ -6,8 +6,11 @@ ECDF counts per feature (for KS) and its prediction bin (for the histogram). Eve
 statistic computed on a window is order-free, so a check reads the buffers as they lie.
 
 Counts that a check would otherwise recompute from every row (PSI/JS bin counts, missing,
-non-finite and out-of-range values per feature) are kept as running tallies: a write adds
-the new rows and takes away the rows it overwrites, so a check reads them in O(features).
+non-finite and out-of-range values per feature) are kept as running tallies: a write of a
+block adds the new rows and takes away the rows it overwrites, so a check reads them in
+O(features). Writes of a few rows (many models, few events each per batch) would pay more
+for the upkeep than a recount costs, so they only mark the tallies stale; the next read
+recounts the window once.
 The KS keys are stored feature by feature (Fortran order), the layout their sort wants.
 """
 
@@ -23,14 +26,20 @@ from stream_monitor.detectors.ks import KeyArray, ks_keys, missing_key
 from stream_monitor.detectors.numeric import bin_index, window_bin_counts
 from stream_monitor.reference import FloatArray, IntArray, PreparedReference
 
+INCREMENTAL_MIN_ROWS = 32  # smaller writes mark the tallies stale instead of updating them
+
 
 class ModelWindow:
     """The last `size` events of one model."""
 
     __slots__ = (
+        "_bin_counts",
+        "_fresh",
         "_head",
+        "_missing",
+        "_nonfinite",
+        "_outside",
         "actual",
-        "bin_counts",
         "categorical",
         "classes",
         "count",
@@ -39,10 +48,7 @@ class ModelWindow:
         "key_bits",
         "ks_key",
         "latency_ms",
-        "missing_count",
-        "nonfinite_count",
         "numeric_bin",
-        "outside_count",
         "prediction",
         "prediction_bin",
         "prediction_class",
@@ -92,10 +98,11 @@ class ModelWindow:
         n_bins = 0
         if reference is not None and bins_shape[1]:
             n_bins = reference.numeric().bin_counts.shape[0]
-        self.bin_counts: IntArray = np.zeros((n_bins, bins_shape[1]), dtype=np.int64)
-        self.missing_count: IntArray = np.zeros(n_features, dtype=np.int64)  # NaN
-        self.nonfinite_count: IntArray = np.zeros(n_features, dtype=np.int64)  # +-inf
-        self.outside_count: IntArray = np.zeros(shape[1], dtype=np.int64)  # beyond ref range
+        self._bin_counts: IntArray = np.zeros((n_bins, bins_shape[1]), dtype=np.int64)
+        self._missing: IntArray = np.zeros(n_features, dtype=np.int64)  # NaN
+        self._nonfinite: IntArray = np.zeros(n_features, dtype=np.int64)  # +-inf
+        self._outside: IntArray = np.zeros(shape[1], dtype=np.int64)  # beyond ref range
+        self._fresh = True  # the tallies match the filled rows
 
     @property
     def n_features(self) -> int:
@@ -135,7 +142,8 @@ class ModelWindow:
 
     def _write(self, block: WindowBlock, start: int, stop: int, at: int) -> None:
         end = at + (stop - start)
-        if at < self.count:  # rows [at, count) are filled: their tallies leave with them
+        incremental = self._fresh and stop - start >= INCREMENTAL_MIN_ROWS
+        if incremental and at < self.count:  # rows [at, count) are filled: they leave
             self._tally(slice(at, min(end, self.count)), -1)
         self.features[at:end] = block.features[start:stop]
         self.prediction[at:end] = block.prediction[start:stop]
@@ -153,28 +161,63 @@ class ModelWindow:
             self.categorical[at:end] = block.categorical[start:stop]
         if self.numeric_bin.shape[1] and block.numeric_bin is not None:
             self.numeric_bin[at:end] = block.numeric_bin[start:stop]
-        self._tally(slice(at, end), 1)
+        if incremental:
+            self._tally(slice(at, end), 1)
+        else:
+            self._fresh = False
+
+    # -- running tallies (see the module docstring) ---------------------------------------
+
+    @property
+    def bin_counts(self) -> IntArray:
+        """(bins, F) window counts per PSI/JS bin of each numeric feature."""
+        self._refresh()
+        return self._bin_counts
+
+    @property
+    def missing_count(self) -> IntArray:
+        """(F,) NaN values per numeric feature."""
+        self._refresh()
+        return self._missing
+
+    @property
+    def nonfinite_count(self) -> IntArray:
+        """(F,) +-inf values per numeric feature."""
+        self._refresh()
+        return self._nonfinite
+
+    @property
+    def outside_count(self) -> IntArray:
+        """(F,) finite values outside the reference's range, per numeric feature."""
+        self._refresh()
+        return self._outside
+
+    def _refresh(self) -> None:
+        if not self._fresh:
+            self._clear_tallies()
+            self._tally(slice(0, self.count), 1)
+            self._fresh = True
 
     def _tally(self, rows: slice, sign: int) -> None:
         """Add (sign 1) or take away (sign -1) the tallies of some rows."""
         values = self.features[rows]
-        self.missing_count += sign * np.isnan(values).sum(axis=0)
-        self.nonfinite_count += sign * np.isinf(values).sum(axis=0)
+        self._missing += sign * np.isnan(values).sum(axis=0)
+        self._nonfinite += sign * np.isinf(values).sum(axis=0)
         if self.reference is not None and self.ks_key.shape[1]:
             keys, bits = self.ks_key[rows], self.key_bits
             outside = (keys != missing_key(bits)) & (
                 ((keys >> bits) == 0) | ((keys & ((1 << bits) - 1)) == self.reference.sizes)
             )
-            self.outside_count += sign * outside.sum(axis=0)
-        if self.bin_counts.shape[1]:
+            self._outside += sign * outside.sum(axis=0)
+        if self._bin_counts.shape[1]:
             assert self.reference is not None
             counts = window_bin_counts(self.reference.numeric(), self.numeric_bin[rows])
-            self.bin_counts += sign * counts
+            self._bin_counts += sign * counts
 
     def _clear_tallies(self) -> None:
-        for tally in (self.bin_counts, self.missing_count, self.nonfinite_count):
+        for tally in (self._bin_counts, self._missing, self._nonfinite):
             tally[...] = 0
-        self.outside_count[...] = 0
+        self._outside[...] = 0
 
     @property
     def head(self) -> int:
@@ -188,14 +231,10 @@ class ModelWindow:
 
     def load(self, block: WindowBlock, head: int, count: int) -> None:
         """Take a whole ring as it lay (block rows = ring positions), e.g. from a snapshot."""
-        self.count = 0
-        self._clear_tallies()
         self._write(block, 0, self.size, 0)
         self._head = head
         self.count = count
-        if count < self.size:  # rows past `count` are empty, not data
-            self._clear_tallies()
-            self._tally(slice(0, count), 1)
+        self._fresh = False  # recounted on the next read
 
     def rows(self) -> slice:
         """The filled rows (all of them once the window is full), in no particular order."""
