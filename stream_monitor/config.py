@@ -33,8 +33,11 @@ class ConfigError(Exception):
     """A configuration that cannot start the monitor; the message names field and reason."""
 
 
-NumericTest = Literal["ks", "psi", "jensenshannon", "wasserstein", "cvm"]
-CategoricalTest = Literal["chi2", "psi", "jensenshannon"]
+NumericTest = Literal["auto", "ks", "psi", "jensenshannon", "wasserstein", "cvm"]
+CategoricalTest = Literal["auto", "chi2", "psi", "jensenshannon"]
+# "auto" for categorical features: chi-squared (a p-value) up to this window size, the
+# Jensen-Shannon distance (an effect size) above it, where p-values flag negligible shifts
+AUTO_CHI2_MAX_WINDOW = 1000
 DriftRule = Literal["max", "share", "bonferroni", "bh", "gate"]
 GateEffect = Literal["psi", "wasserstein", "jensenshannon"]
 Correction = Literal["bh", "bonferroni"]
@@ -150,9 +153,15 @@ class DetectorSettings(BaseSettings):
             "that a stationary stream raises one false alarm per this many events (e.g. 1e6)"
         ),
     )
-    numeric_test: NumericTest = Field("ks", description="drift test of numeric features")
+    numeric_test: NumericTest = Field(
+        "auto", description="drift test of numeric features (auto: ks at every sample size)"
+    )
     categorical_test: CategoricalTest = Field(
-        "chi2", description="drift test of categorical (string, bool) features"
+        "auto",
+        description=(
+            "drift test of categorical (string, bool) features (auto: chi2 for windows up to "
+            f"{AUTO_CHI2_MAX_WINDOW} events, jensenshannon above)"
+        ),
     )
     drift_rule: DriftRule = Field(
         "max",
@@ -244,8 +253,14 @@ class DetectorSettings(BaseSettings):
     def test_of(self, feature: str, categorical: bool) -> str:
         own = self.features.get(feature)
         if own is not None and own.test is not None:
-            return own.test
-        return self.categorical_test if categorical else self.numeric_test
+            test: str = own.test
+        else:
+            test = self.categorical_test if categorical else self.numeric_test
+        if test != "auto":
+            return test
+        if not categorical:
+            return "ks"
+        return "chi2" if self.window_size <= AUTO_CHI2_MAX_WINDOW else "jensenshannon"
 
     def for_model(self, model: str) -> DetectorSettings:
         """These settings with the model's overrides applied (computed once per model)."""

@@ -83,6 +83,36 @@ def test_categorical_shift_fires_with_chi_squared_matching_scipy() -> None:
     )
 
 
+@pytest.mark.parametrize(("window", "expected"), [(1000, "chi2"), (3000, "jensenshannon")])
+def test_auto_default_chooses_the_categorical_test_by_window_size(
+    window: int, expected: str
+) -> None:
+    """Up to 1000 events chi-squared; above, where its p-value flags any negligible shift,
+    the Jensen-Shannon distance. Numeric features keep KS (judged by its statistic)."""
+    settings = DetectorSettings(window_size=window)
+    assert settings.categorical_test == "auto" and settings.numeric_test == "auto"
+    assert settings.test_of("country", categorical=True) == expected
+    assert settings.test_of("f00", categorical=False) == "ks"
+    explicit = DetectorSettings(window_size=window, categorical_test="psi")
+    assert explicit.test_of("country", categorical=True) == "psi"
+    # a small shift (JS distance about 0.05) in a big window: chi-squared's p-value calls it
+    # drift, the distance does not
+    events = with_country(MODEL.events(0, 2 * window), 2, BASE)
+    events += with_country(MODEL.events(2 * window, window), 3, [0.34, 0.32, 0.22, 0.12])
+
+    def country(s: DetectorSettings) -> tuple[str, bool, float]:
+        engine, _ = run(s, events)
+        last = engine.models["shop"].last_results[0]
+        f = {f.name: f for f in last.features()}["country"]
+        return f.test, f.drifted, f.score
+
+    test, drifted, score = country(settings)
+    assert test == expected
+    if expected == "jensenshannon":
+        assert not drifted and score < 0.1
+        assert country(DetectorSettings(window_size=window, categorical_test="chi2"))[1]
+
+
 def test_unseen_category_is_counted_and_fires_data_quality() -> None:
     events = with_country(MODEL.events(0, 3000), 4, BASE, extra="XX", from_index=2000)
     _, alerts = run(DetectorSettings(), events)
