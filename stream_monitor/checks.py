@@ -16,7 +16,14 @@ from stream_monitor import feature_drift
 from stream_monitor.alerts import RETRAIN_KINDS, CheckResult, FeatureResult
 from stream_monitor.class_labels import ClassLabels
 from stream_monitor.config import DetectorSettings
-from stream_monitor.detectors.categorical import MISSING, UNSEEN, category_counts, chi_squared
+from stream_monitor.detectors.categorical import (
+    MISSING,
+    UNSEEN,
+    category_counts,
+    chi_squared,
+)
+from stream_monitor.detectors.categorical import js_distance as category_js
+from stream_monitor.detectors.categorical import psi as category_psi
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
 from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
@@ -48,7 +55,7 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
 def prediction_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     """Numeric predictions: Jensen-Shannon distance of the histograms and the KS statistic;
     `prediction_test` chooses which one is judged, the other is reported in `details`."""
-    test = settings.prediction_test
+    test = "ks" if settings.prediction_test == "ks" else "jensenshannon"  # psi: class labels
     threshold = settings.threshold_of("ks") if test == "ks" else settings.prediction_drift_threshold
     ref = window.reference
     if ref is not None and ref.classes is not None:
@@ -97,16 +104,20 @@ def prediction_ks(sorted_reference: FloatArray, predictions: FloatArray) -> tupl
 
 def _class_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     """Class labels: chi-squared of the window's class counts against the reference's
-    class proportions (unseen classes pooled, as for categorical features)."""
+    class proportions (unseen classes pooled, as for categorical features); PSI and
+    Jensen-Shannon on the class frequencies in `details`, and judged with
+    `prediction_test: psi`."""
     ref = window.reference
     assert ref is not None and ref.classes is not None
-    threshold = settings.threshold_of("chi2")
+    by_psi = settings.prediction_test == "psi"
+    test = "psi" if by_psi else "chi2"
+    threshold = settings.threshold_of(test)
     codes = window.prediction_class[window.rows()]
     counts = category_counts(ref.classes, codes[:, None])
     if int(counts.sizes[0]) < settings.effective_min_window:
         return CheckResult(
             "prediction_drift",
-            "chi2",
+            test,
             math.nan,
             threshold,
             None,
@@ -114,11 +125,17 @@ def _class_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult
         )
     chi = chi_squared(ref.classes, counts)
     p = float(chi.pvalue[0])
+    psi = float(category_psi(ref.classes, counts).statistic[0])
     details: dict[str, float | str | None] = {
         "statistic": float(chi.statistic[0]),
+        "p_value": p,
+        "psi": psi,
+        "jensenshannon": float(category_js(ref.classes, counts).statistic[0]),
         "unseen_classes": float(chi.unseen[0]),
     }
-    return CheckResult("prediction_drift", "chi2", p, threshold, p >= threshold, details=details)
+    if by_psi:
+        return CheckResult("prediction_drift", test, psi, threshold, psi <= threshold, details)
+    return CheckResult("prediction_drift", test, p, threshold, p >= threshold, details=details)
 
 
 def performance(

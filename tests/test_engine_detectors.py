@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare
 
 from stream_monitor.alerts import Alert
@@ -269,3 +270,12 @@ def test_class_label_predictions_drift_by_chi_squared() -> None:
     assert last.details["statistic"] == pytest.approx(
         chisquare(observed, expected).statistic, rel=1e-12
     )
+    # PSI (closed form) and Jensen-Shannon (scipy) on the class frequencies
+    w, r = observed / observed.sum(), table.counts / table.counts.sum()
+    assert last.details["psi"] == pytest.approx(float(np.sum((w - r) * np.log(w / r))), rel=1e-12)
+    assert last.details["jensenshannon"] == pytest.approx(jensenshannon(r, w), rel=1e-12)
+    # judged by PSI instead of chi-squared: the same shift, PSI against its threshold (0.2)
+    by_psi = Engine(DetectorSettings(prediction_test="psi"), refs)
+    alerts = [a for b in batches_of_events(events, 400) for a in by_psi.process(b).alerts]
+    fired = [a for a in alerts if a.kind == "prediction_drift"]
+    assert fired and fired[0].test == "psi" and fired[0].score > fired[0].threshold == 0.2
