@@ -323,9 +323,18 @@ class OutageRun:
 NAMES = ("predictions", "alerts", "group")
 
 
-def not_ready(monitor: MonitorProcess) -> None:
+def broker_away_mid_stream(
+    run: OutageRun, monitor: MonitorProcess, broker: tuple[str, int, int, Path]
+) -> float:
+    """Stop the broker once 8000 events are committed; the monitor says it is not ready.
+    Returns when the broker stopped (time.monotonic)."""
+    _, port, cport, data = broker
+    wait_for(lambda: run.processed() >= 8_000, 180, "mid-stream")
+    local_broker.stop(port, cport, data)
+    stopped = time.monotonic()
     wait_for(lambda: monitor.get("/readyz")[0] == 503, 60, "not ready while the broker is away")
     assert monitor.proc.poll() is None, monitor.log()
+    return stopped
 
 
 def test_broker_outage_of_30_seconds(
@@ -335,10 +344,7 @@ def test_broker_outage_of_30_seconds(
     run = OutageRun.prepared(bootstrap, tmp_path)
     monitor = run.monitor("m.log")
     try:
-        wait_for(lambda: run.processed() >= 8_000, 180, "mid-stream")
-        local_broker.stop(port, cport, data)
-        outage_started = time.monotonic()
-        not_ready(monitor)
+        outage_started = broker_away_mid_stream(run, monitor, own_broker)
         time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))  # the outage itself
         assert monitor.proc.poll() is None, monitor.log()
         local_broker.start(port, cport, data)
@@ -361,9 +367,7 @@ def test_sigterm_while_the_broker_is_away_stops_promptly_and_loses_nothing(
     run = OutageRun.prepared(bootstrap, tmp_path)
     first = run.monitor("1.log")
     try:
-        wait_for(lambda: run.processed() >= 8_000, 180, "mid-stream")
-        local_broker.stop(port, cport, data)
-        not_ready(first)
+        broker_away_mid_stream(run, first, own_broker)
         code = first.terminate(timeout=SHUTDOWN_LIMIT_S)
     finally:
         first.kill()
