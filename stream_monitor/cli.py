@@ -1,4 +1,4 @@
-"""Command line: `run`, `replay`, `demo`. Wiring only; the work lives in the modules."""
+"""Command line: `run`, `replay`, `backtest`, `demo`. Wiring only; the work lives in the modules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from stream_monitor import alerts_tail
+from stream_monitor.alerts import KINDS
 from stream_monitor.config import ConfigError, Settings, load_settings
+from stream_monitor.progress import Progress
 from stream_monitor.reference import PreparedReference, ReferenceError, load_references
 
 log = logging.getLogger("stream_monitor")
@@ -137,13 +139,99 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     settings = _settings(args, REPLAY_OPTIONS)
     _setup_logging(settings.log_level)
+    _check_input(args.file)
     refs = _references(settings)
+    progress = _progress(args.file, "replay")
     if args.out == "-":
-        summary = replay_file(args.file, settings, refs, sys.stdout.buffer)
+        summary = replay_file(args.file, settings, refs, sys.stdout.buffer, progress)
     else:
         with open(args.out, "wb") as out:
-            summary = replay_file(args.file, settings, refs, out)
+            summary = replay_file(args.file, settings, refs, out, progress)
     log.info("replayed %s", summary)
+    return 0
+
+
+def _check_input(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+
+
+def _progress(path: Path, label: str) -> Progress:
+    """Events/s and ETA on stderr, when stderr is a terminal (silent otherwise)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
+    return Progress(sys.stderr, size, label)
+
+
+def _kinds(text: str | None) -> frozenset[str] | None:
+    if text is None:
+        return None
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(kinds - set(KINDS))
+    if unknown or not kinds:
+        raise ConfigError(
+            f"invalid configuration:\n  kinds: unknown {unknown or text!r} "
+            f"(known: {', '.join(KINDS)})"
+        )
+    return kinds
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of events, got {text}")
+    return value
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from stream_monitor.backtest import run_backtest
+    from stream_monitor.report import ReportError, require_matplotlib, write_report
+    from stream_monitor.sweep import evaluate, parse_sweep, shadowed
+
+    settings = _settings(args, REPLAY_OPTIONS)
+    _setup_logging(settings.log_level)
+    _check_input(args.file)
+    kinds = _kinds(args.kinds)
+    parse_sweep(args.sweep or [], settings.detector_settings())  # fail before any replay
+    try:
+        require_matplotlib()
+    except ReportError as exc:
+        print(f"stream-monitor: {exc}", file=sys.stderr)
+        return 2
+    refs = _references(settings)
+    base = settings.detector_settings()  # after the references: with calibrated thresholds
+    points = parse_sweep(args.sweep or [], base)
+    for name, models in shadowed(base, points).items():
+        log.warning("sweep of %s: models %s keep their own value", name, ", ".join(models))
+    report: Path = args.report
+    report.mkdir(parents=True, exist_ok=True)
+    with open(report / "alerts.jsonl", "wb") as out:
+        result = run_backtest(
+            args.file, base, refs, settings.batch_size, _progress(args.file, "backtest"), out
+        )
+    log.info(
+        "backtest: %d events (%d invalid), %d alerts in %.2f s (%.0f events/s)",
+        result.events,
+        result.invalid,
+        len(result.alerts),
+        result.seconds,
+        result.events_per_second,
+    )
+    outcomes = []
+    for i, point in enumerate(points, 1):
+        run = run_backtest(
+            args.file,
+            point.settings,
+            refs,
+            settings.batch_size,
+            _progress(args.file, f"sweep {i}/{len(points)} {point.label}"),
+        )
+        outcomes.append(evaluate(point.label, point.overrides, run, args.horizon, kinds))
+        log.info("sweep %s: %d alerts", point.label, len(run.alerts))
+    index = write_report(result, report, kinds, args.horizon, outcomes or None)
+    log.info("report written to %s", index)
     return 0
 
 
@@ -208,6 +296,35 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", type=Path, help="YAML file of options")
     _add_settings_options(replay, REPLAY_OPTIONS)
     replay.set_defaults(func=cmd_replay)
+
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay a JSONL file and write a report: scores, alerts, detection delays",
+    )
+    backtest.add_argument("file", type=Path, help="JSONL file of prediction events")
+    backtest.add_argument(
+        "--report", type=Path, required=True, help="directory of index.html and the plots"
+    )
+    backtest.add_argument("--config", type=Path, help="YAML file of options")
+    backtest.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help="also replay with each value of this detector setting (repeatable: every "
+        "combination); compares detection delays and false alarms in sweep.html",
+    )
+    backtest.add_argument(
+        "--horizon",
+        type=_positive_int,
+        help="events after a known change point within which a firing alert is a detection, "
+        "not a false alarm (default: twice the model's window)",
+    )
+    backtest.add_argument(
+        "--kinds",
+        help="comma-separated alert kinds that count as detections and false alarms (default: all)",
+    )
+    _add_settings_options(backtest, REPLAY_OPTIONS)
+    backtest.set_defaults(func=cmd_backtest)
 
     tail = sub.add_parser("alerts", help="print alerts as they are published (operators)")
     alerts_tail.add_arguments(tail)

@@ -9,6 +9,8 @@ from typing import IO
 
 from stream_monitor.config import Settings
 from stream_monitor.engine import Engine
+from stream_monitor.events import RecordBatch
+from stream_monitor.progress import Progress
 from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import JsonlAlertWriter
 from stream_monitor.sources import file_batches
@@ -29,16 +31,30 @@ class ReplaySummary:
         )
 
 
+def batch_bytes(batch: RecordBatch) -> int:
+    """Bytes of the file lines a batch was read from (newlines included): the progress."""
+    return sum(len(v) + 1 for v in batch.values if v is not None)
+
+
 def replay_file(
-    path: Path, settings: Settings, references: dict[str, PreparedReference], out: IO[bytes]
+    path: Path,
+    settings: Settings,
+    references: dict[str, PreparedReference],
+    out: IO[bytes],
+    progress: Progress | None = None,
 ) -> ReplaySummary:
     engine = Engine(settings.detector_settings(), references)
     writer = JsonlAlertWriter(out)
-    events = invalid = 0
+    events = invalid = done = 0
     started = time.perf_counter()
     for batch in file_batches(path, settings.batch_size):
         outcome = engine.process(batch)
         writer.write(outcome.alerts)
         events += len(batch)
         invalid += len(outcome.dead_letters)
+        if progress is not None:
+            done += batch_bytes(batch)
+            progress.update(events, done)
+    if progress is not None:
+        progress.close(events, done)
     return ReplaySummary(events, invalid, writer.count, time.perf_counter() - started)
