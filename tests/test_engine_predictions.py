@@ -106,5 +106,6 @@ def test_prediction_test_per_model_from_yaml(tmp_path: Path) -> None:
     assert result.test == "ks" and result.threshold == 0.08
     assert alerts and alerts[0].score == ks_2samp(REF, WIN).statistic
     cfg.write_text("prediction_test: kolmogorov\n")
-    with pytest.raises(Exception, match="prediction_test: Input should be 'jensenshannon', 'ks' or 'psi'"):
+    expected = "prediction_test: Input should be 'jensenshannon', 'ks' or 'psi'"
+    with pytest.raises(Exception, match=expected):
         load_settings({}, cfg)
