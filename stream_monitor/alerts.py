@@ -112,6 +112,9 @@ class CheckContext:
     topic: str
     partition: int
     offset: int
+    # set for a check run on label arrival (the labels joined so far): its ids stay distinct
+    # from those of other checks at the same events_seen
+    labels_joined: int | None = None
 
 
 def rfc3339(epoch_seconds: float) -> str | None:
@@ -121,8 +124,13 @@ def rfc3339(epoch_seconds: float) -> str | None:
     return text.replace("+00:00", "Z")
 
 
-def alert_id(model: str, kind: str, status: str, events_seen: int) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{model}\x1f{kind}\x1f{status}\x1f{events_seen}"))
+def alert_id(
+    model: str, kind: str, status: str, events_seen: int, labels_joined: int | None = None
+) -> str:
+    name = f"{model}\x1f{kind}\x1f{status}\x1f{events_seen}"
+    if labels_joined is not None:
+        name += f"\x1flabels\x1f{labels_joined}"
+    return str(uuid.uuid5(_NAMESPACE, name))
 
 
 def severity_of(score: float, threshold: float) -> Literal["warning", "critical"]:
@@ -150,7 +158,7 @@ class AlertState:
             self.firing[result.kind] = severity
             status = "firing"
         return Alert(
-            alert_id=alert_id(ctx.model, result.kind, status, ctx.events_seen),
+            alert_id=alert_id(ctx.model, result.kind, status, ctx.events_seen, ctx.labels_joined),
             model=ctx.model,
             model_version=ctx.model_version,
             kind=result.kind,

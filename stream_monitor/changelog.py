@@ -22,6 +22,7 @@ from stream_monitor.kafka_clients import (
     new_admin,
     topic_partitions,
 )
+from stream_monitor.label_source import check_labels_topic
 from stream_monitor.state import StateError, StateRecord, decode
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def prepare_output_topics(settings: Settings) -> None:
     admin = new_admin(settings)
     n = input_partitions(admin, settings.topic)
     changelog = settings.changelog_topic
+    check_labels_topic(admin, settings)  # before creating anything: a clear refusal
     ensure_topics(
         admin,
         {settings.alerts_topic: n, settings.dead_letter_topic: n, changelog: n},

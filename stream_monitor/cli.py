@@ -274,6 +274,9 @@ REPLAY_OPTIONS = [
         "commit_interval_ms",
         "state_topic",
         "instance_id",
+        "labels_topic",  # a file has no labels topic: its events carry their actuals
+        "label_horizon_events",
+        "label_horizon_seconds",
     )
 ]
 

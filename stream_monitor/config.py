@@ -7,14 +7,11 @@ file (`--config`), the environment (`STREAM_MONITOR_<NAME>`) and the command lin
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -24,6 +21,49 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stream_monitor.detector_options import (
+    AUTO_CHI2_MAX_WINDOW as AUTO_CHI2_MAX_WINDOW,
+)
+from stream_monitor.detector_options import (
+    CATEGORICAL_TESTS as CATEGORICAL_TESTS,
+)
+from stream_monitor.detector_options import (
+    DEFAULT_TEST_THRESHOLDS as DEFAULT_TEST_THRESHOLDS,
+)
+from stream_monitor.detector_options import (
+    JS_DISTANCE_MAX as JS_DISTANCE_MAX,
+)
+from stream_monitor.detector_options import (
+    NUMERIC_TESTS as NUMERIC_TESTS,
+)
+from stream_monitor.detector_options import (
+    PVALUE_TESTS as PVALUE_TESTS,
+)
+from stream_monitor.detector_options import (
+    CategoricalTest as CategoricalTest,
+)
+from stream_monitor.detector_options import (
+    Correction as Correction,
+)
+from stream_monitor.detector_options import (
+    DriftRule as DriftRule,
+)
+from stream_monitor.detector_options import (
+    FeatureSettings as FeatureSettings,
+)
+from stream_monitor.detector_options import (
+    GateEffect as GateEffect,
+)
+from stream_monitor.detector_options import (
+    ModelSettings as ModelSettings,
+)
+from stream_monitor.detector_options import (
+    NumericTest as NumericTest,
+)
+from stream_monitor.detector_options import (
+    PredictionTest as PredictionTest,
+)
+from stream_monitor.label_settings import LabelSettings
 from stream_monitor.webhooks import WebhookSettings
 
 ENV_PREFIX = "STREAM_MONITOR_"
@@ -31,72 +71,6 @@ ENV_PREFIX = "STREAM_MONITOR_"
 
 class ConfigError(Exception):
     """A configuration that cannot start the monitor; the message names field and reason."""
-
-
-NumericTest = Literal["auto", "ks", "psi", "jensenshannon", "wasserstein", "cvm"]
-CategoricalTest = Literal["auto", "chi2", "psi", "jensenshannon"]
-# "auto" for categorical features: chi-squared (a p-value) up to this window size, the
-# Jensen-Shannon distance (an effect size) above it, where p-values flag negligible shifts
-AUTO_CHI2_MAX_WINDOW = 1000
-DriftRule = Literal["max", "share", "bonferroni", "bh", "gate"]
-GateEffect = Literal["psi", "wasserstein", "jensenshannon"]
-Correction = Literal["bh", "bonferroni"]
-PredictionTest = Literal["jensenshannon", "ks", "psi"]  # psi: class-label models
-JS_DISTANCE_MAX = math.sqrt(math.log(2.0))  # Jensen-Shannon distance (natural log) is below it
-NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
-CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
-# Tests judged by p-value: a feature drifts when its p-value is below the threshold.
-PVALUE_TESTS = frozenset({"cvm", "chi2"})
-# Default thresholds: KS takes --drift-threshold; PSI 0.2 is the usual "significant shift";
-# Wasserstein is normalised by the reference's standard deviation.
-DEFAULT_TEST_THRESHOLDS: dict[str, float] = {
-    "psi": 0.2,
-    "jensenshannon": 0.1,
-    "wasserstein": 0.1,
-    "cvm": 0.001,
-    "chi2": 0.001,
-}
-
-
-class FeatureSettings(BaseModel):
-    """Test and threshold of one feature of one model (YAML `models.<m>.features.<f>`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    test: str | None = None
-    threshold: float | None = Field(None, gt=0)
-
-    @field_validator("test")
-    @classmethod
-    def _known_test(cls, value: str | None) -> str | None:
-        if value is not None and value not in NUMERIC_TESTS + CATEGORICAL_TESTS:
-            known = ", ".join(sorted(set(NUMERIC_TESTS + CATEGORICAL_TESTS)))
-            raise ValueError(f"unknown test {value!r} (known: {known})")
-        return value
-
-
-class ModelSettings(BaseModel):
-    """Per-model overrides of the detector settings (YAML `models.<name>`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    drift_threshold: float | None = Field(None, gt=0, le=1)
-    prediction_drift_threshold: float | None = Field(None, gt=0, le=1)
-    mae_threshold: float | None = Field(None, gt=0)
-    min_accuracy: float | None = Field(None, gt=0, le=1)
-    latency_p99_threshold_ms: float | None = Field(None, gt=0)
-    numeric_test: NumericTest | None = None
-    categorical_test: CategoricalTest | None = None
-    drift_rule: DriftRule | None = None
-    drift_share: float | None = Field(None, gt=0, le=1)
-    drift_alpha: float | None = Field(None, gt=0, lt=1)
-    gate_effect: GateEffect | None = None
-    gate_min_effect: float | None = Field(None, gt=0)
-    gate_min_samples: int | None = Field(None, gt=0)
-    gate_correction: Correction | None = None
-    prediction_test: PredictionTest | None = None
-    test_thresholds: dict[str, float] | None = None
-    features: dict[str, FeatureSettings] = Field(default_factory=dict)
 
 
 class DetectorSettings(BaseSettings):
@@ -138,6 +112,14 @@ class DetectorSettings(BaseSettings):
         0,
         ge=0,
         description="for a model without reference, take its first N events as reference (0: off)",
+    )
+    reference_summary: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "compact references: keep q quantile points per numeric feature instead of its "
+            "sorted column; KS within 1/(2(q-1)) + 1/(2m) of exact (unset or 0: exact)"
+        ),
     )
     min_accuracy: float | None = Field(
         None, gt=0, le=1, description="performance of class labels: accuracy (off when unset)"
@@ -272,8 +254,8 @@ class DetectorSettings(BaseSettings):
         return self.model_copy(update=update)
 
 
-class Settings(DetectorSettings):
-    """All options of `stream-monitor run` (contract §6) plus the engine's."""
+class Settings(DetectorSettings, LabelSettings):
+    """All options of `stream-monitor run` (contract §6) plus the engine's and the labels'."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 

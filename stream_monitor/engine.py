@@ -11,10 +11,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stream_monitor import event_arrays
+from stream_monitor import concept, event_arrays
 from stream_monitor.alerts import Alert, AlertState, CheckContext, CheckResult, rfc3339
 from stream_monitor.checks import retrain_recommended, run_checks
 from stream_monitor.class_labels import ClassLabels, IntArray
@@ -24,6 +25,9 @@ from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_b
 from stream_monitor.feature_drift import needs_bins
 from stream_monitor.reference import FloatArray, PreparedReference
 from stream_monitor.windows import ModelWindow, WindowBlock
+
+if TYPE_CHECKING:
+    from stream_monitor.label_join import LabelJoin
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class ModelState:
     concept: ADWIN | None = None  # change detector on the stream of errors
     concept_changed: bool = False  # a change was detected since the last check
     labels: ClassLabels | None = None  # class-label codes of the window's rows (confusion)
+    labels_joined: int = 0  # late labels joined to this model's predictions (label_join.py)
 
     def bootstrap_arrays(self) -> tuple[FloatArray, FloatArray]:
         """The bootstrap events so far (or all of them once the reference is built)."""
@@ -76,6 +81,8 @@ class BatchOutcome:
     check_counts: dict[str, int] = field(default_factory=dict)
     check_seconds: list[float] = field(default_factory=list)  # for the metrics, not decisions
     windows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # fill, has reference
+    label_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, status)
+    patched_rows: dict[str, IntArray] = field(default_factory=dict)  # window rows labels set
 
 
 class Engine:
@@ -87,6 +94,7 @@ class Engine:
         self.settings = settings
         self.references = references
         self.models: dict[str, ModelState] = {}
+        self.labels: LabelJoin | None = None  # remembers predictions for late labels when set
 
     # -- batches -------------------------------------------------------------------------
 
@@ -106,7 +114,10 @@ class Engine:
             lat = block.latency_ms[np.isfinite(block.latency_ms)]
             if lat.size:
                 outcome.latencies_ms[model] = lat
+            seen = state.events_seen
             self._advance(state, block, good, events, batch, outcome, labels)
+            if self.labels is not None:
+                self.labels.remember(state, events, good, block, seen)
         return outcome
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
@@ -287,7 +298,7 @@ class Engine:
             window.append(block, pos, pos + take)
             if labels is not None and state.labels is not None:
                 state.labels.write(window, labels[0][pos : pos + take], labels[1][pos : pos + take])
-            self._watch_errors(state, block.error[pos : pos + take])
+            concept.watch_errors(state, block.error[pos : pos + take])
             pos += take
             state.events_seen += take
             state.since_check += take
@@ -311,7 +322,7 @@ class Engine:
             )
             started = time.perf_counter()
             results = run_checks(window, settings, state.labels)
-            results.append(self._concept_drift(state))
+            results.append(concept.concept_drift(state))
             outcome.check_seconds.append(time.perf_counter() - started)
             state.checks += 1
             state.last_results = results
@@ -325,36 +336,6 @@ class Engine:
         last_version = version_by_index[good[-1]] if good else None
         if last_version is not None:
             state.version = last_version
-
-    def _watch_errors(self, state: ModelState, errors: FloatArray) -> None:
-        """Feed the labelled events' errors to the model's change detector, in order."""
-        finite = errors[np.isfinite(errors)]
-        if not finite.size:
-            return
-        if state.concept is None:
-            state.concept = ADWIN(delta=state.settings.concept_delta)
-        update = state.concept.update
-        for x in finite.tolist():  # sequential by nature: one update per labelled event
-            if update(x):
-                state.concept_changed = True
-
-    def _concept_drift(self, state: ModelState) -> CheckResult:
-        """Unhealthy at the check after the error stream changed; healthy at the next."""
-        delta = state.settings.concept_delta
-        if state.concept is None:
-            return CheckResult(
-                "concept_drift", "adwin", math.nan, delta, None, reason="no labelled events yet"
-            )
-        changed, state.concept_changed = state.concept_changed, False
-        mean = state.concept.estimation
-        return CheckResult(
-            "concept_drift",
-            "adwin",
-            mean,
-            delta,
-            not changed,
-            details={"error_mean": mean, "error_window": float(state.concept.n)},
-        )
 
     def _bootstrap(self, state: ModelState, block: WindowBlock, n: int) -> int:
         """Take events into the bootstrap reference; returns how many were taken."""

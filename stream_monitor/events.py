@@ -24,6 +24,8 @@ class RecordBatch:
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     timestamps: list[float | None] = field(default_factory=list)  # epoch seconds
+    # partitions whose end was reached in this batch (partition EOF), for the label gate
+    ends: set[tuple[str, int]] = field(default_factory=set)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -66,6 +68,7 @@ class ModelEvents:
     latencies: list[float | None] = field(default_factory=list)
     timestamps: list[float | None] = field(default_factory=list)
     versions: list[str | None] = field(default_factory=list)
+    event_ids: list[str | None] = field(default_factory=list)  # what late labels join on
 
     def __len__(self) -> int:
         return len(self.index)
@@ -179,6 +182,11 @@ def decode_batch(batch: RecordBatch) -> DecodedBatch:
         events.latencies.append(latency)
         events.timestamps.append(timestamp)
         events.versions.append(version)
+        event_id = obj.get("event_id")  # a string; an integer is read as its decimal text
+        te = type(event_id)
+        events.event_ids.append(
+            event_id if te is str and event_id else str(event_id) if te is int else None
+        )
     return DecodedBatch(by_model, dead, dead_models)
 
 

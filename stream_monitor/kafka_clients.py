@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_monitor.config import Settings
@@ -73,11 +73,28 @@ def new_consumer(settings: Settings, **callbacks: Any) -> Consumer:
             "auto.offset.reset": settings.auto_offset_reset,
             "partition.assignment.strategy": "cooperative-sticky",
             "isolation.level": "read_committed",
+            "enable.partition.eof": settings.labels_topic is not None,  # gates late labels
             "statistics.interval.ms": STATISTICS_INTERVAL_MS,
             **callbacks,
             **client_config(settings),
         }
     )
+
+
+def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], asynchronous: bool) -> bool:
+    """Commit the group's next offsets (at least once); False when the commit failed, which
+    means reprocessing, not loss."""
+    if not offsets:
+        return True
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+            asynchronous=asynchronous,
+        )
+    except KafkaException as exc:
+        log.warning("offset commit failed: %s", exc)
+        return False
+    return True
 
 
 def new_producer(settings: Settings, txn_id: str | None = None, **callbacks: Any) -> Producer:

@@ -201,6 +201,12 @@ class Metrics:
             ["webhook", "outcome"],
             registry=r,
         )
+        self.labels = Counter(
+            "stream_monitor_labels",
+            "Late labels by outcome: joined, late (prediction evicted), unmatched, invalid",
+            ["model", "status"],
+            registry=r,
+        )
         self.latency = LatencyHistograms()
         r.register(self.latency)
 
@@ -242,6 +248,11 @@ class Metrics:
             invalid[model] = invalid.get(model, 0) + 1
         for model, n in invalid.items():
             self.events.labels(model, "invalid").inc(n)
+        for (model, status), n in outcome.label_counts.items():
+            self.labels.labels(model, status).inc(n)
+
+    def webhook_result(self, sink: str, outcome: str) -> None:
+        self.webhook_deliveries.labels(sink, outcome).inc()
 
     def _record_details(self, model: str, results: list[CheckResult]) -> None:
         for result in results:

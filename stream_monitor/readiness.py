@@ -8,8 +8,17 @@ otherwise look ready until the call gives up.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError
+
+from stream_monitor.kafka_clients import FATAL_CODES, MISSING_CODES
+
+log = logging.getLogger(__name__)
 
 STALL_S = 10.0  # a consume loop not back for this long is not ready
 
@@ -39,3 +48,25 @@ class Readiness:
         if not assigned:
             return False, "no partitions assigned yet"
         return True, f"{assigned} partitions assigned"
+
+    def client_error(self, err: Any, topics: Iterable[str | None], assigned_before: bool) -> bool:
+        """Take a Kafka client error into account; True when every broker is down.
+
+        Fatal errors, and a deleted topic of the monitor's once it ran, end the process.
+        """
+        code, text = err.code(), err.str()
+        if err.fatal() or code in FATAL_CODES:
+            self.fatal = text
+        elif code in MISSING_CODES and assigned_before:
+            for topic in topics:
+                if topic and topic in text:
+                    self.fatal = f"topic {topic} was deleted ({text})"
+        elif code == KafkaError._ALL_BROKERS_DOWN:
+            self.broker_up = False
+            log.warning("kafka: %s", text)
+            return True
+        elif code == KafkaError._TRANSPORT:
+            log.warning("kafka: %s", text)
+        else:
+            log.info("kafka: %s", text)
+        return False

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from stream_monitor import transactions
 from stream_monitor.changelog import prepare_output_topics, read_partitions
@@ -25,19 +25,19 @@ from stream_monitor.engine import BatchOutcome, Engine
 from stream_monitor.events import RecordBatch
 from stream_monitor.http import HttpEndpoints
 from stream_monitor.kafka_clients import (
-    FATAL_CODES,
-    MISSING_CODES,
     FatalKafkaError,
+    commit_offsets,
     new_consumer,
     new_producer,
     transactional_id,
 )
+from stream_monitor.label_feed import LabelFeed
 from stream_monitor.metrics import Metrics
 from stream_monitor.readiness import Readiness
 from stream_monitor.reference import PreparedReference
 from stream_monitor.sinks import DeliveryError, KafkaPublisher
 from stream_monitor.sources import MissingTopicError, batch_from_messages, next_offsets
-from stream_monitor.state import StateTracker, encode, restore
+from stream_monitor.state import StateTracker, changelog_partition, encode, restore
 from stream_monitor.webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,14 @@ class MonitorService:
         self._txn: transactions.OpenTransaction | None = None
         self._producer_abandoned = False  # a call of it blocked: never touch it again
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
+        self.labels = LabelFeed.of(settings, self.engine, self.metrics, error_cb=self._on_error)
         self._txn_id = transactional_id(settings) if self.exactly_once else None
         self._producer = new_producer(settings, self._txn_id, error_cb=self._on_producer_error)
         self._renew_producer = False  # set when the brokers were away (see _transaction)
         self._publisher = KafkaPublisher(
             self._producer, settings.alerts_topic, settings.dead_letter_topic
         )
-        self.webhooks = WebhookDispatcher(settings.webhooks, on_result=self._on_webhook)
+        self.webhooks = WebhookDispatcher(settings.webhooks, on_result=self.metrics.webhook_result)
         self.http = HttpEndpoints(
             settings.metrics_host,
             settings.metrics_port,
@@ -145,6 +146,8 @@ class MonitorService:
                 self._producer.flush(10 if self.health.broker_up else 0)
             except KafkaException as exc:  # a producer in a fatal state has nothing to flush
                 log.warning("producer flush at shutdown: %s", exc)
+            if self.labels is not None:
+                self.labels.close()
             self.webhooks.close(timeout=5)
             self.http.stop()
             log.info("stopped")
@@ -160,22 +163,39 @@ class MonitorService:
 
     def _step(self) -> None:
         self.health.beat()
-        messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=0.5)
-        if not messages:
+        busy = self._predictions()
+        if self.labels is not None:  # labels never wait: whatever may be joined now
+            labels = self.labels.poll(self.settings.batch_size)
+            if len(labels):
+                self._handle(labels)
+                busy = True
+        if not busy:
             with contextlib.suppress(KafkaException):  # a fatal producer is renewed, not polled
                 self._producer.poll(0)
             if self._txn is not None:  # idle: what is pending commits now, not later
                 self._commit_transaction()
-            return
+
+    def _predictions(self) -> bool:
+        """Consume and handle a batch of predictions; whether there was one."""
+        wait = 0.5 if self.labels is None else self.labels.prediction_wait_s
+        messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=wait)
+        if not messages:
+            return False
         try:
             batch = batch_from_messages(messages)
         except MissingTopicError as exc:
             if self._ever_assigned:
                 raise FatalKafkaError(f"topic {self.settings.topic} was deleted: {exc}") from exc
             log.warning("waiting for topic %s: %s", self.settings.topic, exc)
-            return
+            return False
+        if self.labels is not None:
+            self.labels.seen(batch)
         if not len(batch):
-            return
+            return False
+        self._handle(batch)
+        return True
+
+    def _handle(self, batch: RecordBatch) -> None:
         self.health.broker_up = True
         if self.exactly_once:
             self._transaction(batch)
@@ -184,18 +204,23 @@ class MonitorService:
 
     def _process(self, batch: RecordBatch) -> BatchOutcome:
         """Run the engine and produce everything the batch caused (not yet committed)."""
-        outcome = self.engine.process(batch)
+        labels = self.labels if self.labels is not None and self.labels.owns(batch) else None
+        outcome = labels.apply(batch) if labels is not None else self.engine.process(batch)
         for model, n in outcome.ok_counts.items():
             self.tracker.appended(model, n)
+        for model, rows in outcome.patched_rows.items():
+            self.tracker.patched(model, rows)
         self._publisher.publish(outcome, batch)
         state_bytes = 0
-        for record in self.tracker.records(self.engine, outcome.ok_counts):
-            source = self.engine.models[record.model].partition
-            assert source is not None
+        records = self.tracker.records(self.engine, [*outcome.ok_counts, *outcome.patched_rows])
+        if self.labels is not None:  # pending predictions, labels partitions' positions
+            records += self.labels.records(outcome, batch)
+        for record in records:
             value = encode(record)
             state_bytes += len(value)
+            partition = changelog_partition(self.engine, record)
             self._publisher.publish_state(
-                self.settings.changelog_topic, source[1], record.key, value
+                self.settings.changelog_topic, partition, record.key, value
             )
         self.metrics.changelog_bytes.inc(state_bytes)
         return outcome
@@ -204,7 +229,7 @@ class MonitorService:
         outcome = self._process(batch)
         self._publisher.confirm(DELIVERY_TIMEOUT_S)  # raises DeliveryError: nothing committed
         self.metrics.record(outcome)
-        self._next_offsets.update(next_offsets(batch))
+        self._next_offsets.update(next_offsets(batch, self.settings.topic))
         self._commit_offsets(asynchronous=True)
         self.webhooks.offer(outcome.alerts)
 
@@ -220,7 +245,7 @@ class MonitorService:
         except KafkaException as exc:  # the producer refused a message: start over
             self._fail_transaction(transactions.TransactionAborted(str(exc)))
             return
-        self._txn.add(outcome, next_offsets(batch))
+        self._txn.add(outcome, next_offsets(batch, self.settings.topic))
         if self._txn.due(self.settings.commit_interval_ms):
             self._commit_transaction()
 
@@ -313,21 +338,9 @@ class MonitorService:
         self._restore_once(set(assigned))
 
     def _commit_offsets(self, asynchronous: bool, only: set[Partition] | None = None) -> None:
-        offsets = [
-            TopicPartition(t, p, o)
-            for (t, p), o in self._next_offsets.items()
-            if only is None or (t, p) in only
-        ]
-        if not offsets:
-            return
-        try:
-            if asynchronous:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:  # a failed commit means reprocessing, not loss
+        offsets = {k: o for k, o in self._next_offsets.items() if only is None or k in only}
+        if not commit_offsets(self._consumer, offsets, asynchronous):
             self.metrics.commit_failures.inc()
-            log.warning("offset commit failed: %s", exc)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -342,6 +355,8 @@ class MonitorService:
         started = time.monotonic()
         try:
             records = read_partitions(self.settings, numbers)
+            if self.labels is not None:  # pending predictions; labels read on from here
+                records = self.labels.restore(records, numbers)
             models = restore(self.engine, records, self.tracker)
         finally:
             self.health.restoring = False
@@ -360,6 +375,8 @@ class MonitorService:
         gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
         self.engine.forget_partitions(partitions)
         self.tracker.forget(gone)
+        if self.labels is not None:
+            self.labels.forget(gone)
         self.metrics.forget_models(gone)
 
     # -- readiness and status ------------------------------------------------------------
@@ -372,6 +389,8 @@ class MonitorService:
         status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in self._assigned)
         status["references_loaded"] = sorted(self.engine.references)
         status["processing_guarantee"] = self.settings.processing_guarantee
+        if self.labels is not None:
+            self.labels.status(status)
         return status
 
     # -- client callbacks (run inside consume()) -----------------------------------------
@@ -405,15 +424,14 @@ class MonitorService:
             self._next_offsets.pop(key, None)
             self.metrics.forget_partition(*key)
         self._release_state(partitions)
+        if self.labels is not None:
+            self.labels.release(partitions)
 
     def _on_stats(self, stats_json: str) -> None:
         try:
             self.health.broker_up = self.metrics.record_statistics(stats_json, self._assigned)
         except Exception:  # statistics must never break consumption
             log.exception("could not read client statistics")
-
-    def _on_webhook(self, sink: str, outcome: str) -> None:
-        self.metrics.webhook_deliveries.labels(sink, outcome).inc()
 
     def _on_producer_error(self, err: Any) -> None:
         """Under exactly-once a fatal producer error that is not fencing ends only the current
@@ -425,18 +443,7 @@ class MonitorService:
         self._on_error(err)
 
     def _on_error(self, err: Any) -> None:
-        if err.fatal() or err.code() in FATAL_CODES:
-            self.health.fatal = err.str()
-        elif err.code() in MISSING_CODES and self._ever_assigned:
-            s = self.settings
-            for topic in (s.topic, s.alerts_topic, s.dead_letter_topic, s.changelog_topic):
-                if topic in err.str():
-                    self.health.fatal = f"topic {topic} was deleted ({err.str()})"
-        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.health.broker_up = False
+        s = self.settings
+        topics = (s.topic, s.alerts_topic, s.dead_letter_topic, s.changelog_topic, s.labels_topic)
+        if self.health.client_error(err, topics, self._ever_assigned):  # every broker is down
             self._renew_producer = self.exactly_once
-            log.warning("kafka: %s", err.str())
-        elif err.code() == KafkaError._TRANSPORT:
-            log.warning("kafka: %s", err.str())
-        else:
-            log.info("kafka: %s", err.str())

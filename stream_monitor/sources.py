@@ -31,6 +31,7 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
         err = msg.error()
         if err is not None:
             if err.code() == KafkaError._PARTITION_EOF:
+                batch.ends.add((msg.topic(), msg.partition()))
                 continue
             if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise MissingTopicError(err.str())
@@ -56,11 +57,13 @@ def batch_from_messages(messages: Sequence[Any]) -> RecordBatch:
     return batch
 
 
-def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
-    """Per partition, the offset after the batch's last record (what a commit records)."""
+def next_offsets(batch: RecordBatch, only: str | None = None) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the batch's last record (what a commit records); with
+    `only`, the partitions of that topic alone (labels are not the group's to commit)."""
     offsets: dict[tuple[str, int], int] = {}
     for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets, strict=True):
-        offsets[(topic, partition)] = offset + 1
+        if only is None or topic == only:
+            offsets[(topic, partition)] = offset + 1
     return offsets
 
 

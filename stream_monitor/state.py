@@ -5,7 +5,9 @@ A model's state is written as records keyed `<model>\\x1f<part>` on a compacted 
 - `full`: the window's ring buffers as they lie (raw float64 bytes, head and fill), starting
   a new generation;
 - `d<i>`: the rows appended since the previous record of the same generation, oldest first;
-- `boot`: the events taken so far as a bootstrap reference (models without a reference).
+- `boot`: the events taken so far as a bootstrap reference (models without a reference);
+- `p<i>`: rows of the window that late labels changed (their actual and error), applied in
+  sequence order among the deltas of the same generation.
 
 Each record also carries the model's counters and alert state (`meta`, with a sequence
 number: the newest wins). Restoring applies the newest generation's `full` record, then its
@@ -37,6 +39,7 @@ MAGIC = b"SMS1"
 SEPARATOR = "\x1f"
 FULL_EVERY_WINDOWS = 2  # deltas worth this many windows, then a new full record
 MAX_DELTAS = 64  # bounds the keys per model that compaction must keep
+MAX_PATCHES = 64  # label patches per generation, then a new full record
 _ROW_FIELDS = ("prediction", "actual", "latency_ms", "timestamp", "error")
 
 
@@ -91,6 +94,9 @@ class _Progress:
     rows_since_full: int = 0
     unsaved_rows: int = 0
     bootstrap_saved: bool = False
+    patches: int = 0
+    patched: bool = False  # labels changed the model since the last record
+    patch_rows: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -106,6 +112,14 @@ class StateTracker:
             p = self.progress[model] = _Progress()
         p.unsaved_rows += rows
 
+    def patched(self, model: str, rows: np.ndarray) -> None:
+        """Labels changed these window rows (possibly none: counters and detectors only)."""
+        p = self.progress.get(model)
+        if p is None:
+            p = self.progress[model] = _Progress()
+        p.patched = True
+        p.patch_rows.append(rows)
+
     def forget(self, models: Iterable[str]) -> None:
         for m in models:
             self.progress.pop(m, None)
@@ -116,13 +130,18 @@ class StateTracker:
         for model in models:
             p = self.progress.get(model)
             state = engine.models.get(model)
-            if p is None or state is None or p.unsaved_rows == 0:
+            if p is None or state is None or (p.unsaved_rows == 0 and not p.patched):
                 continue
             out.extend(self._records(state, p))
         return out
 
     def _records(self, state: ModelState, p: _Progress) -> list[StateRecord]:
         window = state.window
+        if p.unsaved_rows == 0 and (
+            window is None or (p.generation > 0 and p.patches < MAX_PATCHES)
+        ):
+            return [_patch_record(state, p)]
+        patched, p.patched, p.patch_rows = p.patched, False, []
         out: list[StateRecord] = []
         if window is None or (state.bootstrap_source is not None and not p.bootstrap_saved):
             p.seq += 1
@@ -140,10 +159,12 @@ class StateTracker:
             or p.deltas >= MAX_DELTAS
             or p.unsaved_rows > window.size
             or p.rows_since_full + p.unsaved_rows > FULL_EVERY_WINDOWS * window.size
+            or patched  # rows changed by labels (with new rows: a full record holds both)
         )
         if full:
             p.generation += 1
             p.deltas = 0
+            p.patches = 0
             p.rows_since_full = 0
             arrays = {
                 "features": window.features,
@@ -179,6 +200,22 @@ class StateTracker:
         return out
 
 
+def _patch_record(state: ModelState, p: _Progress) -> StateRecord:
+    """The window rows labels changed since the last record, and the model's meta."""
+    p.seq += 1
+    window = state.window
+    arrays: dict[str, np.ndarray] = {}
+    if window is not None and p.patch_rows:
+        rows = np.unique(np.concatenate(p.patch_rows)).astype(np.int64)
+        arrays = {"rows": rows, "actual": window.actual[rows], "error": window.error[rows]}
+        if state.labels is not None:
+            arrays["label_actual"] = state.labels.actual[rows]
+    part = f"p{p.patches}"
+    p.patches += 1
+    p.patched, p.patch_rows = False, []
+    return StateRecord(state.name, part, _meta(state, p), arrays)
+
+
 def _bootstrap_record(state: ModelState) -> StateRecord:
     features, predictions = state.bootstrap_arrays()
     return StateRecord(state.name, "boot", {}, {"features": features, "prediction": predictions})
@@ -202,7 +239,19 @@ def _meta(state: ModelState, p: _Progress) -> dict[str, Any]:
         "concept": None if state.concept is None else state.concept.state(),
         "concept_changed": state.concept_changed,
         "labels": None if state.labels is None else list(state.labels.vocabulary),
+        "patches": p.patches,
+        "labels_joined": state.labels_joined,
     }
+
+
+def changelog_partition(engine: Engine, record: StateRecord) -> int:
+    """Where a record goes: a model's to the number of its input partition; a record of no
+    model (a labels partition's position) to the partition its meta names."""
+    if not record.model:
+        return int(record.meta["partition"])
+    source = engine.models[record.model].partition
+    assert source is not None
+    return source[1]
 
 
 def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracker) -> list[str]:
@@ -225,6 +274,7 @@ def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracke
             deltas=meta["deltas"],
             rows_since_full=meta["rows_since_full"],
             bootstrap_saved=meta["bootstrapped"],
+            patches=meta.get("patches", 0),
         )
         restored.append(model)
     return restored
@@ -262,10 +312,13 @@ def _restore_model(
         if labels is not None and "label_prediction" in full.arrays:
             labels.prediction[:] = full.arrays["label_prediction"]
             labels.actual[:] = full.arrays["label_actual"]
-        for i in range(meta["deltas"]):
-            delta = parts.get(f"d{i}")
-            if delta is None or delta.meta.get("generation") != meta["generation"]:
-                return None
+        steps = _steps(parts, meta)
+        if steps is None:
+            return None
+        for delta in steps:
+            if delta.part.startswith("p"):
+                _apply_patch(window, labels, delta.arrays)
+                continue
             block = _block(delta.arrays, state.reference, window)
             window.append(block, 0, len(block))
             if labels is not None:  # rows from before the first label have none
@@ -277,6 +330,7 @@ def _restore_model(
     state.events_seen = meta["events_seen"]
     state.since_check = meta["since_check"]
     state.checks = meta["checks"]
+    state.labels_joined = int(meta.get("labels_joined", 0))
     state.version = meta["version"]
     state.alerts = AlertState(firing=dict(meta["firing"]))
     if meta.get("concept") is not None:
@@ -289,6 +343,28 @@ def _restore_model(
         state.partition = (str(topic), int(number))
     state.notes.append("window and alert state restored from the changelog")
     return state
+
+
+def _steps(parts: dict[str, StateRecord], meta: dict[str, Any]) -> list[StateRecord] | None:
+    """The deltas and label patches of the current generation, in the order written."""
+    names = [f"d{i}" for i in range(meta["deltas"])]
+    names += [f"p{i}" for i in range(meta.get("patches", 0))]
+    steps = [parts.get(name) for name in names]
+    if any(r is None or r.meta.get("generation") != meta["generation"] for r in steps):
+        return None
+    return sorted((r for r in steps if r is not None), key=lambda r: int(r.meta["seq"]))
+
+
+def _apply_patch(
+    window: ModelWindow, labels: ClassLabels | None, arrays: dict[str, np.ndarray]
+) -> None:
+    if "rows" not in arrays:  # counters and detectors only: in the meta
+        return
+    rows = arrays["rows"]
+    window.actual[rows] = arrays["actual"]
+    window.error[rows] = arrays["error"]
+    if labels is not None and "label_actual" in arrays:
+        labels.actual[rows] = arrays["label_actual"]
 
 
 def _block(

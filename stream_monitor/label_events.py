@@ -1,0 +1,104 @@
+"""Label records (contract §2) in, validated labels grouped by model out, one batch at a time.
+
+A label is `{"event_id": str, "actual": number|string}`, optionally `model` and `timestamp`;
+the record key names the model (key and `model` must agree when both are given). As for
+predictions, validation is a few type checks per record, and what cannot be read becomes a
+dead letter with a reason code instead of an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+import orjson
+
+from stream_monitor.events import DeadLetter, RecordBatch, _Bad, _kind, parse_timestamp
+
+
+@dataclass(slots=True)
+class ModelLabels:
+    """The readable labels of one model in one batch, in arrival order."""
+
+    model: str
+    index: list[int] = field(default_factory=list)  # position in the batch
+    event_ids: list[str] = field(default_factory=list)
+    actuals: list[float | str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(slots=True)
+class DecodedLabels:
+    by_model: dict[str, ModelLabels]
+    dead_letters: list[DeadLetter]
+    dead_letter_models: list[str]  # model of each dead letter when readable, else ""
+
+
+def decode_labels(batch: RecordBatch) -> DecodedLabels:
+    """Parse and validate every label record; group the readable ones by model."""
+    by_model: dict[str, ModelLabels] = {}
+    dead: list[DeadLetter] = []
+    dead_models: list[str] = []
+    for i, value in enumerate(batch.values):
+        model = ""
+        try:
+            model = _model_of_key(batch.keys[i])
+            if value is None:
+                raise _Bad("empty", "message has no value")
+            try:
+                obj = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise _Bad("not_json", f"value is not JSON: {exc}") from None
+            if type(obj) is not dict:
+                raise _Bad("not_object", f"value is a JSON {_kind(obj)}, expected an object")
+            named = obj.get("model")
+            if named is not None:
+                if type(named) is not str or not named:
+                    raise _Bad("bad_type", "model must be a non-empty string")
+                if model and named != model:
+                    raise _Bad("model_mismatch", f"key {model!r} and model {named!r} disagree")
+                model = named
+            if not model:
+                raise _Bad("missing_model", "no model: neither a message key nor a model field")
+            event_id = _event_id(obj.get("event_id"))
+            actual = obj.get("actual")
+            ta = type(actual)
+            if ta is not float and ta is not int and ta is not str:
+                if actual is None:
+                    raise _Bad("missing_actual", "actual is missing")
+                raise _Bad("bad_type", f"actual must be a number or a string, got {_kind(actual)}")
+            if obj.get("timestamp") is not None:
+                parse_timestamp(obj["timestamp"])  # validated; the join does not depend on it
+        except _Bad as bad:
+            dead.append(DeadLetter(i, bad.reason, bad.detail))
+            dead_models.append(model)
+            continue
+        labels = by_model.get(model)
+        if labels is None:
+            labels = by_model[model] = ModelLabels(model)
+        labels.index.append(i)
+        labels.event_ids.append(event_id)
+        labels.actuals.append(cast("float | str", actual))
+    return DecodedLabels(by_model, dead, dead_models)
+
+
+def _model_of_key(key: bytes | None) -> str:
+    if key is None:
+        return ""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Bad("bad_key", "message key is not UTF-8") from None
+
+
+def _event_id(value: object) -> str:
+    """A non-empty string; an integer is read as its decimal text (as for predictions)."""
+    if type(value) is str and value:
+        return value
+    if type(value) is int:
+        return str(value)
+    if value is None:
+        raise _Bad("missing_event_id", "event_id is missing")
+    raise _Bad("bad_type", f"event_id must be a non-empty string, got {_kind(value)}")

@@ -1,0 +1,237 @@
+"""Late labels joined to their predictions (contract §2): engine-level, no Kafka here.
+
+Predictions that carry an `event_id` and no `actual` are remembered per model (pending.py)
+until their label arrives or the horizon evicts them: by count (the oldest beyond
+`label_horizon_events`) or by event time (older than the model's newest prediction minus
+`label_horizon_seconds`). A label with the same model and event_id:
+
+- computes the error as the engine does for an event arriving with its actual:
+  |prediction - actual| for numbers, 1/0 for a wrong/right class label;
+- writes actual and error into the prediction's window row while it is still in the window,
+  so MAE, RMSE, accuracy and F1 of the performance check count it;
+- feeds the error to the concept-drift detector (ADWIN), in label-arrival order.
+
+Every `check_every` joined labels of a model, its performance and concept-drift checks run
+at once (the prediction cadence still runs every check), so label-driven alerts need no
+further predictions. Outcomes are counted per model: `joined`, `late` (the prediction was
+evicted, or expired), `unmatched` (no such prediction, a second label of one, or a model
+not seen here) and `invalid` (unreadable: also a dead letter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream_monitor import concept
+from stream_monitor.alerts import CheckContext
+from stream_monitor.checks import performance
+from stream_monitor.engine import BatchOutcome, Engine, ModelState
+from stream_monitor.event_arrays import floats
+from stream_monitor.events import ModelEvents, RecordBatch
+from stream_monitor.label_events import ModelLabels, decode_labels
+from stream_monitor.pending import PendingRing, id_hashes
+from stream_monitor.windows import WindowBlock
+
+STATUSES = ("joined", "late", "unmatched", "invalid")
+LABEL_KINDS = ("performance", "concept_drift")  # the checks a label can change
+
+
+@dataclass(slots=True)
+class LabelJoin:
+    """Pending predictions of every model, and the join of label batches against them."""
+
+    horizon_events: int
+    horizon_seconds: float
+    rings: dict[str, PendingRing] = field(default_factory=dict)
+
+    # -- predictions ---------------------------------------------------------------------
+
+    def remember(
+        self, state: ModelState, events: ModelEvents, good: list[int], block: WindowBlock, seen: int
+    ) -> None:
+        """Keep a batch's predictions of one model that may get a label later.
+
+        `good`: the batch positions of the events the engine took, in order (the block's
+        rows); `seen`: the model's event count before them (their ordinals follow it).
+        """
+        if len(good) == len(events):
+            ids, predictions, actuals = events.event_ids, events.predictions, events.actuals
+        else:  # some events became dead letters
+            kept = set(good)
+            rows = [i for i, b in enumerate(events.index) if b in kept]
+            ids = [events.event_ids[i] for i in rows]
+            predictions = [events.predictions[i] for i in rows]
+            actuals = [events.actuals[i] for i in rows]
+        take = [i for i, (e, a) in enumerate(zip(ids, actuals, strict=True)) if e and a is None]
+        if not take:
+            return
+        ring = self.rings.get(state.name)
+        if ring is None:
+            ring = self.rings[state.name] = PendingRing(self.horizon_events)
+        pick = np.array(take, dtype=np.int64)
+        classes = np.zeros(len(take), dtype=np.uint64)
+        named = [j for j, i in enumerate(take) if isinstance(predictions[i], str)]
+        if named:
+            classes[named] = id_hashes([str(predictions[take[j]]) for j in named])
+        ring.remember(
+            id_hashes([str(ids[i]) for i in take]),
+            block.prediction[pick],
+            classes,
+            block.timestamp[pick],
+            seen + 1 + pick,
+        )
+
+    def forget(self, models: list[str]) -> None:
+        for model in models:
+            self.rings.pop(model, None)
+
+    # -- labels --------------------------------------------------------------------------
+
+    def apply(self, engine: Engine, batch: RecordBatch) -> BatchOutcome:
+        """Join a batch of label records; what it caused, as the engine reports a batch."""
+        outcome = BatchOutcome()
+        decoded = decode_labels(batch)
+        outcome.dead_letters.extend(decoded.dead_letters)
+        for model in decoded.dead_letter_models:
+            _count(outcome, model, "invalid")
+        for model, labels in decoded.by_model.items():
+            state, ring = engine.models.get(model), self.rings.get(model)
+            if state is None or ring is None:
+                _count(outcome, model, "unmatched", len(labels))
+                continue
+            self._join(state, ring, labels, batch, outcome)
+        return outcome
+
+    def _join(
+        self,
+        state: ModelState,
+        ring: PendingRing,
+        labels: ModelLabels,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+    ) -> None:
+        keys = id_hashes(labels.event_ids).tolist()
+        joined: list[int] = []  # positions in `labels`
+        seqs: list[int] = []
+        misses: list[int] = []
+        late = 0
+        for j, key in enumerate(keys):
+            q = ring.index.get(key)
+            if q is None:
+                misses.append(j)
+            elif ring.expired(q, self.horizon_seconds):
+                late += 1
+            else:
+                ring.join(key, q)
+                joined.append(j)
+                seqs.append(q)
+        unmatched = 0
+        for j in misses:  # after the joins: a second label of an event is unmatched
+            known, done = ring.known(keys[j])
+            if known and not done:
+                late += 1
+            else:
+                unmatched += 1
+        for status, n in (("joined", len(joined)), ("late", late), ("unmatched", unmatched)):
+            if n:
+                _count(outcome, state.name, status, n)
+        if joined:
+            self._write(state, ring, labels, joined, np.array(seqs, dtype=np.int64), batch, outcome)
+
+    def _write(
+        self,
+        state: ModelState,
+        ring: PendingRing,
+        labels: ModelLabels,
+        joined: list[int],
+        seqs: np.ndarray,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+    ) -> None:
+        """Errors into the window rows and the detector, checks every `check_every` labels."""
+        slots = seqs % ring.capacity
+        actual_raw = [labels.actuals[j] for j in joined]
+        actual = floats(actual_raw)  # NaN for class labels
+        named = [i for i, a in enumerate(actual_raw) if isinstance(a, str)]
+        actual_class = np.zeros(len(joined), dtype=np.uint64)
+        if named:
+            actual_class[named] = id_hashes([str(actual_raw[i]) for i in named])
+        pred_class = ring.pred_class[slots]
+        error = np.where(
+            pred_class == 0,
+            np.abs(ring.prediction[slots] - actual),
+            np.where(actual_class != 0, (actual_class != pred_class).astype(np.float64), np.nan),
+        )
+        window = state.window
+        ordinal = ring.ordinal[slots]
+        rows = np.full(len(joined), -1, dtype=np.int64)
+        if window is not None:
+            back = state.events_seen - ordinal  # 0: the newest row of the window
+            inside = (back >= 0) & (back < window.count)
+            rows[inside] = (window.head - 1 - back[inside]) % window.size
+        codes = None
+        if state.labels is not None and named:
+            codes = state.labels.codes(actual_raw)
+        every = state.settings.check_every
+        start = 0
+        while start < len(joined):
+            take = min(len(joined) - start, every - state.labels_joined % every)
+            part = slice(start, start + take)
+            mine = rows[part] >= 0
+            if window is not None and mine.any():
+                at = rows[part][mine]
+                window.actual[at] = actual[part][mine]
+                window.error[at] = error[part][mine]
+                if codes is not None and state.labels is not None:
+                    state.labels.actual[at] = codes[part][mine]
+            concept.watch_errors(state, error[part])
+            state.labels_joined += take
+            start += take
+            if state.labels_joined % every == 0 and window is not None:
+                self._check(state, labels.index[joined[start - 1]], batch, outcome)
+        outcome.patched_rows[state.name] = np.unique(rows[rows >= 0])
+
+    def _check(self, state: ModelState, index: int, batch: RecordBatch, out: BatchOutcome) -> None:
+        """The checks labels can change, at the label that completed `check_every`."""
+        window = state.window
+        assert window is not None
+        ctx = CheckContext(
+            model=state.name,
+            model_version=state.version,
+            events_seen=state.events_seen,
+            window_size=window.count,
+            window_start=window.oldest_timestamp(),
+            window_end=window.newest_timestamp(),
+            topic=batch.topics[index],
+            partition=batch.partitions[index],
+            offset=batch.offsets[index],
+            labels_joined=state.labels_joined,
+        )
+        fresh = {
+            "performance": performance(window, state.settings, state.labels),
+            "concept_drift": concept.concept_drift(state),
+        }
+        results = [fresh.pop(r.kind, r) for r in state.last_results]  # same order as before
+        state.last_results = results + list(fresh.values())
+        state.checks += 1
+        out.checks[state.name] = state.last_results
+        out.check_counts[state.name] = out.check_counts.get(state.name, 0) + 1
+        for result in state.last_results:
+            if result.kind not in LABEL_KINDS:
+                continue
+            alert = state.alerts.update(result, ctx)
+            if alert is not None:
+                out.alerts.append(alert)
+
+    # -- status --------------------------------------------------------------------------
+
+    def awaiting(self, model: str) -> int:
+        ring = self.rings.get(model)
+        return 0 if ring is None else ring.awaiting(self.horizon_seconds)
+
+
+def _count(outcome: BatchOutcome, model: str, status: str, n: int = 1) -> None:
+    key = (model, status)
+    outcome.label_counts[key] = outcome.label_counts.get(key, 0) + n
