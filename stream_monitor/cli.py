@@ -14,6 +14,7 @@ from stream_monitor.alerts import KINDS
 from stream_monitor.config import ConfigError, Settings, load_settings
 from stream_monitor.progress import Progress
 from stream_monitor.reference import PreparedReference, ReferenceError, load_references
+from stream_monitor.reference_summary import compact_references
 
 log = logging.getLogger("stream_monitor")
 
@@ -81,12 +82,13 @@ def _references(settings: Settings) -> dict[str, PreparedReference]:
     refs = load_references(
         settings.reference, settings.prediction_bins, keep_rows=budget is not None
     )
+    if budget is not None:  # calibration resamples the whole reference: before compaction
+        calibrate(settings, refs, budget)
+    refs = compact_references(refs, settings.detector_settings())
     for name, ref in sorted(refs.items()):
         log.info("reference %s: %d events, %d features", name, ref.events, ref.n_features)
         for note in ref.notes:
             log.warning("reference %s: %s", name, note)
-    if budget is not None:
-        calibrate(settings, refs, budget)
     return refs
 
 

@@ -24,6 +24,7 @@ from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.events import DeadLetter, ModelEvents, RecordBatch, decode_batch
 from stream_monitor.feature_drift import needs_bins
 from stream_monitor.reference import FloatArray, PreparedReference
+from stream_monitor.reference_summary import summarise_for
 from stream_monitor.windows import ModelWindow, WindowBlock
 
 if TYPE_CHECKING:
@@ -345,13 +346,14 @@ class Engine:
         state.bootstrap_predictions.append(block.prediction[:take])
         if take == needed:
             features, predictions = state.bootstrap_arrays()
-            reference = PreparedReference.from_arrays(
+            exact = PreparedReference.from_arrays(
                 state.name,
                 state.feature_names,
                 features,
                 predictions,
                 state.settings.prediction_bins,
             )
+            reference = summarise_for(exact, state.settings)  # compact if configured
             state.reference = reference
             state.bootstrap_source = (features, predictions)
             state.bootstrap_rows.clear()

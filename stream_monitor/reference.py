@@ -8,6 +8,7 @@ reference.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from stream_monitor.detectors.categorical import CategoricalReference
 from stream_monitor.detectors.ks import key_bits
 from stream_monitor.detectors.numeric import NumericReference
 from stream_monitor.events import decode_event_line
+from stream_monitor.reference_summary import ReferenceSummary, slim_numeric
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -37,7 +39,7 @@ class PreparedReference:
 
     model: str
     feature_names: tuple[str, ...]
-    sorted_columns: list[FloatArray]  # per feature: finite values, ascending
+    sorted_columns: list[FloatArray]  # per feature: finite values, ascending (empty if summary)
     sizes: IntArray  # (F,) finite values per feature
     prediction_edges: FloatArray | None  # (bins + 1,) or None without numeric predictions
     prediction_counts: IntArray | None  # (bins,)
@@ -49,6 +51,7 @@ class PreparedReference:
     _numeric: NumericReference | None = None  # bins and sums for PSI, JS, Wasserstein, CvM
     # finite numeric predictions, ascending: the KS test of the window's predictions
     sorted_predictions: FloatArray = field(default_factory=lambda: np.empty(0))
+    summary: ReferenceSummary | None = None  # compact mode: knots instead of sorted_columns
 
     @property
     def key_bits(self) -> int:
@@ -58,8 +61,24 @@ class PreparedReference:
     def numeric(self) -> NumericReference:
         """The numeric features prepared for the tests beyond KS (built on first use)."""
         if self._numeric is None:
+            if self.summary is not None:
+                raise ReferenceError(f"{self.model}: a compact reference was made without bins")
             self._numeric = NumericReference.from_prepared(self)
         return self._numeric
+
+    def compacted(self, points: int, with_bins: bool = False) -> PreparedReference:
+        """This reference with its numeric columns replaced by at most `points` knots each
+        (see reference_summary); PSI/JS bins, when wanted, are taken from the whole columns
+        first, so they are the exact mode's."""
+        if self.summary is not None:
+            return self
+        numeric = slim_numeric(self.numeric()) if with_bins else None
+        return dataclasses.replace(
+            self,
+            sorted_columns=[np.empty(0) for _ in self.sorted_columns],
+            summary=ReferenceSummary.build(self.sorted_columns, points),
+            _numeric=numeric,
+        )
 
     @classmethod
     def from_arrays(
@@ -114,8 +133,11 @@ class PreparedReference:
         """Reference counts `#{r <= x}` and `#{r < x}` per value, shape (k, F).
 
         These are the right and left limits of the reference ECDF at each value (times n):
-        all a KS check needs from the reference, looked up once per event.
+        all a KS check needs from the reference, looked up once per event. A compact
+        reference estimates them (within `summary.max_error`, see reference_summary).
         """
+        if self.summary is not None:
+            return self.summary.cdf_counts(values)
         k = values.shape[0]
         right = np.empty((k, self.n_features), dtype=np.int64)
         left = np.empty((k, self.n_features), dtype=np.int64)
@@ -136,6 +158,8 @@ class PreparedReference:
     def nbytes(self) -> int:
         total = sum(c.nbytes for c in self.sorted_columns) + self.sizes.nbytes
         total += self.sorted_predictions.nbytes
+        if self.summary is not None:
+            total += self.summary.nbytes
         if self.prediction_edges is not None and self.prediction_counts is not None:
             total += self.prediction_edges.nbytes + self.prediction_counts.nbytes
         return total

@@ -33,6 +33,7 @@ from stream_monitor.class_labels import NO_LABEL, ClassLabels
 from stream_monitor.detectors.sequential import ADWIN
 from stream_monitor.engine import Engine, ModelState
 from stream_monitor.reference import FloatArray, PreparedReference
+from stream_monitor.reference_summary import summarise_for
 from stream_monitor.windows import ModelWindow, WindowBlock
 
 MAGIC = b"SMS1"
@@ -292,9 +293,10 @@ def _restore_model(
     if boot is not None:
         features, predictions = boot.arrays["features"], boot.arrays["prediction"]
         if meta["bootstrapped"]:
-            state.reference = PreparedReference.from_arrays(
+            exact = PreparedReference.from_arrays(
                 model, names, features, predictions, settings.prediction_bins
             )
+            state.reference = summarise_for(exact, settings)  # as the engine made it
             state.bootstrap_source = (features, predictions)
         else:
             state.bootstrap_rows = [features]
