@@ -86,6 +86,28 @@ class BatchOutcome:
     patched_rows: dict[str, IntArray] = field(default_factory=dict)  # window rows labels set
 
 
+def check_context(
+    state: ModelState,
+    window: ModelWindow,
+    batch: RecordBatch,
+    index: int,
+    labels_joined: int | None = None,
+) -> CheckContext:
+    """Where a check of this model stands: its window, and the record that completed it."""
+    return CheckContext(
+        model=state.name,
+        model_version=state.version,
+        events_seen=state.events_seen,
+        window_size=window.count,
+        window_start=window.oldest_timestamp(),
+        window_end=window.newest_timestamp(),
+        topic=batch.topics[index],
+        partition=batch.partitions[index],
+        offset=batch.offsets[index],
+        labels_joined=labels_joined,
+    )
+
+
 class Engine:
     """Per-model windows and checks over batches of raw records."""
 
@@ -310,17 +332,7 @@ class Engine:
             version = version_by_index[index]
             if version is not None:
                 state.version = version
-            ctx = CheckContext(
-                model=state.name,
-                model_version=state.version,
-                events_seen=state.events_seen,
-                window_size=window.count,
-                window_start=window.oldest_timestamp(),
-                window_end=window.newest_timestamp(),
-                topic=batch.topics[index],
-                partition=batch.partitions[index],
-                offset=batch.offsets[index],
-            )
+            ctx = check_context(state, window, batch, index)
             started = time.perf_counter()
             results = run_checks(window, settings, state.labels)
             results.append(concept.concept_drift(state))

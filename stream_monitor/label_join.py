@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stream_monitor import concept
-from stream_monitor.alerts import CheckContext
 from stream_monitor.checks import performance
-from stream_monitor.engine import BatchOutcome, Engine, ModelState
+from stream_monitor.engine import BatchOutcome, Engine, ModelState, check_context
 from stream_monitor.event_arrays import floats
 from stream_monitor.events import ModelEvents, RecordBatch
 from stream_monitor.label_events import ModelLabels, decode_labels
@@ -197,18 +196,7 @@ class LabelJoin:
         """The checks labels can change, at the label that completed `check_every`."""
         window = state.window
         assert window is not None
-        ctx = CheckContext(
-            model=state.name,
-            model_version=state.version,
-            events_seen=state.events_seen,
-            window_size=window.count,
-            window_start=window.oldest_timestamp(),
-            window_end=window.newest_timestamp(),
-            topic=batch.topics[index],
-            partition=batch.partitions[index],
-            offset=batch.offsets[index],
-            labels_joined=state.labels_joined,
-        )
+        ctx = check_context(state, window, batch, index, state.labels_joined)
         fresh = {
             "performance": performance(window, state.settings, state.labels),
             "concept_drift": concept.concept_drift(state),
