@@ -292,6 +292,15 @@ class Settings(DetectorSettings, LabelSettings):
         ),
     )
     batch_size: int = Field(1000, gt=0, le=100_000, description="messages per consume() call")
+    max_batch_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description=(
+            "how long consume() waits for a batch to fill: at low traffic a batch is handled "
+            "(and its alerts published) after at most this long"
+        ),
+    )
     kafka: dict[str, str | int | float | bool | SecretStr] = Field(
         default_factory=dict,
         description=(

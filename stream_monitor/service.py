@@ -177,7 +177,8 @@ class MonitorService:
 
     def _predictions(self) -> bool:
         """Consume and handle a batch of predictions; whether there was one."""
-        wait = 0.5 if self.labels is None else self.labels.prediction_wait_s
+        limit = self.settings.max_batch_wait_ms / 1000
+        wait = limit if self.labels is None else min(limit, self.labels.prediction_wait_s)
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=wait)
         if not messages:
             return False
