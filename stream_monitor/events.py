@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import orjson
 
@@ -110,38 +110,49 @@ def _kind(value: object) -> str:
     return type(value).__name__.replace("NoneType", "null").replace("dict", "object")
 
 
+def key_model(key: bytes | None) -> str:
+    """The model a record's key names ("" without a key)."""
+    if key is None:
+        return ""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Bad("bad_key", "message key is not UTF-8") from None
+
+
+def read_object(value: bytes | None, key_hint: str) -> tuple[dict[str, Any], str]:
+    """A record's JSON object and its model: the key's, or the `model` field (both must
+    agree when both are there). Shared by prediction and label records."""
+    if value is None:
+        raise _Bad("empty", "message has no value")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise _Bad("not_json", f"value is not JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise _Bad("not_object", f"value is a JSON {_kind(obj)}, expected an object")
+    model = obj.get("model")
+    if model is None:
+        model = key_hint
+    elif type(model) is not str or not model:
+        raise _Bad("bad_type", "model must be a non-empty string")
+    elif key_hint and model != key_hint:
+        raise _Bad("model_mismatch", f"key {key_hint!r} and model {model!r} disagree")
+    if not model:
+        raise _Bad("missing_model", "no model: neither a message key nor a model field")
+    return obj, model
+
+
 def decode_batch(batch: RecordBatch) -> DecodedBatch:
     """Parse and validate every record; group the valid ones by model key."""
     by_model: dict[str, ModelEvents] = {}
     dead: list[DeadLetter] = []
     dead_models: list[str] = []
-    loads = orjson.loads
     for i, value in enumerate(batch.values):
-        key = batch.keys[i]
         model_hint = ""
         try:
-            if key is not None:
-                try:
-                    model_hint = key.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise _Bad("bad_key", "message key is not UTF-8") from None
-            if value is None:
-                raise _Bad("empty", "message has no value")
-            try:
-                obj = loads(value)
-            except orjson.JSONDecodeError as exc:
-                raise _Bad("not_json", f"value is not JSON: {exc}") from None
-            if type(obj) is not dict:
-                raise _Bad("not_object", f"value is a JSON {_kind(obj)}, expected an object")
-            model = obj.get("model")
-            if model is not None:
-                if type(model) is not str or not model:
-                    raise _Bad("bad_type", "model must be a non-empty string")
-                if model_hint and model != model_hint:
-                    raise _Bad("model_mismatch", f"key {model_hint!r} and model {model!r} disagree")
-                model_hint = model
-            if not model_hint:
-                raise _Bad("missing_model", "no model: neither a message key nor a model field")
+            model_hint = key_model(batch.keys[i])
+            obj, model_hint = read_object(value, model_hint)
             features = obj.get("features")
             if type(features) is not dict:
                 if features is None:

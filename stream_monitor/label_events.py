@@ -11,9 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import cast
 
-import orjson
-
-from stream_monitor.events import DeadLetter, RecordBatch, _Bad, _kind, parse_timestamp
+from stream_monitor.events import (
+    DeadLetter,
+    RecordBatch,
+    _Bad,
+    _kind,
+    key_model,
+    parse_timestamp,
+    read_object,
+)
 
 
 @dataclass(slots=True)
@@ -44,24 +50,8 @@ def decode_labels(batch: RecordBatch) -> DecodedLabels:
     for i, value in enumerate(batch.values):
         model = ""
         try:
-            model = _model_of_key(batch.keys[i])
-            if value is None:
-                raise _Bad("empty", "message has no value")
-            try:
-                obj = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                raise _Bad("not_json", f"value is not JSON: {exc}") from None
-            if type(obj) is not dict:
-                raise _Bad("not_object", f"value is a JSON {_kind(obj)}, expected an object")
-            named = obj.get("model")
-            if named is not None:
-                if type(named) is not str or not named:
-                    raise _Bad("bad_type", "model must be a non-empty string")
-                if model and named != model:
-                    raise _Bad("model_mismatch", f"key {model!r} and model {named!r} disagree")
-                model = named
-            if not model:
-                raise _Bad("missing_model", "no model: neither a message key nor a model field")
+            model = key_model(batch.keys[i])
+            obj, model = read_object(value, model)
             event_id = _event_id(obj.get("event_id"))
             actual = obj.get("actual")
             ta = type(actual)
@@ -82,15 +72,6 @@ def decode_labels(batch: RecordBatch) -> DecodedLabels:
         labels.event_ids.append(event_id)
         labels.actuals.append(cast("float | str", actual))
     return DecodedLabels(by_model, dead, dead_models)
-
-
-def _model_of_key(key: bytes | None) -> str:
-    if key is None:
-        return ""
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Bad("bad_key", "message key is not UTF-8") from None
 
 
 def _event_id(value: object) -> str:
