@@ -52,11 +52,17 @@ class PreparedReference:
     # finite numeric predictions, ascending: the KS test of the window's predictions
     sorted_predictions: FloatArray = field(default_factory=lambda: np.empty(0))
     summary: ReferenceSummary | None = None  # compact mode: knots instead of sorted_columns
+    # the sorted columns end to end (sorted_columns are views into it) and where each starts
+    flat_columns: FloatArray = field(default_factory=lambda: np.empty(0))
+    column_starts: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    _key_bits: int = -1
 
     @property
     def key_bits(self) -> int:
         """Bits per count in this reference's KS keys (see detectors.ks.key_bits)."""
-        return key_bits(self.sizes)
+        if self._key_bits < 0:
+            self._key_bits = key_bits(self.sizes)
+        return self._key_bits
 
     def numeric(self) -> NumericReference:
         """The numeric features prepared for the tests beyond KS (built on first use)."""
@@ -76,6 +82,8 @@ class PreparedReference:
         return dataclasses.replace(
             self,
             sorted_columns=[np.empty(0) for _ in self.sorted_columns],
+            flat_columns=np.empty(0),
+            column_starts=np.zeros(len(self.sorted_columns) + 1, dtype=np.int64),
             summary=ReferenceSummary.build(self.sorted_columns, points),
             _numeric=numeric,
         )
@@ -91,11 +99,15 @@ class PreparedReference:
     ) -> PreparedReference:
         """Prepare from an (n, F) feature matrix (NaN = missing) and n predictions."""
         n = features.shape[0]
+        finite = [features[:, j][np.isfinite(features[:, j])] for j in range(len(feature_names))]
+        starts = np.zeros(len(finite) + 1, dtype=np.int64)
+        np.cumsum([c.size for c in finite], out=starts[1:])
+        flat = np.empty(int(starts[-1]))
         columns: list[FloatArray] = []
         notes: list[str] = []
         for j, name in enumerate(feature_names):
-            col = features[:, j]
-            col = np.sort(col[np.isfinite(col)])
+            col = flat[starts[j] : starts[j + 1]]
+            col[:] = np.sort(finite[j])
             columns.append(col)
             if col.size == 0:
                 notes.append(f"feature {name!r} has no numeric value in the reference: not checked")
@@ -117,7 +129,9 @@ class PreparedReference:
             model=model,
             feature_names=tuple(feature_names),
             sorted_columns=columns,
-            sizes=np.array([c.size for c in columns], dtype=np.int64),
+            flat_columns=flat,
+            column_starts=starts,
+            sizes=np.diff(starts),
             prediction_edges=edges,
             prediction_counts=counts,
             events=n,
@@ -138,13 +152,24 @@ class PreparedReference:
         """
         if self.summary is not None:
             return self.summary.cdf_counts(values)
-        k = values.shape[0]
-        right = np.empty((k, self.n_features), dtype=np.int64)
-        left = np.empty((k, self.n_features), dtype=np.int64)
+        by_feature = np.ascontiguousarray(values.T)  # (F, k): each search reads a contiguous row
+        right = np.empty(by_feature.shape, dtype=np.int64)
         for j, col in enumerate(self.sorted_columns):
-            right[:, j] = np.searchsorted(col, values[:, j], side="right")
-            left[:, j] = np.searchsorted(col, values[:, j], side="left")
-        return right, left
+            right[j] = col.searchsorted(by_feature[j], side="right")
+        left = right
+        if self.flat_columns.size:
+            # #{r < x} differs from #{r <= x} only where x is a reference value: there the
+            # largest r <= x equals x. One look-up over all features finds those.
+            last = np.maximum(right + (self.column_starts[:-1, None] - 1), 0)
+            tied = (right > 0) & (self.flat_columns[last] == by_feature)
+            if tied.any():
+                left = right.copy()
+                for j in np.flatnonzero(tied.any(axis=1)).tolist():
+                    hit = tied[j]
+                    left[j, hit] = self.sorted_columns[j].searchsorted(
+                        by_feature[j, hit], side="left"
+                    )
+        return right.T, left.T
 
     def prediction_bin(self, predictions: FloatArray) -> npt.NDArray[np.int16]:
         """Bin index of each prediction; out-of-range values fall in the outer bins, NaN -> -1."""

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from stream_monitor.cli import main
-from stream_monitor.reference import ReferenceError, load_references
+from stream_monitor.reference import PreparedReference, ReferenceError, load_references
 from stream_monitor.synthetic import SyntheticModel, to_jsonl
 
 
@@ -81,3 +81,33 @@ def test_bad_reference_stops_the_start_with_exit_2(
     (tmp_path / "m.jsonl").write_bytes(b"{broken\n")
     assert main(["run", "--reference", str(tmp_path), "--bootstrap-servers", "127.0.0.1:1"]) == 2
     assert "m.jsonl:1" in capsys.readouterr().err
+
+
+def test_cdf_counts_are_both_binary_searches_ties_and_edges_included() -> None:
+    """`cdf_counts` finds #{r < x} from #{r <= x} where x is a reference value; it must
+    equal both searches for every kind of value: ties, values between, beyond either end,
+    NaN, +-inf, and features with one or no finite reference value."""
+    rng = np.random.default_rng(3)
+    m = 400
+    ref = np.column_stack(
+        [
+            rng.integers(0, 6, m).astype(float),  # heavy ties
+            rng.normal(size=m),  # no ties
+            np.full(m, 2.5),  # constant
+            np.where(np.arange(m) == 7, 1.0, np.nan),  # one finite value
+            np.full(m, np.nan),  # none
+        ]
+    )
+    prepared = PreparedReference.from_arrays(
+        "m", ["a", "b", "c", "d", "e"], ref, rng.normal(size=m), 10
+    )
+    probe = np.concatenate([ref[:50], rng.normal(0, 3, (50, 5)), rng.integers(-1, 7, (50, 5))])
+    probe[::7, :] = np.nan
+    probe[1::11, :] = np.inf
+    probe[2::13, :] = -np.inf
+    right, left = prepared.cdf_counts(probe)
+    for j in range(5):
+        col = np.sort(ref[:, j][np.isfinite(ref[:, j])])
+        assert np.array_equal(right[:, j], np.searchsorted(col, probe[:, j], side="right"))
+        assert np.array_equal(left[:, j], np.searchsorted(col, probe[:, j], side="left"))
+    assert np.count_nonzero(right != left) > 50  # the tie branch was taken
