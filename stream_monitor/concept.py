@@ -27,10 +27,8 @@ def watch_errors(state: ModelState, errors: FloatArray) -> None:
         return
     if state.concept is None:
         state.concept = ADWIN(delta=state.settings.concept_delta)
-    update = state.concept.update
-    for x in finite.tolist():  # sequential by nature: one update per labelled event
-        if update(x):
-            state.concept_changed = True
+    if state.concept.update_many(finite.tolist()):  # in order: ADWIN is sequential
+        state.concept_changed = True
 
 
 def concept_drift(state: ModelState) -> CheckResult:

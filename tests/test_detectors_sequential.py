@@ -309,3 +309,25 @@ def test_state_round_trips_and_continues_identically(kind: str) -> None:
         assert restored.drift_detected == original.drift_detected
         assert [cut + i for i in _alarms(restored, values[cut:])] == [i for i in alarms if i >= cut]
         assert restored.state() == full.state()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_adwin_blocks_of_values_equal_one_update_each(seed: int) -> None:
+    """The engine feeds ADWIN a block of errors per batch (`update_many`): the buckets, sums,
+    cuts and the last update's flag must be those of one `update` per value, bit for bit."""
+    g = np.random.default_rng(seed)
+    xs = np.array(_piecewise_stream(g, 6_000))
+    xs[g.integers(0, xs.size, 50)] = np.nan  # skipped, as by update
+    one, blocks = ADWIN(clock=5), ADWIN(clock=5)
+    start, cuts_one, cuts_blocks = 0, 0, 0
+    while start < xs.size:
+        stop = min(xs.size, start + int(g.integers(1, 200)))
+        flags = [one.update(float(x)) for x in xs[start:stop]]
+        cuts_one += any(flags)
+        cut = blocks.update_many(xs[start:stop].tolist())
+        cuts_blocks += cut
+        assert cut == any(flags)
+        assert blocks.drift_detected == flags[-1]
+        assert blocks.state() == one.state()
+        start = stop
+    assert cuts_one == cuts_blocks >= 3

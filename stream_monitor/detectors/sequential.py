@@ -16,6 +16,7 @@ Definitions and the measurements behind the defaults: docs/detectors-sequential.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any, Protocol, Self
 
 State = dict[str, Any]
@@ -280,40 +281,53 @@ class ADWIN:
 
     def update(self, x: float) -> bool:
         """Add one value; True exactly when this update cut the window."""
-        self._drift = False
-        if not math.isfinite(x):
-            return False
-        self._insert(float(x))
-        self._tick += 1
-        if self._tick == self.clock:
-            self._tick = 0
-            if self._width >= 2 * self.min_window_length:
-                self._drift = self._cut()
-        return self._drift
+        return self.update_many((x,))
 
-    def _insert(self, x: float) -> None:
-        if self._width:
-            d = x - self._total / self._width
-            self._variance += self._width * d * d / (self._width + 1)
-        self._width += 1
-        self._total += x
-        if not self._totals:
-            self._totals.append([])
-            self._variances.append([])
-        self._totals[0].append(x)
-        self._variances[0].append(0.0)
-        row = 0
-        while len(self._totals[row]) > self.max_buckets:
-            size = 1 << row
-            t1, t2 = self._totals[row].pop(0), self._totals[row].pop(0)
-            v1, v2 = self._variances[row].pop(0), self._variances[row].pop(0)
-            if row + 1 == len(self._totals):
-                self._totals.append([])
-                self._variances.append([])
-            d = t1 - t2
-            self._totals[row + 1].append(t1 + t2)
-            self._variances[row + 1].append(v1 + v2 + d * d / (2 * size))
-            row += 1
+    def update_many(self, values: Iterable[float]) -> bool:
+        """Add values in order, exactly as one `update` each would (same arithmetic, same
+        cuts); True when any of them cut the window, and `drift_detected` tells whether the
+        last one did. One call per block of values: the per-value work stays in locals."""
+        any_cut = last = False
+        width, total, variance, tick = self._width, self._total, self._variance, self._tick
+        totals, variances, most, clock = self._totals, self._variances, self.max_buckets, self.clock
+        for value in values:
+            last = False
+            if not math.isfinite(value):
+                continue
+            x = float(value)
+            if width:
+                d = x - total / width
+                variance += width * d * d / (width + 1)
+            width += 1
+            total += x
+            if not totals:
+                totals.append([])
+                variances.append([])
+            totals[0].append(x)
+            variances[0].append(0.0)
+            row = 0
+            while len(totals[row]) > most:  # merge the row's two oldest buckets upwards
+                size = 1 << row
+                t1, t2 = totals[row].pop(0), totals[row].pop(0)
+                v1, v2 = variances[row].pop(0), variances[row].pop(0)
+                if row + 1 == len(totals):
+                    totals.append([])
+                    variances.append([])
+                d = t1 - t2
+                totals[row + 1].append(t1 + t2)
+                variances[row + 1].append(v1 + v2 + d * d / (2 * size))
+                row += 1
+            tick += 1
+            if tick == clock:
+                tick = 0
+                if width >= 2 * self.min_window_length:
+                    self._width, self._total, self._variance = width, total, variance
+                    last = self._cut()
+                    any_cut = any_cut or last
+                    width, total, variance = self._width, self._total, self._variance
+        self._width, self._total, self._variance, self._tick = width, total, variance, tick
+        self._drift = last
+        return any_cut
 
     def _newest_violating_split(self) -> int:
         """Values in W0 for the newest split that violates eps_cut (0 when none does)."""
