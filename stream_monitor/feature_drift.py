@@ -129,7 +129,8 @@ def input_drift(window: ModelWindow, settings: DetectorSettings) -> CheckResult:
     eager_p = gate or settings.drift_rule in ("bonferroni", "bh")  # the rule reads p-values
     ks_raw = ks_sizes = None
     if "ks" in numeric_tests or eager_p:
-        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes, window.key_bits)
+        finite = window.count - window.missing_count - window.nonfinite_count  # running tallies
+        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes, window.key_bits, finite)
     for test, idx in numeric_tests.items():
         if test == "ks":
             assert ks_raw is not None and ks_sizes is not None
