@@ -25,7 +25,7 @@ from stream_monitor.detectors.categorical import (
 from stream_monitor.detectors.categorical import js_distance as category_js
 from stream_monitor.detectors.categorical import psi as category_psi
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_sorted_statistic
 from stream_monitor.detectors.performance import latency_percentiles, regression_errors
 from stream_monitor.reference import FloatArray
 from stream_monitor.windows import ModelWindow
@@ -93,15 +93,14 @@ def prediction_ks(
     """Two-sample KS of the finite predictions against the reference's (sorted once).
 
     The statistic equals `scipy.stats.ks_2samp(reference, window)` with its default method
-    to the last bit, ties included; the p-value is its `method="asymp"` one. Two binary
-    searches per window value at check time: no per-event state is kept for it.
+    to the last bit, ties included; the p-value is its `method="asymp"` one. The window's
+    predictions are sorted at check time and searched in the reference in that order: no
+    per-event state is kept for it.
     """
-    values = predictions[np.isfinite(predictions)]
-    right = np.searchsorted(sorted_reference, values, side="right")[:, None]
-    left = np.searchsorted(sorted_reference, values, side="left")[:, None]
-    keys = ks_keys(right, left, np.zeros(right.shape, dtype=bool))
+    values = np.sort(predictions[np.isfinite(predictions)])
     m = np.array([sorted_reference.size], dtype=np.int64)
-    raw, sizes = ks_statistic(keys, m)
+    raw = np.array([ks_sorted_statistic(sorted_reference, values)])
+    sizes = np.array([values.size if sorted_reference.size else 0], dtype=np.int64)
     if sizes[0] == 0:
         return 0.0, math.nan
     p = float(ks_pvalue(raw, m, sizes)[0]) if with_pvalue else math.nan
