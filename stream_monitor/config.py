@@ -279,7 +279,8 @@ class Settings(DetectorSettings, LabelSettings):
         100,
         ge=0,
         le=60_000,
-        description="exactly-once: a transaction spans the batches of this long (0: one each)",
+        description="exactly-once: a transaction spans the batches of this long (0: one each); "
+        "a batch that raises alerts commits at once",
     )
     state_topic: str | None = Field(
         None, description="compacted changelog of window and alert state; default <group_id>-state"

@@ -50,6 +50,10 @@ class OpenTransaction:
         self.offsets.update(offsets)
 
     def due(self, interval_ms: int) -> bool:
+        """Commit now: the interval has passed, or the last batch raised alerts (an alert
+        waits for no interval: its latency is what operators are paged on)."""
+        if self.outcomes and self.outcomes[-1].alerts:
+            return True
         return (time.monotonic() - self.started) * 1000 >= interval_ms
 
 
