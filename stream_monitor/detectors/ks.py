@@ -74,47 +74,58 @@ def ks_statistic(
     A feature with no value in the window or in the reference gets statistic 0 and size 0.
     Fastest when `keys` is in Fortran order (each feature's keys contiguous), as windows
     keep them. `window_sizes`, the finite values per feature when the caller already counts
-    them (windows do), saves a pass over the keys.
+    them (windows do), saves a pass over the keys when none is missing.
 
     With the window sorted, sup(F_win - F_ref) is attained at a window value's right limit,
     (rank + 1)/n - right/m, largest at the last copy of a value; sup(F_ref - F_win) just
     below one, left/m - rank/n, largest at the first copy. Both are taken over every row, so
-    no tie grouping is needed, and each difference is formed as `ks_2samp` forms it (count /
-    size, then subtraction), so the maximum is the same float. 64-bit keys are repacked into
-    32-bit ones when the counts allow (the sort is the main cost and sorts twice as fast on
-    them).
+    no tie grouping is needed. They are compared exactly, as integers scaled by n m, and only
+    the rows that attain the maximum are evaluated in floating point, formed as `ks_2samp`
+    forms its differences (count / size, then subtraction), so the result is the same float.
+    64-bit keys are repacked into 32-bit ones when the counts allow (the sort is the main
+    cost and sorts twice as fast on them).
     """
     n, f = keys.shape
     if n == 0 or f == 0:
         return np.zeros(f), np.zeros(f, dtype=np.int64)
     cols = keys.T
-    if window_sizes is not None:
-        sizes = window_sizes.astype(np.int64, copy=False)
+    if window_sizes is not None and int(window_sizes.min(initial=n)) == n:
+        missing = None  # nothing to leave out
+        sizes = np.full(f, n, dtype=np.int64)
     else:
-        sizes = n - np.count_nonzero(cols == missing_key(bits), axis=1)
+        missing = cols == missing_key(bits)
+        sizes = n - np.count_nonzero(missing, axis=1)
     ref = ref_sizes.astype(np.int64, copy=False)
     if bits == 32 and (small := key_bits(ref)) < 32:
-        missing = cols == missing_key(bits)
         cols = (((cols >> 32) << small) | (cols & _LOW)).astype(np.int32, order="C")
         bits = small
-        cols[missing] = missing_key(bits)
+        if missing is not None:
+            cols[missing] = missing_key(bits)
     ordered = np.sort(cols, axis=1)
-    m_col = np.maximum(ref, 1)[:, None]  # unusable features (m = 0) are zeroed below
-    rank = np.arange(n + 1, dtype=np.float64)
-    if sizes.min() == n:  # the common case: no missing value, one row of window ECDF steps
-        steps: FloatArray = rank / n
-        ecdf_at, ecdf_below = steps[None, 1:], steps[None, :-1]
-    else:  # missing values sort last: their rows get -inf below
-        n_col = np.maximum(sizes, 1)[:, None]
-        steps = rank[None, :] / n_col
-        beyond = rank[None, 1:] > n_col
-        ecdf_at = np.where(beyond, -np.inf, steps[:, 1:])
-        ecdf_below = np.where(beyond, np.inf, steps[:, :-1])
-    above = np.subtract(ecdf_at, (ordered >> bits) / m_col)  # F_win(x) - F_ref(x)
-    below = np.subtract((ordered & ((1 << bits) - 1)) / m_col, ecdf_below)  # F_ref(x-) - F_win
-    stat = np.maximum(np.maximum(above.max(axis=1), below.max(axis=1)), 0.0)
+    right, left = ordered >> bits, ordered & ((1 << bits) - 1)
+    wide = n * int(ref.max(initial=0)) >= 2**31 - 1
+    itype = np.int64 if wide else np.int32
+    m_col: npt.NDArray[Any] = ref.astype(itype)[:, None]
+    n_col: npt.NDArray[Any] = sizes.astype(itype)[:, None]
+    rank: npt.NDArray[Any] = np.arange(n, dtype=itype)[None, :]
+    above = right.astype(itype, copy=False) * n_col
+    np.subtract((rank + 1) * m_col, above, out=above)  # n m (F_win - F_ref)(x)
+    below = left.astype(itype, copy=False) * n_col
+    np.subtract(below, rank * m_col, out=below)  # n m (F_ref - F_win)(x-)
+    if sizes.min() < n:  # missing values sort last: leave their rows out
+        beyond = rank >= n_col
+        lowest = np.iinfo(itype).min
+        above[beyond] = lowest
+        below[beyond] = lowest
     usable = (sizes > 0) & (ref > 0)
-    return np.where(usable, stat, 0.0), np.where(usable, sizes, 0).astype(np.int64)
+    best = np.maximum(above.max(axis=1), below.max(axis=1))
+    best = np.where(usable, best, np.iinfo(itype).max)  # unusable rows: no candidate
+    stat = np.zeros(f)
+    rows, at = np.divmod(np.flatnonzero(above == best[:, None]), n)  # flat: far cheaper
+    np.maximum.at(stat, rows, -(right[rows, at] / ref[rows] - (at + 1) / sizes[rows]))
+    rows, at = np.divmod(np.flatnonzero(below == best[:, None]), n)
+    np.maximum.at(stat, rows, left[rows, at] / ref[rows] - at / sizes[rows])
+    return stat, np.where(usable, sizes, 0).astype(np.int64)
 
 
 def ks_sorted_statistic(sorted_reference: FloatArray, sorted_sample: FloatArray) -> float:
