@@ -9,7 +9,11 @@ from scipy.stats import ks_2samp
 
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
 from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
-from stream_monitor.detectors.performance import latency_percentiles, regression_errors
+from stream_monitor.detectors.performance import (
+    latency_percentiles,
+    linear_percentiles,
+    regression_errors,
+)
 from stream_monitor.reference import PreparedReference
 
 
@@ -148,3 +152,19 @@ def test_regression_errors_and_latency_percentiles() -> None:
     q = latency_percentiles(lat)
     assert q["p50"] == pytest.approx(np.percentile(lat, 50))
     assert q["p99"] == pytest.approx(np.percentile(lat, 99))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_linear_percentiles_equal_numpy_to_the_last_bit(seed: int) -> None:
+    """The latency check's percentiles are numpy's default (linear) percentiles, computed
+    from the sorted window in scalar arithmetic: equal bit for bit, ties, one value, and
+    the ends (0 and 100) included."""
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 3, 10, 999, 1000, int(rng.integers(4, 3000))):
+        x = rng.lognormal(3, 1, n) if seed % 2 else np.round(rng.normal(50, 10, n))
+        percents = (0.0, 50.0, 95.0, 99.0, 100.0, *rng.uniform(0, 100, 20).round(4).tolist())
+        ours = linear_percentiles(np.sort(x), percents)
+        assert np.array_equal(np.array(ours), np.percentile(x, percents))
+    lat = np.concatenate([rng.lognormal(3, 0.5, 500), [np.nan, np.inf]])
+    q = latency_percentiles(lat)  # non-finite latencies are left out
+    assert [q["p50"], q["p95"], q["p99"]] == np.percentile(lat[:500], (50, 95, 99)).tolist()

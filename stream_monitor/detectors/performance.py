@@ -35,5 +35,25 @@ def latency_percentiles(latency_ms: FloatArray) -> dict[str, float]:
     values = latency_ms[np.isfinite(latency_ms)]
     if values.size == 0:
         return {}
-    q = np.percentile(values, LATENCY_QUANTILES)
+    q = linear_percentiles(np.sort(values), LATENCY_QUANTILES)
     return {f"p{int(k)}": float(v) for k, v in zip(LATENCY_QUANTILES, q, strict=True)}
+
+
+def linear_percentiles(ordered: FloatArray, percents: tuple[float, ...]) -> list[float]:
+    """`np.percentile(values, percents)` (its default, linear method) of sorted finite
+    values, to the last bit: the same virtual index, neighbours and interpolation (numpy's
+    `_lerp`, both branches), in scalar float arithmetic, which is IEEE double like numpy's;
+    `np.percentile` costs ten times the sort on a 1000-event window."""
+    n = ordered.size
+    out: list[float] = []
+    for percent in percents:
+        virtual = (n - 1) * (float(percent) / 100)
+        previous = math.floor(virtual)
+        if virtual >= n - 1:
+            out.append(float(ordered[n - 1]))
+            continue
+        below, above = float(ordered[previous]), float(ordered[previous + 1])
+        gamma = virtual - previous
+        diff = above - below
+        out.append(above - diff * (1 - gamma) if gamma >= 0.5 else below + diff * gamma)
+    return out
