@@ -26,7 +26,7 @@ import numpy as np
 
 from stream_monitor.label_join import LabelJoin
 from stream_monitor.pending import PendingRing
-from stream_monitor.state import StateRecord
+from stream_monitor.state import StateRecord, latest_parts, newest_meta
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,11 @@ def split(
 
 def restore(join: LabelJoin, records: list[StateRecord], tracker: RingTracker) -> list[str]:
     """Rebuild the rings whose records are given; returns the models restored."""
-    by_model: dict[str, dict[str, StateRecord]] = {}
-    for r in records:  # later records of a key replace earlier ones, as compaction would
-        by_model.setdefault(r.model, {})[r.part] = r
     restored = []
-    for model, parts in sorted(by_model.items()):
-        meta = max((r.meta for r in parts.values()), key=lambda m: int(m["seq"]))
-        ring = _restore_ring(parts, meta)
-        if ring is None:
+    for model, parts in sorted(latest_parts(records).items()):
+        meta = newest_meta(parts)
+        ring = None if meta is None else _restore_ring(parts, meta)
+        if ring is None or meta is None:
             log.warning("model %r: pending predictions could not be restored", model)
             continue
         if ring.capacity != join.horizon_events:

@@ -60,6 +60,21 @@ class StateRecord:
         return f"{self.model}{SEPARATOR}{self.part}".encode()
 
 
+def latest_parts(records: Iterable[StateRecord]) -> dict[str, dict[str, StateRecord]]:
+    """Each model's records by part; a later record of a key replaces an earlier one, as
+    compaction would. Window state and label state are restored from the same shape."""
+    by_model: dict[str, dict[str, StateRecord]] = {}
+    for r in records:
+        by_model.setdefault(r.model, {})[r.part] = r
+    return by_model
+
+
+def newest_meta(parts: dict[str, StateRecord]) -> dict[str, Any] | None:
+    """The meta of a model's newest record (the highest sequence number); None if none has."""
+    metas = [r.meta for r in parts.values() if r.meta]
+    return max(metas, key=lambda m: int(m["seq"])) if metas else None
+
+
 def encode(record: StateRecord) -> bytes:
     """Header (JSON: meta and array layout) then the arrays' raw bytes."""
     layout = [[name, a.dtype.str, list(a.shape)] for name, a in record.arrays.items()]
@@ -257,12 +272,9 @@ def changelog_partition(engine: Engine, record: StateRecord) -> int:
 
 def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracker) -> list[str]:
     """Rebuild the models whose records are given; returns the models restored."""
-    by_model: dict[str, dict[str, StateRecord]] = {}
-    for r in records:  # later records of a key replace earlier ones, as compaction would
-        by_model.setdefault(r.model, {})[r.part] = r
     restored = []
-    for model, parts in sorted(by_model.items()):
-        meta = max((r.meta for r in parts.values() if r.meta), key=lambda m: m["seq"], default=None)
+    for model, parts in sorted(latest_parts(records).items()):
+        meta = newest_meta(parts)
         if meta is None:
             continue
         state = _restore_model(engine, model, parts, meta)
