@@ -41,7 +41,7 @@ import broker_runs
 import stage_profile
 from broker_runs import median, table
 
-from stream_monitor.synthetic import SyntheticModel
+from stream_monitor.tools.synthetic import SyntheticModel
 from tests.kafka_helpers import MonitorProcess, committed, create_topics, unique
 
 CHUNK = 100  # drift switches on chunk boundaries (multiples of the check cadence)

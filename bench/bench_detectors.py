@@ -10,7 +10,7 @@ the reference ECDF counts packed into KS keys (`PreparedReference.cdf_counts`, `
 the PSI/JS bin indices (`bin_index`) are computed once, outside the timed region, and their
 cost is reported separately per event, for blocks of 1, 100 and 1000 events (the engine
 prepares whole blocks). Likewise everything that depends on the reference alone
-(`PreparedReference.from_arrays`, `NumericReference.from_prepared`, reference min/max) is
+(`PreparedReference.from_arrays`, `NumericReference.prepare`, reference min/max) is
 prepared once.
 
 The monitor's window keeps running tallies (PSI/JS bin counts; missing, non-finite and
@@ -88,8 +88,8 @@ from stream_monitor.detectors.ranks import (
     sort_window,
     wasserstein,
 )
-from stream_monitor.reference import PreparedReference
-from stream_monitor.windows import ModelWindow, WindowBlock
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.window.ring import ModelWindow, WindowBlock
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -155,7 +155,7 @@ class Setup:
 def prepare(ref: FloatArray, win: FloatArray, bins: int) -> Setup:
     names = [f"f{j}" for j in range(ref.shape[1])]
     prepared = PreparedReference.from_arrays("bench", names, ref, np.zeros(ref.shape[0]), 10)
-    numeric = NumericReference.from_prepared(prepared, bins)
+    numeric = NumericReference.prepare(prepared.sorted_columns, bins)
     prepared._numeric = numeric  # the window's tallies use these bins
     right, left = prepared.cdf_counts(win)
     bits = prepared.key_bits  # 32-bit keys at these sizes, as the window holds them

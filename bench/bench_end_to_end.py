@@ -42,7 +42,7 @@ import broker_runs
 import stage_profile
 from broker_runs import median, table
 
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.kafka_helpers import create_topics, unique
 
 READERS = ("bare_parse", "bare", "monitor_eos", "monitor_alo")

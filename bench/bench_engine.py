@@ -31,11 +31,11 @@ import orjson
 import scipy
 from scipy.stats import ks_2samp
 
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.events import RecordBatch
-from stream_monitor.reference import prepare_from_events
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 
 WINDOW, CHECK_EVERY, REFERENCE, THRESHOLD = 1000, 100, 10_000, 0.1
 

@@ -29,14 +29,16 @@ from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream_monitor import local_broker
-from stream_monitor.changelog import CHANGELOG_CONFIG, read_partitions
-from stream_monitor.config import DetectorSettings, load_settings
-from stream_monitor.engine import Engine
-from stream_monitor.kafka_clients import ensure_topics, new_admin
-from stream_monitor.reference import prepare_from_events
-from stream_monitor.state import StateTracker, encode, restore
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import load_settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.service.changelog import CHANGELOG_CONFIG, read_partitions
+from stream_monitor.service.kafka_clients import ensure_topics, new_admin
+from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.records import encode
+from stream_monitor.tools import local_broker
+from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batches_of_events
 from tests.kafka_helpers import (
     MonitorProcess,

@@ -8,7 +8,7 @@ references of 2 000 and 10 000 events, exact and with `reference_summary` (defau
 - `traced`: what `tracemalloc` says 20 such models retain after they are built and fed 1 100
   events each through `Engine.process` (windows full, checks run), divided by 20. numpy
   reports its buffers to tracemalloc, so this counts the arrays plus every Python object the
-  engine keeps per model (ModelState, alert state, ADWIN, last check results). It is the
+  engine keeps per model (MonitoredModel, alert state, ADWIN, last check results). It is the
   figure judged; page-level overhead shows in the RSS of part 2.
 
 The yardstick is the raw window (the columns a window must hold: 20 features + prediction
@@ -56,14 +56,14 @@ import orjson
 import scipy
 from scipy.stats import ks_2samp
 
-from stream_monitor.config import DetectorSettings
+from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.ks import ks_keys, ks_statistic
-from stream_monitor.engine import Engine
-from stream_monitor.events import RecordBatch
-from stream_monitor.reference import PreparedReference
-from stream_monitor.reference_summary import bound
-from stream_monitor.synthetic import SyntheticModel
-from stream_monitor.windows import WindowBlock
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.reference.summary import bound
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.tools.synthetic import SyntheticModel
+from stream_monitor.window.ring import WindowBlock
 
 WINDOW, CHECK_EVERY, FEATURES, BATCH = 1000, 100, 20, 1000
 RAW_WINDOW = WINDOW * (FEATURES + 4) * 8  # features, prediction, actual, latency, timestamp

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import broker_runs
 from broker_runs import median, table
 
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.kafka_helpers import create_topics, unique
 
 

@@ -32,8 +32,8 @@ from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream_monitor import local_broker
-from stream_monitor.synthetic import SyntheticModel, to_jsonl
+from stream_monitor.tools import local_broker
+from stream_monitor.tools.synthetic import SyntheticModel, to_jsonl
 from tests.kafka_helpers import (
     MonitorProcess,
     close_offset_readers,

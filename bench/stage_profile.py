@@ -31,7 +31,12 @@ STAGES: list[tuple[str, str, tuple[str, ...], str | tuple[str, ...]]] = [
     ("metrics: client statistics callback", "metrics", ("MonitorService._on_stats",), "service.py"),
     ("metrics: per batch (Metrics.record)", "metrics", ("Metrics.record",), "metrics.py"),
     ("webhooks (offer)", "other", ("WebhookDispatcher.offer",), "webhooks.py"),
-    ("alert state (AlertState.update, alert build)", "alert", ("AlertState.update",), "alerts.py"),
+    (
+        "alert state (FiringAlerts.update, alert build)",
+        "alert",
+        ("FiringAlerts.update",),
+        "alerts.py",
+    ),
     ("check: run_checks", "check", ("run_checks",), "checks.py"),
     (
         "check: concept drift result",

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stream_monitor import alerts_tail
-from stream_monitor.alerts import KINDS
-from stream_monitor.config import ConfigError, Settings, load_settings
-from stream_monitor.progress import Progress
-from stream_monitor.reference import PreparedReference, ReferenceError, load_references
-from stream_monitor.reference_summary import compact_references
+from stream_monitor.alerts.contract import KINDS
+from stream_monitor.config.loading import ConfigError, load_settings
+from stream_monitor.config.settings import Settings
+from stream_monitor.offline.progress import Progress
+from stream_monitor.reference.compact import compact_references
+from stream_monitor.reference.loading import load_references
+from stream_monitor.reference.prepared import InvalidReference, PreparedReference
+from stream_monitor.tools import alerts_tail
 
 log = logging.getLogger("stream_monitor")
 
@@ -95,8 +97,8 @@ def _references(settings: Settings) -> dict[str, PreparedReference]:
 def calibrate(settings: Settings, refs: dict[str, PreparedReference], budget: float) -> None:
     """Calibrated mode: each model's input-drift threshold from its reference (held-out
     resampling, docs/calibration.md); deterministic, so every member computes the same."""
-    from stream_monitor.config import ModelSettings
-    from stream_monitor.detectors.calibration import calibrate_max_ks_threshold
+    from stream_monitor.config.options import ModelSettings
+    from stream_monitor.reference.calibration import calibrate_max_ks_threshold
 
     for name, ref in sorted(refs.items()):
         if ref.rows is None or ref.n_features == 0:
@@ -128,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args, RUN_OPTIONS)
     _setup_logging(settings.log_level)
     refs = _references(settings)
-    from stream_monitor.service import MonitorService  # Kafka client only where needed
+    from stream_monitor.service.runtime import MonitorService  # Kafka client only where needed
 
     service = MonitorService(settings, refs)
     signal.signal(signal.SIGTERM, service.request_stop)
@@ -137,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from stream_monitor.replay import replay_file
+    from stream_monitor.offline.replay import replay_file
 
     settings = _settings(args, REPLAY_OPTIONS)
     _setup_logging(settings.log_level)
@@ -188,9 +190,9 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from stream_monitor.backtest import run_backtest
-    from stream_monitor.report import ReportError, require_matplotlib, write_report
-    from stream_monitor.sweep import evaluate, parse_sweep, shadowed
+    from stream_monitor.offline.backtest import run_backtest
+    from stream_monitor.offline.report import ReportError, require_matplotlib, write_report
+    from stream_monitor.offline.sweep import evaluate, parse_sweep, shadowed
 
     settings = _settings(args, REPLAY_OPTIONS)
     _setup_logging(settings.log_level)
@@ -238,7 +240,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from stream_monitor.demo import DemoOptions, run_demo
+    from stream_monitor.tools.demo import DemoOptions, run_demo
 
     _setup_logging("WARNING")
     return run_demo(
@@ -364,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, ReferenceError) as exc:
+    except (ConfigError, InvalidReference) as exc:
         print(f"stream-monitor: {exc}", file=sys.stderr)
         return 2
     return code

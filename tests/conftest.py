@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_monitor import local_broker
+from stream_monitor.tools import local_broker
 
 
 def free_port() -> int:

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 import orjson
 
-from stream_monitor.events import RecordBatch
-from stream_monitor.reference import PreparedReference, prepare_from_events
-from stream_monitor.synthetic import SyntheticModel
+from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.tools.synthetic import SyntheticModel
 
 
 def batch_of(

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 
 import orjson
 
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.events import RecordBatch
-from stream_monitor.label_join import LabelJoin
-from stream_monitor.reference import PreparedReference
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.labels.join import LabelJoin
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.sources.records import RecordBatch
 
 LABELS_TOPIC = "labels"
 
@@ -66,5 +66,12 @@ def joining_engine(
     horizon_seconds: float = 86_400.0,
 ) -> Engine:
     engine = Engine(settings, references)
-    engine.labels = LabelJoin(horizon_events, horizon_seconds)
+    engine.observe(LabelJoin(horizon_events, horizon_seconds))
     return engine
+
+
+def join_of(engine: Engine) -> LabelJoin:
+    """The label join observing `engine`."""
+    joins = [o for o in engine.observers if isinstance(o, LabelJoin)]
+    assert len(joins) == 1, joins
+    return joins[0]

@@ -18,8 +18,14 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from stream_monitor.alerts import Alert, FeatureResult, SourcePosition, WindowInfo, alert_id
-from stream_monitor.alerts_tail import add_arguments, consumer_config, format_line, run
+from stream_monitor.alerts.contract import (
+    Alert,
+    FeatureResult,
+    SourcePosition,
+    WindowInfo,
+    alert_id,
+)
+from stream_monitor.tools.alerts_tail import add_arguments, consumer_config, format_line, run
 from tests.kafka_helpers import create_topics, produce, unique
 
 

@@ -14,15 +14,15 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_monitor.alerts import CheckResult
-from stream_monitor.backtest import ChangePoint, run_backtest
+from stream_monitor.alerts.results import CheckResult
 from stream_monitor.cli import main
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.events import decode_batch
-from stream_monitor.reference import load_references
-from stream_monitor.report import file_stem
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.decode.predictions import decode_batch
+from stream_monitor.engine.core import Engine
+from stream_monitor.offline.backtest import ChangePoint, run_backtest
+from stream_monitor.offline.report import file_stem
+from stream_monitor.reference.loading import load_references
+from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batch_of, batches_of_events, references
 from tests.report_helpers import ReportPage
 

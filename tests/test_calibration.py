@@ -3,7 +3,7 @@
 The stream checks run the monitor's rule without the engine: every event's reference counts
 come from `PreparedReference.cdf_counts` once, and every 100 events the last 1000 events'
 keys go through `ks_statistic` and `as_scipy_default`, as `checks.input_drift` does; an
-alert is a healthy -> unhealthy transition, as in `alerts.AlertState`.
+alert is a healthy -> unhealthy transition, as in `alerts.FiringAlerts`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,26 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import kstwobign
 
-from stream_monitor.checks import input_drift
-from stream_monitor.config import DetectorSettings
+from stream_monitor.checks.input_drift import input_drift
+from stream_monitor.checks.plan import CheckPlan
+from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.calibration import (
     METHOD_BOUND,
     METHOD_EMPIRICAL,
     METHOD_FITTED,
     Calibration,
-    _held_out_keys,
-    calibrate_max_ks_threshold,
     deployed_effective_sizes,
     effective_sizes,
-    held_out_statistics,
+    held_out_keys,
     per_check_probability,
     tail_probability,
     tail_threshold,
 )
 from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_statistic
-from stream_monitor.reference import PreparedReference
-from stream_monitor.synthetic import SyntheticModel
-from stream_monitor.windows import ModelWindow, WindowBlock
+from stream_monitor.reference.calibration import calibrate_max_ks_threshold, held_out_statistics
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.tools.synthetic import SyntheticModel
+from stream_monitor.window.ring import ModelWindow, WindowBlock
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -130,7 +130,8 @@ def test_window_scores_are_the_monitors() -> None:
     times = np.arange(1500.0)
     block = WindowBlock(a["features"], a["prediction"], a["actual"], a["latency_ms"], times, ref)
     window.append(block, 0, 1500)
-    result = input_drift(window, DetectorSettings(window_size=WINDOW, check_every=EVERY))
+    plan = CheckPlan.build(DetectorSettings(window_size=WINDOW, check_every=EVERY), ref)
+    result = input_drift(window, plan)
     keys = ks_keys(*ref.cdf_counts(a["features"]), ~np.isfinite(a["features"]))
     assert result.score == window_statistics(keys, np.array([1500]))[0]
 
@@ -168,7 +169,7 @@ def test_held_out_keys_are_those_of_the_prepared_pseudo_reference() -> None:
         pseudo = PreparedReference.from_arrays("m", names, x[rest], nan[rest], 1)
         window = x[rows]
         expected = ks_keys(*pseudo.cdf_counts(window), ~np.isfinite(window))
-        got = _held_out_keys(keys[rows])
+        got = held_out_keys(keys[rows])
         assert np.array_equal(np.sort(got, axis=0), np.sort(expected, axis=0))
         pseudo_sizes = full.sizes - np.isfinite(window).sum(axis=0)
         assert np.array_equal(pseudo_sizes, pseudo.sizes)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stream_monitor.cli import main
-from stream_monitor.config import ConfigError, load_settings
+from stream_monitor.config.loading import ConfigError, load_settings
 
 
 def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +73,7 @@ def test_bad_config_fails_the_command_with_exit_2(
 
 
 def test_kafka_secrets_are_hidden_but_reach_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stream_monitor.kafka_clients import client_config
+    from stream_monitor.service.kafka_clients import client_config
 
     monkeypatch.setenv("STREAM_MONITOR_KAFKA", '{"sasl.password": "s3cret", "acks": "all"}')
     settings = load_settings({})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream_monitor.events import decode_batch
+from stream_monitor.decode.predictions import decode_batch
 from tests.helpers import batch_of
 
 GOOD = {"features": {"a": 1.0, "b": None}, "prediction": 0.3, "latency_ms": 12}

@@ -25,10 +25,10 @@ import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 
-from stream_monitor import demo
 from stream_monitor.cli import RUN_OPTIONS, build_parser
-from stream_monitor.config import Settings
-from stream_monitor.metrics import Metrics
+from stream_monitor.config.settings import Settings
+from stream_monitor.sinks.prometheus import Metrics
+from stream_monitor.tools import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -33,7 +33,7 @@ from stream_monitor.detectors.ranks import (
     sort_window,
     wasserstein,
 )
-from stream_monitor.reference import PreparedReference
+from stream_monitor.reference.prepared import PreparedReference
 
 F = 6
 
@@ -45,7 +45,7 @@ def _finite(col: np.ndarray) -> np.ndarray:
 def _prepared(ref: np.ndarray, bins: int = 10) -> NumericReference:
     names = [f"f{j}" for j in range(ref.shape[1])]
     prepared = PreparedReference.from_arrays("m", names, ref, np.zeros(ref.shape[0]), 20)
-    return NumericReference.from_prepared(prepared, bins)
+    return NumericReference.prepare(prepared.sorted_columns, bins)
 
 
 def _samples(seed: int, n_win: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -441,7 +441,7 @@ def test_sort_window_with_stored_reference_counts_is_the_same() -> None:
     ref, win = _samples(3)
     names = [f"f{j}" for j in range(F)]
     prepared_ref = PreparedReference.from_arrays("m", names, ref, np.zeros(ref.shape[0]), 20)
-    prepared = NumericReference.from_prepared(prepared_ref)
+    prepared = NumericReference.prepare(prepared_ref.sorted_columns)
     right, _ = prepared_ref.cdf_counts(win)
     searched = sort_window(prepared, win)
     stored = sort_window(prepared, win, right)

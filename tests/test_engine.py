@@ -6,9 +6,9 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batch_of, batches_of_events, references
 
 DRIFTING = SyntheticModel("fraud", drift_start=6000, drift_end=12000, drift_shift=2.0)

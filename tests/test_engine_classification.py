@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream_monitor.alerts import Alert
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.state import StateRecord, StateTracker, decode, encode, restore
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.records import StateRecord, decode, encode
 from tests.helpers import batches_of_events
 
 # The window's confusion matrix, rows = actual, columns = predicted, classes a, b, c:
@@ -129,7 +130,7 @@ def test_class_labels_are_restored_from_the_changelog() -> None:
             engine, tracker = Engine(settings(), {}), StateTracker(200)
             assert restore(engine, [decode(k, v) for k, v in records.items()], tracker)
     assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]
-    labels, before = engine.models["clf"].labels, uninterrupted.models["clf"].labels
+    labels, before = engine.models["clf"].class_tally, uninterrupted.models["clf"].class_tally
     assert labels is not None and before is not None
     assert labels.vocabulary == before.vocabulary
     assert np.array_equal(labels.prediction, before.prediction)

@@ -10,11 +10,13 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chisquare
 
-from stream_monitor.alerts import Alert
-from stream_monitor.config import DetectorSettings, load_settings
-from stream_monitor.engine import Engine
-from stream_monitor.reference import PreparedReference, prepare_from_events
-from stream_monitor.synthetic import SyntheticModel
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import load_settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.tools.synthetic import SyntheticModel
 from tests.helpers import batches_of_events
 
 COUNTRIES = ["DE", "FR", "IT", "ES"]
@@ -198,7 +200,7 @@ def test_per_model_configuration_from_yaml(tmp_path: Path) -> None:
 
 
 def test_unknown_test_in_yaml_is_a_clear_error(tmp_path: Path) -> None:
-    from stream_monitor.config import ConfigError
+    from stream_monitor.config.loading import ConfigError
 
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text("models:\n  shop:\n    features:\n      country: {test: magic}\n")

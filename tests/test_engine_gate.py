@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control, ks_2samp, wasserstein_distance
 
-from stream_monitor.alerts import Alert, CheckResult
-from stream_monitor.config import ConfigError, DetectorSettings, load_settings
-from stream_monitor.engine import Engine
-from stream_monitor.reference import prepare_from_events
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.alerts.results import CheckResult
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import ConfigError, load_settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
 from tests.helpers import batches_of_events
 
 N = 20_000  # reference and window: KS p-values see a 0.1-sd shift, PSI barely does

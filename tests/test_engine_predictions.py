@@ -10,11 +10,13 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
-from stream_monitor.alerts import Alert, CheckResult
-from stream_monitor.checks import prediction_ks
-from stream_monitor.config import DetectorSettings, load_settings
-from stream_monitor.engine import Engine
-from stream_monitor.reference import prepare_from_events
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.alerts.results import CheckResult
+from stream_monitor.checks.prediction import prediction_ks
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import load_settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
 from tests.helpers import batches_of_events
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from stream_monitor import local_broker
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.tools import local_broker
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.conftest import free_port
 from tests.helpers import batches_of_events, references
 from tests.kafka_helpers import (

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from stream_monitor import local_broker
-from stream_monitor.synthetic import SyntheticModel
+from stream_monitor.tools import local_broker
+from stream_monitor.tools.synthetic import SyntheticModel
 from tests.conftest import free_port
 from tests.kafka_helpers import (
     MonitorProcess,

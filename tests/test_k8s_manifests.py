@@ -24,8 +24,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stream_monitor.cli import RUN_OPTIONS, build_parser
-from stream_monitor.config import ENV_PREFIX, Settings, load_settings
-from stream_monitor.http import HttpEndpoints
+from stream_monitor.config.loading import load_settings
+from stream_monitor.config.settings import ENV_PREFIX, Settings
+from stream_monitor.service.endpoints import HttpEndpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"

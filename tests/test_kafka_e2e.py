@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_monitor.sinks import (
+from stream_monitor.sinks.kafka import (
     HEADER_ERROR,
     HEADER_OFFSET,
     HEADER_PARTITION,
     HEADER_REASON,
     HEADER_TOPIC,
 )
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.kafka_helpers import (
     MonitorProcess,
     committed,

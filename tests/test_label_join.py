@@ -6,15 +6,17 @@ import numpy as np
 import orjson
 import pytest
 
-from stream_monitor.config import ConfigError, DetectorSettings, load_settings
-from stream_monitor.engine import BatchOutcome, Engine
-from stream_monitor.label_events import decode_labels
-from stream_monitor.label_join import LabelJoin
-from stream_monitor.pending import PendingRing, id_hashes
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import ConfigError, load_settings
+from stream_monitor.decode.labels import decode_labels
+from stream_monitor.engine.core import Engine
+from stream_monitor.labels.pending import PendingRing, id_hashes
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events, references
 from tests.label_helpers import (
     LABELS_TOPIC,
+    join_of,
     joining_engine,
     label_batch,
     label_batches,
@@ -30,8 +32,7 @@ SETTINGS = DetectorSettings(window_size=500, check_every=100, min_labeled_events
 def _join(
     engine: Engine, batch_labels: list[dict[str, object]], size: int = 500
 ) -> list[BatchOutcome]:
-    assert engine.labels is not None
-    return [engine.labels.apply(engine, b) for b in label_batches(batch_labels, size)]
+    return [join_of(engine).apply(engine, b) for b in label_batches(batch_labels, size)]
 
 
 def _counts(outcomes: list[BatchOutcome]) -> dict[str, int]:
@@ -64,7 +65,7 @@ def test_late_labels_give_the_window_of_inline_actuals() -> None:
     assert perf.details["mae"] == pytest.approx(ref.details["mae"], rel=1e-12)
     assert perf.details["labeled"] == 500.0
     assert late.models["reg"].labels_joined == 3000
-    concept = late.models["reg"].concept
+    concept = late.models["reg"].errors.detector
     assert concept is not None and concept.n > 0  # every joined error reached the detector
 
 
@@ -88,8 +89,7 @@ def test_each_outcome_is_counted() -> None:
     ]
     values: list[bytes | None] = [orjson.dumps(v) for _, v in records] + [b"{not json"]
     keys = [k for k, _ in records] + [b"reg"]
-    assert engine.labels is not None
-    outcome = engine.labels.apply(engine, label_batch(values, keys))
+    outcome = join_of(engine).apply(engine, label_batch(values, keys))
     assert outcome.label_counts == {
         ("reg", "joined"): 2,
         ("reg", "unmatched"): 2,
@@ -113,24 +113,22 @@ def test_horizon_by_event_time() -> None:
     events = MODEL.events(0, 1000)  # event times 0.01 s apart: 10 s in all
     for batch in batches_of_events(without_actuals(events), 200):
         engine.process(batch)
-    assert engine.labels is not None
-    assert engine.labels.awaiting("reg") == 501  # 5 s back from the newest, inclusive
+    assert join_of(engine).awaiting("reg") == 501  # 5 s back from the newest, inclusive
     outcomes = _join(engine, labels_of([events[100], events[498], events[499], events[900]]))
     assert _counts(outcomes) == {"late": 2, "joined": 2}
-    assert engine.labels.awaiting("reg") == 499
+    assert join_of(engine).awaiting("reg") == 499
 
 
 def test_horizon_by_count_bounds_memory() -> None:
     engine = joining_engine(DetectorSettings(window_size=200), {}, horizon_events=1000)
     model = SyntheticModel("big", n_features=2)
     events = without_actuals(model.events(0, 30_000))
-    assert engine.labels is not None
     for batch in batches_of_events(events, 2500):
         engine.process(batch)
-        ring = engine.labels.rings["big"]
+        ring = join_of(engine).rings["big"]
         assert len(ring.index) <= 1000
         assert ring.nbytes() == 50 * 1000  # preallocated, whatever the traffic
-    assert engine.labels.awaiting("big") == 1000
+    assert join_of(engine).awaiting("big") == 1000
     outcomes = _join(engine, labels_of(model.events(0, 30_000))[-2500:])
     assert _counts(outcomes) == {"late": 1000, "unmatched": 500, "joined": 1000}
 
@@ -152,7 +150,7 @@ def test_errors_go_to_the_rows_of_their_events() -> None:
     assert window.actual[row] == inside["actual"]
     assert window.error[row] == pytest.approx(abs(inside["prediction"] - inside["actual"]))
     assert int(np.isfinite(window.error).sum()) == 1
-    assert state.concept is not None and state.concept.n == 2
+    assert state.errors.detector is not None and state.errors.detector.n == 2
 
 
 def test_class_labels_count_as_misclassifications() -> None:
@@ -180,10 +178,12 @@ def test_class_labels_count_as_misclassifications() -> None:
     assert a.window is not None and b.window is not None
     assert np.array_equal(a.window.error, b.window.error, equal_nan=True)
     assert set(np.unique(b.window.error).tolist()) == {0.0, 1.0}
-    assert a.labels is not None and b.labels is not None
-    actual_of = {code: name for name, code in b.labels.vocabulary.items()}
-    names_a = {code: name for name, code in a.labels.vocabulary.items()}
-    assert [actual_of[c] for c in b.labels.actual] == [names_a[c] for c in a.labels.actual]
+    assert a.class_tally is not None and b.class_tally is not None
+    actual_of = {code: name for name, code in b.class_tally.vocabulary.items()}
+    names_a = {code: name for name, code in a.class_tally.vocabulary.items()}
+    assert [actual_of[c] for c in b.class_tally.actual] == [
+        names_a[c] for c in a.class_tally.actual
+    ]
     perf = next(r for r in b.last_results if r.kind == "performance")
     assert perf.details["accuracy"] == pytest.approx(1.0 - float(np.mean(b.window.error)))
     assert perf.details["macro_f1"] is not None
@@ -275,4 +275,4 @@ def test_interleaved_models_join_independently() -> None:
     swapped = [{**x, "model": "b" if x["model"] == "a" else "a"} for x in labels_of(events)]
     outcomes = _join(engine, swapped)  # each id under the other model's key: none match
     assert _counts(outcomes) == {"unmatched": 800}
-    assert isinstance(engine.labels, LabelJoin) and engine.labels.awaiting("a") == 400
+    assert join_of(engine).awaiting("a") == 400

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from stream_monitor.config import load_settings
-from stream_monitor.engine import Engine
-from stream_monitor.events import RecordBatch
-from stream_monitor.label_feed import LabelFeed
-from stream_monitor.metrics import Metrics
+from stream_monitor.config.loading import load_settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.service.label_feed import LabelFeed
+from stream_monitor.sinks.prometheus import Metrics
+from stream_monitor.sources.records import RecordBatch
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def feed() -> Iterator[LabelFeed]:
     )
     engine = Engine(settings.detector_settings(), {})
     made = LabelFeed.of(settings, engine, Metrics())
-    assert made is not None and engine.labels is made.join
+    assert made is not None and list(engine.observers) == [made.join]
     yield made
     made.close()
 
@@ -32,7 +32,7 @@ def _assigned(feed: LabelFeed) -> list[tuple[str, int]]:
 def test_no_feed_without_a_labels_topic() -> None:
     settings = load_settings({})
     engine = Engine(settings.detector_settings(), {})
-    assert LabelFeed.of(settings, engine, Metrics()) is None and engine.labels is None
+    assert LabelFeed.of(settings, engine, Metrics()) is None and not list(engine.observers)
 
 
 def test_labels_partitions_follow_the_predictions_partitions(feed: LabelFeed) -> None:

@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import BatchOutcome, Engine
-from stream_monitor.events import RecordBatch
-from stream_monitor.label_join import LabelJoin
-from stream_monitor.label_state import RingTracker, position_record, split
-from stream_monitor.label_state import restore as restore_rings
-from stream_monitor.pending import PendingRing, id_hashes
-from stream_monitor.state import StateTracker, changelog_partition, restore
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.labels.join import LabelJoin
+from stream_monitor.labels.pending import PendingRing, id_hashes
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.state.label_rings import RingTracker, position_record, split
+from stream_monitor.state.label_rings import restore as restore_rings
+from stream_monitor.state.models import StateTracker, changelog_partition, restore
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events, references
 from tests.label_helpers import LABELS_TOPIC, label_batches, labels_of, without_actuals
 from tests.test_state import Changelog
@@ -79,7 +80,7 @@ class Member:
 
     def __post_init__(self) -> None:
         self.join = LabelJoin(HORIZON_EVENTS, HORIZON_SECONDS)
-        self.engine.labels = self.join
+        self.engine.observe(self.join)
 
     def step(self, kind: str, batch: RecordBatch, log: Changelog) -> BatchOutcome:
         """As MonitorService._process: the outcome and its state records."""
@@ -174,7 +175,7 @@ def test_ring_changelog_bytes_are_bounded() -> None:
     model = SyntheticModel("steady", n_features=4)
     join, tracker, log = LabelJoin(2000, 1e9), RingTracker(), Changelog()
     engine = Engine(DetectorSettings(), references([model], 2000))
-    engine.labels = join
+    engine.observe(join)
     events = without_actuals(model.events(0, 40_000))
     for batch in batches_of_events(events, 250):
         outcome = engine.process(batch)

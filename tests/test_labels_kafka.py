@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from stream_monitor.sinks import HEADER_REASON, HEADER_TOPIC
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.sinks.kafka import HEADER_REASON, HEADER_TOPIC
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.kafka_helpers import (
     MonitorProcess,
     create_topics,

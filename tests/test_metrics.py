@@ -6,7 +6,7 @@ import numpy as np
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream_monitor.metrics import LATENCY_BUCKETS_SECONDS, Metrics, partition_lag
+from stream_monitor.sinks.prometheus import LATENCY_BUCKETS_SECONDS, Metrics, partition_lag
 
 
 def test_lag_counts_from_what_was_consumed_to_the_stable_end() -> None:
@@ -53,9 +53,9 @@ def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:
 
 
 def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> None:
-    from stream_monitor.config import DetectorSettings
-    from stream_monitor.engine import Engine
-    from stream_monitor.synthetic import SyntheticModel
+    from stream_monitor.config.detector import DetectorSettings
+    from stream_monitor.engine.core import Engine
+    from stream_monitor.tools.synthetic import SyntheticModel
     from tests.helpers import batches_of_events, references
 
     model = SyntheticModel("m", n_features=6)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from stream_monitor.cli import main
-from stream_monitor.progress import Progress
-from stream_monitor.synthetic import SyntheticModel, to_jsonl
+from stream_monitor.offline.progress import Progress
+from stream_monitor.tools.synthetic import SyntheticModel, to_jsonl
 
 
 class FakeStream(io.StringIO):

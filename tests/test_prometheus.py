@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream_monitor.synthetic import SyntheticModel
+from stream_monitor.tools.synthetic import SyntheticModel
 from tests.conftest import free_port
 from tests.kafka_helpers import (
     MonitorProcess,
@@ -227,7 +227,7 @@ def test_promtool_check_rules() -> None:
 
 
 def test_rules_use_only_the_monitors_metrics() -> None:
-    from stream_monitor.metrics import Metrics
+    from stream_monitor.sinks.prometheus import Metrics
 
     exposed: set[str] = set()
     for family in Metrics().registry.collect():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from stream_monitor.readiness import STALL_S, Readiness
+from stream_monitor.service.readiness import STALL_S, Readiness
 
 
 def test_ready_once_assigned_with_the_brokers_up() -> None:

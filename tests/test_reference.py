@@ -9,8 +9,9 @@ import orjson
 import pytest
 
 from stream_monitor.cli import main
-from stream_monitor.reference import PreparedReference, ReferenceError, load_references
-from stream_monitor.synthetic import SyntheticModel, to_jsonl
+from stream_monitor.reference.loading import load_references
+from stream_monitor.reference.prepared import InvalidReference, PreparedReference
+from stream_monitor.tools.synthetic import SyntheticModel, to_jsonl
 
 
 def _write(path: Path, events: list[dict[str, object]]) -> Path:
@@ -61,17 +62,17 @@ def test_unusable_reference_names_file_line_and_reason(
 ) -> None:
     (tmp_path / "ref").mkdir()
     (tmp_path / "ref" / "m.jsonl").write_bytes(content)
-    with pytest.raises(ReferenceError, match=message):
+    with pytest.raises(InvalidReference, match=message):
         load_references(tmp_path / "ref", 20)
 
 
 def test_empty_directory_and_file_without_model(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReferenceError, match=r"no <model>\.jsonl files"):
+    with pytest.raises(InvalidReference, match=r"no <model>\.jsonl files"):
         load_references(tmp_path / "empty", 20)
     path = tmp_path / "one.jsonl"
     path.write_bytes(orjson.dumps({"features": {"a": 1}, "prediction": 1}) + b"\n")
-    with pytest.raises(ReferenceError, match="has no model field"):
+    with pytest.raises(InvalidReference, match="has no model field"):
         load_references(path, 20)
 
 

@@ -9,14 +9,16 @@ import orjson
 import pytest
 from scipy.stats import ks_2samp
 
-from stream_monitor import reference_summary
+from stream_monitor.arrays import FloatArray
 from stream_monitor.cli import main
-from stream_monitor.config import DetectorSettings
+from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
-from stream_monitor.engine import Engine
-from stream_monitor.reference import FloatArray, PreparedReference, ReferenceError
-from stream_monitor.reference_summary import ReferenceSummary, bound, compact_references
-from stream_monitor.synthetic import SyntheticModel, to_jsonl
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference import summary as reference_summary
+from stream_monitor.reference.compact import compact_references
+from stream_monitor.reference.prepared import InvalidReference, PreparedReference
+from stream_monitor.reference.summary import ReferenceSummary, bound
+from stream_monitor.tools.synthetic import SyntheticModel, to_jsonl
 from tests.helpers import batches_of_events, references
 
 
@@ -157,7 +159,7 @@ def test_compact_reference_is_small_and_keeps_sizes_p_values_and_bins() -> None:
     assert np.all((p > 0) & (p <= 1))
     assert np.array_equal(compact.numeric().edges, exact.numeric().edges)
     assert np.array_equal(compact.numeric().bin_counts, exact.numeric().bin_counts)
-    with pytest.raises(ReferenceError, match="without bins"):
+    with pytest.raises(InvalidReference, match="without bins"):
         exact.compacted(100).numeric()
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 
 from stream_monitor.cli import main
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batches_of_events, references
 
 
@@ -40,7 +40,7 @@ def test_replay_writes_the_engines_alerts(tmp_path: Path) -> None:
 def test_calibrated_mode_sets_each_models_threshold_from_its_reference(tmp_path: Path) -> None:
     import numpy as np
 
-    from stream_monitor.detectors.calibration import calibrate_max_ks_threshold
+    from stream_monitor.reference.calibration import calibrate_max_ks_threshold
 
     model = SyntheticModel("a", n_features=5, drift_start=3000, drift_shift=1.0)
     reference = model.reference(4000)

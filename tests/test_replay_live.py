@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.kafka_helpers import (
     MonitorProcess,
     create_topics,

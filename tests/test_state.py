@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream_monitor.config import DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.state import StateRecord, StateTracker, decode, encode, restore
-from stream_monitor.synthetic import SyntheticModel, interleave
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.records import StateRecord, decode, encode
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events, references
 
 MODELS = [

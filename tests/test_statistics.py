@@ -14,7 +14,7 @@ from stream_monitor.detectors.performance import (
     linear_percentiles,
     regression_errors,
 )
-from stream_monitor.reference import PreparedReference
+from stream_monitor.reference.prepared import PreparedReference
 
 
 def _prepared(ref: np.ndarray) -> PreparedReference:

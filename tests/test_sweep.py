@@ -9,12 +9,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream_monitor.backtest import AlertMark, BacktestResult, ChangePoint
 from stream_monitor.cli import main
-from stream_monitor.config import ConfigError, DetectorSettings
-from stream_monitor.engine import Engine
-from stream_monitor.sweep import parse_sweep, score_model, shadowed
-from stream_monitor.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.config.loading import ConfigError
+from stream_monitor.engine.core import Engine
+from stream_monitor.offline.backtest import AlertMark, BacktestResult, ChangePoint
+from stream_monitor.offline.sweep import parse_sweep, score_model, shadowed
+from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batches_of_events, references
 from tests.report_helpers import ReportPage
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stream_monitor.alerts import Alert
-from stream_monitor.engine import BatchOutcome
-from stream_monitor.transactions import OpenTransaction
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.service.transactions import OpenTransaction
 
 
 def _alert() -> Alert:

@@ -17,12 +17,18 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from stream_monitor.alerts import Alert, FeatureResult, SourcePosition, WindowInfo, alert_id
-from stream_monitor.webhook_messages import format_json, format_slack
-from stream_monitor.webhooks import (
+from stream_monitor.alerts.contract import (
+    Alert,
+    FeatureResult,
+    SourcePosition,
+    WindowInfo,
+    alert_id,
+)
+from stream_monitor.config.webhooks import WebhookSettings
+from stream_monitor.sinks.webhook_messages import format_json, format_slack
+from stream_monitor.sinks.webhooks import (
     ALERT_ID_HEADER,
     WebhookDispatcher,
-    WebhookSettings,
     WebhookSink,
     parse_retry_after,
 )

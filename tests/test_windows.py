@@ -7,8 +7,8 @@ import pytest
 
 from stream_monitor.detectors.ks import missing_key
 from stream_monitor.detectors.numeric import window_bin_counts
-from stream_monitor.reference import PreparedReference
-from stream_monitor.windows import ModelWindow, WindowBlock
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.window.ring import ModelWindow, WindowBlock
 
 SIZE, F = 50, 4
 

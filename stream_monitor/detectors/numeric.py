@@ -21,13 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:  # only a type here: reference.py may import this module without a cycle
-    from stream_monitor.reference import PreparedReference
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -76,13 +72,6 @@ class NumericReference:
     def column(self, j: int) -> FloatArray:
         """Feature j's sorted finite reference values."""
         return self.sorted_values[self.offsets[j] : self.offsets[j + 1]]
-
-    @classmethod
-    def from_prepared(
-        cls, prepared: PreparedReference, bins: int = DEFAULT_BINS
-    ) -> NumericReference:
-        """Prepare from a `PreparedReference` (its columns are sorted already)."""
-        return cls.prepare(prepared.sorted_columns, bins)
 
     @classmethod
     def prepare(

@@ -1,0 +1,91 @@
+"""Alert events (contract §4) and the firing/resolved state machine per model and kind.
+
+An alert is emitted on a transition only: healthy -> unhealthy fires once, unhealthy ->
+healthy resolves once. Its id is a UUID derived from what defines the transition (model,
+kind, status and the model's event count), so the same input sequence gives the same ids.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel
+
+Kind = Literal[
+    "input_drift", "prediction_drift", "performance", "latency", "data_quality", "concept_drift"
+]
+KINDS: tuple[Kind, ...] = (
+    "input_drift",
+    "prediction_drift",
+    "performance",
+    "latency",
+    "data_quality",
+    "concept_drift",
+)
+RETRAIN_KINDS = frozenset({"input_drift", "prediction_drift", "performance", "concept_drift"})
+
+_NAMESPACE = uuid.UUID("6f1c1f3e-2b7a-4c55-9a53-5d1c2e7b9a10")
+
+
+class FeatureResult(BaseModel):
+    name: str
+    test: str
+    score: float
+    p_value: float | None
+    drifted: bool
+
+
+class WindowInfo(BaseModel):
+    size: int
+    start: str | None
+    end: str | None
+
+
+class SourcePosition(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class Alert(BaseModel):
+    """One alert event as published on the alerts topic."""
+
+    alert_id: str
+    model: str
+    model_version: str | None
+    kind: Kind
+    status: Literal["firing", "resolved"]
+    severity: Literal["warning", "critical"]
+    test: str
+    score: float
+    threshold: float
+    features: list[FeatureResult]
+    events_seen: int
+    window: WindowInfo
+    source: SourcePosition
+    detected_at: str | None
+    recommendation: Literal["retrain"] | None
+    details: dict[str, float | str | None] = {}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def rfc3339(epoch_seconds: float) -> str | None:
+    if not math.isfinite(epoch_seconds):
+        return None
+    text = datetime.fromtimestamp(epoch_seconds, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def alert_id(
+    model: str, kind: str, status: str, events_seen: int, labels_joined: int | None = None
+) -> str:
+    name = f"{model}\x1f{kind}\x1f{status}\x1f{events_seen}"
+    if labels_joined is not None:
+        name += f"\x1flabels\x1f{labels_joined}"
+    return str(uuid.uuid5(_NAMESPACE, name))

@@ -1,0 +1,28 @@
+"""What one batch produced: alerts, dead letters, per-model counts and check results, for the
+sinks, the metrics and the changelog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.alerts.results import CheckResult
+from stream_monitor.arrays import FloatArray, IntArray
+from stream_monitor.sources.records import DeadLetter
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch produced, for the sinks and the metrics."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    dead_letter_models: list[str] = field(default_factory=list)
+    ok_counts: dict[str, int] = field(default_factory=dict)
+    latencies_ms: dict[str, FloatArray] = field(default_factory=dict)
+    checks: dict[str, list[CheckResult]] = field(default_factory=dict)
+    check_counts: dict[str, int] = field(default_factory=dict)
+    check_seconds: list[float] = field(default_factory=list)  # for the metrics, not decisions
+    windows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # fill, has reference
+    label_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, status)
+    patched_rows: dict[str, IntArray] = field(default_factory=dict)  # window rows labels set

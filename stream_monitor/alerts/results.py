@@ -1,0 +1,47 @@
+"""What one check found (a CheckResult) and where it ran (a CheckContext)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stream_monitor.alerts.contract import FeatureResult, Kind
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """The outcome of one check of one kind; `healthy` None means it could not be judged."""
+
+    kind: Kind
+    test: str
+    score: float
+    threshold: float
+    healthy: bool | None
+    details: dict[str, float | str | None] = field(default_factory=dict)
+    reason: str | None = None  # why it could not be judged
+    # Per-feature results are built only when an alert needs them (p-values cost more
+    # than the statistics they come from).
+    feature_results: Callable[[], list[FeatureResult]] | None = None
+    # (feature, score) without p-values: cheap, for per-feature gauges
+    feature_scores: Callable[[], list[tuple[str, float]]] | None = None
+
+    def features(self) -> list[FeatureResult]:
+        return [] if self.feature_results is None else self.feature_results()
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """Where and when a check ran: the last event of the window."""
+
+    model: str
+    model_version: str | None
+    events_seen: int
+    window_size: int
+    window_start: float
+    window_end: float
+    topic: str
+    partition: int
+    offset: int
+    # set for a check run on label arrival (the labels joined so far): its ids stay distinct
+    # from those of other checks at the same events_seen
+    labels_joined: int | None = None

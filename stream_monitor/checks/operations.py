@@ -1,0 +1,89 @@
+"""Operational checks that need no labels: latency percentiles and data quality (missing,
+non-finite, out-of-range and unseen values)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stream_monitor.alerts.contract import FeatureResult
+from stream_monitor.alerts.results import CheckResult
+from stream_monitor.checks.plan import CheckPlan
+from stream_monitor.checks.verdicts import not_judged
+from stream_monitor.detectors.categorical import (
+    MISSING,
+    UNSEEN,
+)
+from stream_monitor.detectors.performance import latency_percentiles
+from stream_monitor.window.ring import ModelWindow
+
+
+def latency(window: ModelWindow, plan: CheckPlan) -> CheckResult:
+    threshold = plan.latency_p99_ms
+    quantiles = latency_percentiles(window.latency_ms[window.rows()])
+    details: dict[str, float | str | None] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
+    if threshold is None:
+        reason = "no latency threshold configured"
+        return not_judged(
+            "latency", "p99", math.nan, reason, quantiles.get("p99", math.nan), details
+        )
+    if not quantiles:
+        return not_judged("latency", "p99", threshold, "no latencies in the window")
+    p99 = quantiles["p99"]
+    return CheckResult("latency", "p99", p99, threshold, p99 <= threshold, details=details)
+
+
+def data_quality(window: ModelWindow, plan: CheckPlan) -> CheckResult:
+    """Missing, non-finite, out-of-range and unseen values per feature, each with a threshold.
+
+    Out of range is read from the KS keys already in the window: `#{ref <= x} == 0` means x
+    is below the reference's minimum, `#{ref < x} == n` above its maximum.
+    """
+    ref = window.reference
+    if window.count < plan.min_window:
+        return not_judged(
+            "data_quality", "missing_share", plan.dq_missing_share, "window not full enough"
+        )
+    rows = window.rows()
+    found: list[tuple[str, str, float, float]] = []  # feature, measure, share, threshold
+    closest: list[tuple[str, float, float]] = [("missing_share", 0.0, plan.dq_missing_share)]
+
+    def over(names: list[str], measure: str, share: np.ndarray, limit: float) -> None:
+        for j in np.flatnonzero(share > limit):
+            found.append((names[j], measure, float(share[j]), limit))
+        if share.size:  # the measure nearest its threshold, reported while all is well
+            top = float(share.max())
+            if top / limit > closest[0][1] / closest[0][2]:
+                closest[0] = (measure, top, limit)
+
+    if ref is not None and ref.n_features:
+        names = list(ref.feature_names)
+        n = max(window.count, 1)  # the window's running tallies: no pass over its rows
+        over(names, "missing_share", window.missing_count / n, plan.dq_missing_share)
+        over(names, "nonfinite_share", window.nonfinite_count / n, plan.dq_nonfinite_share)
+        finite = window.count - window.missing_count - window.nonfinite_count
+        share = window.outside_count / np.maximum(finite, 1)
+        over(names, "out_of_range_share", share, plan.dq_out_of_range_share)
+    if ref is not None and ref.categorical is not None:
+        names = list(ref.categorical.feature_names)
+        codes = window.categorical[rows]
+        over(names, "missing_share", (codes == MISSING).mean(axis=0), plan.dq_missing_share)
+        over(names, "unseen_share", (codes == UNSEEN).mean(axis=0), plan.dq_unseen_share)
+    details: dict[str, float | str | None] = {"issues": float(len(found))}
+    if not found:
+        measure, share, limit = closest[0]
+        return CheckResult("data_quality", measure, share, limit, True, details=details)
+    worst = max(found, key=lambda f: f[2] / f[3])
+    features = [
+        FeatureResult(name=n, test=m, score=v, p_value=None, drifted=True) for n, m, v, _ in found
+    ]
+    return CheckResult(
+        "data_quality",
+        worst[1],
+        worst[2],
+        worst[3],
+        False,
+        details=details,
+        feature_results=lambda: features,
+    )

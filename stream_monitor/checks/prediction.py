@@ -1,0 +1,98 @@
+"""Prediction drift: Jensen-Shannon distance of the prediction histograms or the KS statistic
+of the predictions (numbers), chi-squared or PSI of the class frequencies (class labels)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stream_monitor.alerts.results import CheckResult
+from stream_monitor.arrays import FloatArray
+from stream_monitor.checks.plan import CheckPlan
+from stream_monitor.checks.verdicts import NO_REFERENCE, not_judged
+from stream_monitor.detectors.categorical import (
+    category_counts,
+    chi_squared,
+)
+from stream_monitor.detectors.categorical import js_distance as category_js
+from stream_monitor.detectors.categorical import psi as category_psi
+from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
+from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_sorted_statistic
+from stream_monitor.window.ring import ModelWindow
+
+
+def prediction_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
+    """Numeric predictions: Jensen-Shannon distance of the histograms and the KS statistic;
+    `prediction_test` chooses which one is judged, the other is reported in `details`."""
+    test, threshold = plan.prediction_test, plan.prediction_threshold
+    ref = window.reference
+    if ref is not None and ref.classes is not None:
+        return _class_drift(window, plan)
+    if ref is None or ref.prediction_counts is None:
+        reason = NO_REFERENCE if ref is None else "no numeric predictions in the reference"
+        return not_judged("prediction_drift", test, threshold, reason)
+    rows = window.rows()
+    counts = bin_counts(window.prediction_bin[rows], ref.prediction_counts.size)
+    if counts.sum() < plan.min_window:
+        reason = f"{counts.sum()} numeric predictions in the window, {plan.min_window} needed"
+        return not_judged("prediction_drift", test, threshold, reason)
+    js = js_distance(smoothed(ref.prediction_counts), smoothed(counts))
+    # the KS p-value (kstwo.sf) costs more than the statistic: only when KS is judged
+    ks, ks_p = prediction_ks(ref.sorted_predictions, window.prediction[rows], test == "ks")
+    details: dict[str, float | str | None] = {"jensenshannon": js, "ks": ks}
+    if test == "ks":
+        details["ks_p_value"] = ks_p
+    score = ks if test == "ks" else js
+    return CheckResult(
+        "prediction_drift", test, score, threshold, score <= threshold, details=details
+    )
+
+
+def prediction_ks(
+    sorted_reference: FloatArray, predictions: FloatArray, with_pvalue: bool = True
+) -> tuple[float, float]:
+    """Two-sample KS of the finite predictions against the reference's (sorted once).
+
+    The statistic equals `scipy.stats.ks_2samp(reference, window)` with its default method
+    to the last bit, ties included; the p-value is its `method="asymp"` one. The window's
+    predictions are sorted at check time and searched in the reference in that order: no
+    per-event state is kept for it.
+    """
+    values = np.sort(predictions[np.isfinite(predictions)])
+    m = np.array([sorted_reference.size], dtype=np.int64)
+    raw = np.array([ks_sorted_statistic(sorted_reference, values)])
+    sizes = np.array([values.size if sorted_reference.size else 0], dtype=np.int64)
+    if sizes[0] == 0:
+        return 0.0, math.nan
+    p = float(ks_pvalue(raw, m, sizes)[0]) if with_pvalue else math.nan
+    return float(as_scipy_default(raw, m, sizes)[0]), p
+
+
+def _class_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
+    """Class labels: chi-squared of the window's class counts against the reference's
+    class proportions (unseen classes pooled, as for categorical features); PSI and
+    Jensen-Shannon on the class frequencies in `details`, and judged with
+    `prediction_test: psi`."""
+    ref = window.reference
+    assert ref is not None and ref.classes is not None
+    test, threshold = plan.prediction_test, plan.prediction_threshold
+    by_psi = test == "psi"
+    codes = window.prediction_class[window.rows()]
+    counts = category_counts(ref.classes, codes[:, None])
+    if int(counts.sizes[0]) < plan.min_window:
+        reason = f"{int(counts.sizes[0])} class predictions in the window"
+        return not_judged("prediction_drift", test, threshold, reason)
+    chi = chi_squared(ref.classes, counts)
+    p = float(chi.pvalue[0])
+    psi = float(category_psi(ref.classes, counts).statistic[0])
+    details: dict[str, float | str | None] = {
+        "statistic": float(chi.statistic[0]),
+        "p_value": p,
+        "psi": psi,
+        "jensenshannon": float(category_js(ref.classes, counts).statistic[0]),
+        "unseen_classes": float(chi.unseen[0]),
+    }
+    if by_psi:
+        return CheckResult("prediction_drift", test, psi, threshold, psi <= threshold, details)
+    return CheckResult("prediction_drift", test, p, threshold, p >= threshold, details=details)

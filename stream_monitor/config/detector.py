@@ -1,0 +1,205 @@
+"""What the engine needs to decide (window, cadence, tests, thresholds), with per-model and
+per-feature overrides; no Kafka, no webhooks here."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream_monitor.config.options import (
+    AUTO_CHI2_MAX_WINDOW,
+    DEFAULT_TEST_THRESHOLDS,
+    JS_DISTANCE_MAX,
+    CategoricalTest,
+    Correction,
+    DriftRule,
+    FeatureSettings,
+    GateEffect,
+    ModelSettings,
+    NumericTest,
+    PredictionTest,
+)
+
+
+class DetectorSettings(BaseSettings):
+    """What the engine needs to decide: window, cadence and thresholds (no Kafka here)."""
+
+    model_config = SettingsConfigDict(extra="forbid")
+
+    window_size: int = Field(1000, gt=0, description="events kept per model")
+    check_every: int = Field(100, gt=0, description="messages per model between checks")
+    min_window: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "events a window needs before drift checks run; default: the full window "
+            "(a fixed KS threshold on a small window raises false alarms)"
+        ),
+    )
+    drift_threshold: float = Field(0.1, gt=0, le=1, description="input drift: largest KS statistic")
+    prediction_drift_threshold: float = Field(
+        0.1, gt=0, le=1, description="prediction drift: Jensen-Shannon distance"
+    )
+    prediction_bins: int = Field(20, ge=2, le=1000, description="bins of the prediction histogram")
+    prediction_test: PredictionTest = Field(
+        "jensenshannon",
+        description=(
+            "prediction drift of numeric predictions: jensenshannon (histograms, the original "
+            "design; --prediction-drift-threshold) or ks (two-sample KS statistic; the KS "
+            "threshold, --drift-threshold or test_thresholds.ks)"
+        ),
+    )
+    mae_threshold: float = Field(0.5, gt=0, description="performance: MAE of the window")
+    latency_p99_threshold_ms: float | None = Field(
+        None, gt=0, description="latency: p99 of the window in ms (off when unset)"
+    )
+    min_labeled_events: int = Field(
+        100, gt=0, description="events with an actual value needed before MAE is judged"
+    )
+    bootstrap_reference: int = Field(
+        0,
+        ge=0,
+        description="for a model without reference, take its first N events as reference (0: off)",
+    )
+    reference_summary: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "compact references: keep q quantile points per numeric feature instead of its "
+            "sorted column; KS within 1/(2(q-1)) + 1/(2m) of exact (unset or 0: exact)"
+        ),
+    )
+    min_accuracy: float | None = Field(
+        None, gt=0, le=1, description="performance of class labels: accuracy (off when unset)"
+    )
+    concept_delta: float = Field(
+        0.002, gt=0, lt=1, description="concept drift: ADWIN's confidence on the error stream"
+    )
+    calibrate_false_alarm_events: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "calibrated mode: choose each model's input-drift threshold from its reference so "
+            "that a stationary stream raises one false alarm per this many events (e.g. 1e6)"
+        ),
+    )
+    numeric_test: NumericTest = Field(
+        "auto", description="drift test of numeric features (auto: ks at every sample size)"
+    )
+    categorical_test: CategoricalTest = Field(
+        "auto",
+        description=(
+            "drift test of categorical (string, bool) features (auto: chi2 for windows up to "
+            f"{AUTO_CHI2_MAX_WINDOW} events, jensenshannon above)"
+        ),
+    )
+    drift_rule: DriftRule = Field(
+        "max",
+        description=(
+            "how features make the model's input-drift decision: max (any feature over its "
+            "threshold; the original rule), share (a share of features drifted), bonferroni "
+            "or bh (p-values corrected for multiple testing against --drift-alpha), gate "
+            "(corrected p-value at --drift-alpha AND effect size AND sample size)"
+        ),
+    )
+    drift_share: float = Field(0.5, gt=0, le=1, description="share of drifted features (share)")
+    drift_alpha: float = Field(0.01, gt=0, lt=1, description="level of corrected p-values")
+    gate_effect: GateEffect = Field(
+        "psi",
+        description=(
+            "gate rule: effect size measure, psi, wasserstein (normalised by the reference's "
+            "standard deviation) or jensenshannon"
+        ),
+    )
+    gate_min_effect: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "gate rule: smallest effect that counts as drift; default: the threshold of the "
+            "effect's test (psi 0.2, wasserstein 0.1, jensenshannon 0.1, or test_thresholds)"
+        ),
+    )
+    gate_min_samples: int = Field(
+        100, gt=0, description="gate rule: values of a feature needed in window and reference"
+    )
+    gate_correction: Correction = Field(
+        "bh", description="gate rule: multiple-testing correction, bh or bonferroni"
+    )
+    test_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="threshold per test (psi, jensenshannon, ...)"
+    )
+    dq_missing_share: float = Field(0.2, gt=0, le=1, description="data quality: missing values")
+    dq_nonfinite_share: float = Field(0.01, gt=0, le=1, description="data quality: NaN/inf")
+    dq_out_of_range_share: float = Field(
+        0.1, gt=0, le=1, description="data quality: values outside the reference's range"
+    )
+    dq_unseen_share: float = Field(
+        0.05, gt=0, le=1, description="data quality: categories the reference never held"
+    )
+    features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _gate_can_fire(self) -> DetectorSettings:
+        """A gate that no window can pass is a configuration error, not a silent monitor."""
+        for name in [None, *sorted(self.models)]:
+            own = self if name is None else self.for_model(name)
+            if own.drift_rule != "gate":
+                continue
+            where = "" if name is None else f"models.{name}: "
+            if own.gate_min_samples > own.window_size:
+                raise ValueError(
+                    f"{where}gate_min_samples {own.gate_min_samples} exceeds window_size "
+                    f"{own.window_size}: the gate rule could never fire"
+                )
+            if own.gate_effect == "jensenshannon" and own.gate_threshold() >= JS_DISTANCE_MAX:
+                raise ValueError(
+                    f"{where}gate minimum effect {own.gate_threshold():g} is not below the "
+                    f"largest Jensen-Shannon distance sqrt(ln 2) = {JS_DISTANCE_MAX:.4f}: the "
+                    "gate rule could never fire"
+                )
+        return self
+
+    @property
+    def effective_min_window(self) -> int:
+        return min(self.min_window or self.window_size, self.window_size)
+
+    def gate_threshold(self) -> float:
+        """The gate rule's minimum effect: its own setting, else its effect test's threshold."""
+        if self.gate_min_effect is not None:
+            return self.gate_min_effect
+        return self.threshold_of(self.gate_effect)
+
+    def threshold_of(self, test: str, feature: str | None = None) -> float:
+        """The threshold a feature's test is judged by (feature > test > default)."""
+        if feature is not None:
+            own = self.features.get(feature)
+            if own is not None and own.threshold is not None:
+                return own.threshold
+        if test in self.test_thresholds:
+            return self.test_thresholds[test]
+        return self.drift_threshold if test == "ks" else DEFAULT_TEST_THRESHOLDS[test]
+
+    def test_of(self, feature: str, categorical: bool) -> str:
+        own = self.features.get(feature)
+        if own is not None and own.test is not None:
+            test: str = own.test
+        else:
+            test = self.categorical_test if categorical else self.numeric_test
+        if test != "auto":
+            return test
+        if not categorical:
+            return "ks"
+        return "chi2" if self.window_size <= AUTO_CHI2_MAX_WINDOW else "jensenshannon"
+
+    def for_model(self, model: str) -> DetectorSettings:
+        """These settings with the model's overrides applied (computed once per model)."""
+        own = self.models.get(model)
+        if own is None:
+            return self
+        update = {k: v for k, v in own.model_dump(exclude={"features"}).items() if v is not None}
+        update["features"] = {**self.features, **own.features}
+        return self.model_copy(update=update)

@@ -1,0 +1,80 @@
+"""What decoding predictions and labels shares: a record's JSON object and model, timestamps,
+and the dead letter a record becomes when it cannot be read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+_NUMBER = (int, float)
+
+
+class BadRecord(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_timestamp(value: object) -> float:
+    """Epoch seconds from a number or an RFC 3339 string."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadRecord("bad_type", f"timestamp {value!r} is not RFC 3339") from None
+        if parsed.tzinfo is None:  # RFC 3339 requires an offset; read a missing one as UTC
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise BadRecord(
+        "bad_type", f"timestamp must be a number or an RFC 3339 string, got {kind_of(value)}"
+    )
+
+
+def kind_of(value: object) -> str:
+    return type(value).__name__.replace("NoneType", "null").replace("dict", "object")
+
+
+def key_model(key: bytes | None) -> str:
+    """The model a record's key names ("" without a key)."""
+    if key is None:
+        return ""
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRecord("bad_key", "message key is not UTF-8") from None
+
+
+def read_object(value: bytes | None, key_hint: str) -> tuple[dict[str, Any], str]:
+    """A record's JSON object and its model: the key's, or the `model` field (both must
+    agree when both are there). Shared by prediction and label records."""
+    if value is None:
+        raise BadRecord("empty", "message has no value")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise BadRecord("not_json", f"value is not JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise BadRecord("not_object", f"value is a JSON {kind_of(obj)}, expected an object")
+    model = obj.get("model")
+    if model is None:
+        model = key_hint
+    elif type(model) is not str or not model:
+        raise BadRecord("bad_type", "model must be a non-empty string")
+    elif key_hint and model != key_hint:
+        raise BadRecord("model_mismatch", f"key {key_hint!r} and model {model!r} disagree")
+    if not model:
+        raise BadRecord("missing_model", "no model: neither a message key nor a model field")
+    return obj, model
+
+
+def decode_event_line(line: bytes) -> dict[str, object]:
+    """One JSON object from a JSONL line (references and replay files)."""
+    obj = orjson.loads(line)
+    if type(obj) is not dict:
+        raise ValueError(f"expected a JSON object, got {kind_of(obj)}")
+    return obj

@@ -1,0 +1,331 @@
+"""The deterministic core: decode a batch, route by model, window, check every N, alert.
+
+The engine never learns where records come from (Kafka, a file or the in-process API) and
+never reads a clock for a decision: the same sequence of records per model gives the same
+checks and the same alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.alerts.results import CheckContext, CheckResult
+from stream_monitor.arrays import FloatArray, IntArray
+from stream_monitor.checks.performance import performance
+from stream_monitor.checks.run import run_checks
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.decode.arrays import EventArrays, event_arrays
+from stream_monitor.decode.predictions import ModelEvents, decode_batch
+from stream_monitor.engine.models import MonitoredModel, cadence
+from stream_monitor.engine.observers import EngineObserver, Observers
+from stream_monitor.engine.status import model_status
+from stream_monitor.reference.compact import summarise_for
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.window.class_tally import ClassTally
+from stream_monitor.window.ring import WindowBlock
+
+log = logging.getLogger(__name__)
+
+LABEL_KINDS = ("performance", "concept_drift")  # the checks a late label can change
+
+
+@dataclass(slots=True)
+class JoinedLabels:
+    """Late labels of one model joined to their predictions, in label-arrival order."""
+
+    batch_index: list[int]  # each label's position in its batch
+    rows: IntArray  # the window row of its prediction, -1 when that left the window
+    actual: FloatArray  # NaN for a class label
+    error: FloatArray
+    actual_codes: IntArray | None  # class-label codes, when labels are class names
+
+
+class Engine:
+    """Per-model windows and checks over batches of raw records."""
+
+    def __init__(
+        self, settings: DetectorSettings, references: dict[str, PreparedReference]
+    ) -> None:
+        self.settings = settings
+        self.references = references
+        self.models: dict[str, MonitoredModel] = {}
+        self.observers = Observers()
+
+    def observe(self, observer: EngineObserver) -> None:
+        """Tell `observer` of every model's events and every check from now on."""
+        self.observers.add(observer)
+
+    # -- batches -------------------------------------------------------------------------
+
+    def process(self, batch: RecordBatch) -> BatchOutcome:
+        """Every record of the batch, in order: its alerts, dead letters and counts."""
+        outcome = BatchOutcome()
+        decoded = decode_batch(batch)
+        outcome.dead_letters.extend(decoded.dead_letters)
+        outcome.dead_letter_models.extend(decoded.dead_letter_models)
+        for name, events in decoded.by_model.items():
+            model = self.models.get(name) or self.add_model(name, events)
+            arrays = event_arrays(model.feature_names, events)
+            outcome.dead_letters.extend(arrays.dead_letters)
+            outcome.dead_letter_models.extend([name] * len(arrays.dead_letters))
+            if not len(arrays):
+                continue
+            block, labels = self._block(model, events, arrays)
+            good = [events.index[i] for i in arrays.kept]
+            model.partition = (batch.topics[good[-1]], batch.partitions[good[-1]])
+            outcome.ok_counts[name] = len(good)
+            lat = block.latency_ms[np.isfinite(block.latency_ms)]
+            if lat.size:
+                outcome.latencies_ms[name] = lat
+            seen = model.events_seen
+            self._advance(model, block, good, events, batch, outcome, labels)
+            self.observers.events_taken(model, events, good, block, seen)
+        return outcome
+
+    def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
+        """Drop the models whose events came from partitions this process no longer owns."""
+        for name in [n for n, s in self.models.items() if s.partition in partitions]:
+            del self.models[name]
+
+    # -- per model -----------------------------------------------------------------------
+
+    def add_model(self, name: str, events: ModelEvents) -> MonitoredModel:
+        """A model seen for the first time: its reference, plan and window."""
+        reference = self.references.get(name)
+        settings = self.settings.for_model(name)
+        first = events.features[0]
+        if reference is not None:
+            model = MonitoredModel.start(name, reference, reference.feature_names, settings)
+            model.window = model.new_window()
+            model.notes.extend(_feature_notes(reference, first))
+        else:
+            names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
+            if settings.bootstrap_reference > 0:
+                model = MonitoredModel.start(name, None, names, settings)
+                model.notes.append(
+                    f"no reference: the first {self.settings.bootstrap_reference} events "
+                    "become the reference"
+                )
+            else:
+                model = MonitoredModel.start(name, None, (), settings)
+                model.notes.append(
+                    "no reference: events are counted and performance/latency checked, but "
+                    "input and prediction drift are not (give --reference, or "
+                    "--bootstrap-reference N to take the first N events as reference)"
+                )
+                model.window = model.new_window()
+        for note in model.notes:
+            log.warning("model %r: %s", name, note)
+        self.models[name] = model
+        return model
+
+    def _block(
+        self, model: MonitoredModel, events: ModelEvents, arrays: EventArrays
+    ) -> tuple[WindowBlock, tuple[IntArray, IntArray] | None]:
+        """The window block of a model's events (reference look-ups done) and, for class
+        labels, the codes of the predicted and actual labels."""
+        window = model.window
+        reference = model.reference if window is not None else None
+        labels = None
+        if arrays.has_classes and window is not None:
+            window.classes = True
+            if model.class_tally is None:
+                model.class_tally = ClassTally.empty(window.size)
+            labels = (
+                model.class_tally.codes(arrays.predictions),
+                model.class_tally.codes(arrays.actuals),
+            )
+        codes = None
+        if reference is not None and reference.categorical is not None:
+            codes = reference.categorical.encode(arrays.features_of(events))
+        class_codes = None
+        if reference is not None and reference.classes is not None:
+            class_codes = reference.classes.tables[0].codes(arrays.predictions)
+        block = WindowBlock(
+            arrays.features,
+            arrays.prediction,
+            arrays.actual,
+            arrays.latency_ms,
+            arrays.timestamp,
+            reference,
+            codes,
+            with_bins=window is not None and window.numeric_bin.shape[1] > 0,
+            error=arrays.error,
+            prediction_class=class_codes,
+        )
+        return block, labels
+
+    def _advance(
+        self,
+        model: MonitoredModel,
+        block: WindowBlock,
+        good: list[int],
+        events: ModelEvents,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+        labels: tuple[IntArray, IntArray] | None = None,
+    ) -> None:
+        """Append the block to the window, checking at every `check_every`-th event."""
+        version_by_index = dict(zip(events.index, events.versions, strict=True))
+        pos = 0
+        if model.window is None:  # still taking the first events as reference
+            pos = self._bootstrap(model, block)
+            if model.window is None:
+                return
+            if pos < len(block):
+                block = WindowBlock(
+                    block.features[pos:],
+                    block.prediction[pos:],
+                    block.actual[pos:],
+                    block.latency_ms[pos:],
+                    block.timestamp[pos:],
+                    model.reference,
+                    with_bins=model.window.numeric_bin.shape[1] > 0,
+                )
+                good, pos = good[pos:], 0
+        window = model.window
+        every = model.plan.check_every
+        for take, due in cadence(len(block) - pos, model.since_check, every):
+            window.append(block, pos, pos + take)
+            if labels is not None and model.class_tally is not None:
+                model.class_tally.write(
+                    window, labels[0][pos : pos + take], labels[1][pos : pos + take]
+                )
+            model.errors.watch(block.error[pos : pos + take])
+            pos += take
+            model.events_seen += take
+            model.since_check = (model.since_check + take) % every
+            if not due:
+                continue
+            index = good[pos - 1]
+            version = version_by_index[index]
+            if version is not None:
+                model.version = version
+            started = time.perf_counter()
+            results = run_checks(window, model.plan, model.class_tally)
+            results.append(model.errors.check())
+            outcome.check_seconds.append(time.perf_counter() - started)
+            self._checked(model, results, model.context(batch, index), outcome)
+        outcome.windows[model.name] = (window.count, model.reference is not None)
+        last_version = version_by_index[good[-1]] if good else None
+        if last_version is not None:
+            model.version = last_version
+
+    def _bootstrap(self, model: MonitoredModel, block: WindowBlock) -> int:
+        """Take events into the bootstrap reference; returns how many were taken."""
+        needed = model.settings.bootstrap_reference - sum(len(r) for r in model.bootstrap_rows)
+        take = min(needed, len(block))
+        model.bootstrap_rows.append(block.features[:take])
+        model.bootstrap_predictions.append(block.prediction[:take])
+        model.events_seen += take
+        if take == needed:
+            features, predictions = model.bootstrap_arrays()
+            exact = PreparedReference.from_arrays(
+                model.name,
+                model.feature_names,
+                features,
+                predictions,
+                model.settings.prediction_bins,
+            )
+            reference = summarise_for(exact, model.settings)  # compact if configured
+            model.use_reference(reference)
+            model.bootstrap_source = (features, predictions)
+            model.bootstrap_rows.clear()
+            model.bootstrap_predictions.clear()
+            model.notes.extend(reference.notes)
+            model.window = model.new_window()
+            log.info("model %r: reference taken from its first %d events", model.name, needed)
+        return take
+
+    def _checked(
+        self,
+        model: MonitoredModel,
+        results: list[CheckResult],
+        ctx: CheckContext,
+        outcome: BatchOutcome,
+        kinds: tuple[str, ...] | None = None,
+    ) -> None:
+        """Book a check: its results, counts, and the alerts of the kinds it judged."""
+        model.checks += 1
+        model.last_results = results
+        outcome.checks[model.name] = results
+        outcome.check_counts[model.name] = outcome.check_counts.get(model.name, 0) + 1
+        for result in results:
+            if kinds is not None and result.kind not in kinds:
+                continue
+            alert = model.alerts.update(result, ctx)
+            self.observers.checked(result, ctx, alert)
+            if alert is not None:
+                outcome.alerts.append(alert)
+
+    # -- late labels ---------------------------------------------------------------------
+
+    def join_labels(
+        self, model: MonitoredModel, joined: JoinedLabels, batch: RecordBatch, outcome: BatchOutcome
+    ) -> None:
+        """Late labels of one model: their actuals and errors into the window rows still
+        held and into the error stream; every `check_every` labels, the checks they can
+        change run at once (so label-driven alerts need no further predictions)."""
+        window = model.window
+        start = 0
+        for take, due in cadence(len(joined.rows), model.labels_joined, model.plan.check_every):
+            part = slice(start, start + take)
+            mine = joined.rows[part] >= 0
+            if window is not None and mine.any():
+                at = joined.rows[part][mine]
+                window.actual[at] = joined.actual[part][mine]
+                window.error[at] = joined.error[part][mine]
+                if joined.actual_codes is not None and model.class_tally is not None:
+                    model.class_tally.actual[at] = joined.actual_codes[part][mine]
+            model.errors.watch(joined.error[part])
+            model.labels_joined += take
+            start += take
+            if due and window is not None:
+                self._label_check(model, joined.batch_index[start - 1], batch, outcome)
+        rows = joined.rows
+        outcome.patched_rows[model.name] = np.unique(rows[rows >= 0])
+
+    def _label_check(
+        self, model: MonitoredModel, index: int, batch: RecordBatch, outcome: BatchOutcome
+    ) -> None:
+        """The checks labels can change, at the label that completed `check_every`."""
+        assert model.window is not None
+        ctx = model.context(batch, index, model.labels_joined)
+        fresh = {
+            "performance": performance(model.window, model.plan, model.class_tally),
+            "concept_drift": model.errors.check(),
+        }
+        results = [fresh.pop(r.kind, r) for r in model.last_results]  # same order as before
+        self._checked(model, results + list(fresh.values()), ctx, outcome, LABEL_KINDS)
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        """Per model: window, scores, errors, latency percentiles, retraining decision."""
+        return {
+            "models": {
+                name: model_status(model, self.settings.window_size)
+                for name, model in sorted(self.models.items())
+            }
+        }
+
+
+def _feature_notes(reference: PreparedReference, first: dict[str, object]) -> list[str]:
+    """What an operator should know when a model's events and its reference disagree."""
+    known = set(reference.feature_names)
+    if reference.categorical is not None:
+        known |= set(reference.categorical.feature_names)
+    notes = []
+    unknown = sorted(set(first) - known)
+    absent = sorted(known - set(first))
+    if unknown:
+        notes.append(f"features not in the reference (ignored): {unknown}")
+    if absent:
+        notes.append(f"reference features absent from events: {absent}")
+    return [*notes, *reference.notes]

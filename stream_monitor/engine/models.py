@@ -1,0 +1,115 @@
+"""What the engine keeps about one model, and where a check of it stands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream_monitor.alerts.results import CheckContext, CheckResult
+from stream_monitor.alerts.transitions import FiringAlerts
+from stream_monitor.arrays import FloatArray
+from stream_monitor.checks.concept import ErrorStream
+from stream_monitor.checks.plan import CheckPlan
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.window.class_tally import ClassTally
+from stream_monitor.window.ring import ModelWindow
+
+
+@dataclass(slots=True)
+class MonitoredModel:
+    """Everything the engine keeps about one model."""
+
+    name: str
+    reference: PreparedReference | None
+    feature_names: tuple[str, ...]
+    settings: DetectorSettings
+    plan: CheckPlan  # rebuilt whenever the reference changes
+    window: ModelWindow | None = None
+    events_seen: int = 0
+    since_check: int = 0
+    checks: int = 0
+    version: str | None = None
+    alerts: FiringAlerts = field(default_factory=FiringAlerts)
+    last_results: list[CheckResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bootstrap_rows: list[FloatArray] = field(default_factory=list)
+    bootstrap_predictions: list[FloatArray] = field(default_factory=list)
+    # the events a bootstrapped reference was built from (kept to persist and restore it)
+    bootstrap_source: tuple[FloatArray, FloatArray] | None = None
+    partition: tuple[str, int] | None = None
+    errors: ErrorStream = field(default_factory=lambda: ErrorStream(0.002))
+    class_tally: ClassTally | None = None  # class-label codes of the window's rows
+    labels_joined: int = 0  # late labels joined to this model's predictions
+
+    @classmethod
+    def start(
+        cls,
+        name: str,
+        reference: PreparedReference | None,
+        feature_names: tuple[str, ...],
+        settings: DetectorSettings,
+    ) -> MonitoredModel:
+        return cls(
+            name,
+            reference,
+            feature_names,
+            settings,
+            CheckPlan.build(settings, reference),
+            errors=ErrorStream(settings.concept_delta),
+        )
+
+    def use_reference(self, reference: PreparedReference) -> None:
+        """Judge this model against `reference` from now on: its plan is rebuilt."""
+        self.reference = reference
+        self.plan = CheckPlan.build(self.settings, reference)
+
+    def new_window(self, n_features: int | None = None) -> ModelWindow:
+        """An empty window for this model's plan and reference."""
+        ref = self.reference
+        n = ref.n_features if n_features is None and ref is not None else n_features
+        return ModelWindow(self.plan.window_size, ref, n or 0, with_bins=self.plan.needs_bins)
+
+    def bootstrap_arrays(self) -> tuple[FloatArray, FloatArray]:
+        """The bootstrap events so far (or all of them once the reference is built)."""
+        if self.bootstrap_source is not None:
+            return self.bootstrap_source
+        n = len(self.feature_names)
+        if not self.bootstrap_rows:
+            return np.empty((0, n)), np.empty(0)
+        return np.concatenate(self.bootstrap_rows), np.concatenate(self.bootstrap_predictions)
+
+    def context(
+        self, batch: RecordBatch, index: int, labels_joined: int | None = None
+    ) -> CheckContext:
+        """Where a check of this model stands: its window, and the record that completed it."""
+        window = self.window
+        assert window is not None
+        return CheckContext(
+            model=self.name,
+            model_version=self.version,
+            events_seen=self.events_seen,
+            window_size=window.count,
+            window_start=window.oldest_timestamp(),
+            window_end=window.newest_timestamp(),
+            topic=batch.topics[index],
+            partition=batch.partitions[index],
+            offset=batch.offsets[index],
+            labels_joined=labels_joined,
+        )
+
+
+def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:
+    """Split `count` new items of a stream that has `done` so far into runs, each ending at
+    the next multiple of `every` or at the last item: yields (items in the run, check due).
+
+    The one place a model's check cadence is counted, for its events and its late labels.
+    """
+    while count > 0:
+        take = min(count, every - done % every)
+        count -= take
+        done += take
+        yield take, done % every == 0

@@ -1,0 +1,65 @@
+"""What the engine tells whoever listens: the events a model took, and every check it ran.
+
+One small protocol instead of reaching in: the late-label join learns of the predictions it
+may later join, the backtest records every check result, and the in-process API or a test
+can watch both. An observer sees; it never changes the engine's decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from stream_monitor.alerts.contract import Alert
+from stream_monitor.alerts.results import CheckContext, CheckResult
+from stream_monitor.decode.predictions import ModelEvents
+from stream_monitor.engine.models import MonitoredModel
+from stream_monitor.window.ring import WindowBlock
+
+
+class EngineObserver:
+    """Called by the engine, in event order, from the thread that processes the batch; a
+    subclass overrides the calls it needs (the others do nothing)."""
+
+    def events_taken(
+        self,
+        model: MonitoredModel,
+        events: ModelEvents,
+        positions: list[int],
+        block: WindowBlock,
+        seen_before: int,
+    ) -> None:
+        """`model` took these of `events` into its window: `positions` are their places in
+        the batch (the block's rows, in order), `seen_before` the model's count before them."""
+        del model, events, positions, block, seen_before
+
+    def checked(self, result: CheckResult, ctx: CheckContext, alert: Alert | None) -> None:
+        """A check of one kind ran at `ctx`; `alert` is the transition it caused, if any."""
+        del result, ctx, alert
+
+
+class Observers:
+    """The engine's observers, each told in the order it was added."""
+
+    def __init__(self) -> None:
+        self._all: list[EngineObserver] = []
+
+    def add(self, observer: EngineObserver) -> None:
+        self._all.append(observer)
+
+    def __iter__(self) -> Iterator[EngineObserver]:
+        return iter(self._all)
+
+    def events_taken(
+        self,
+        model: MonitoredModel,
+        events: ModelEvents,
+        positions: list[int],
+        block: WindowBlock,
+        seen_before: int,
+    ) -> None:
+        for o in self._all:
+            o.events_taken(model, events, positions, block, seen_before)
+
+    def checked(self, result: CheckResult, ctx: CheckContext, alert: Alert | None) -> None:
+        for o in self._all:
+            o.checked(result, ctx, alert)

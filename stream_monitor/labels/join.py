@@ -1,0 +1,204 @@
+"""Late labels joined to their predictions (contract §2): engine-level, no Kafka here.
+
+Predictions that carry an `event_id` and no `actual` are remembered per model (pending.py)
+until their label arrives or the horizon evicts them: by count (the oldest beyond
+`label_horizon_events`) or by event time (older than the model's newest prediction minus
+`label_horizon_seconds`). A label with the same model and event_id:
+
+- computes the error as the engine does for an event arriving with its actual:
+  |prediction - actual| for numbers, 1/0 for a wrong/right class label;
+- writes actual and error into the prediction's window row while it is still in the window,
+  so MAE, RMSE, accuracy and F1 of the performance check count it;
+- feeds the error to the concept-drift detector (ADWIN), in label-arrival order.
+
+Every `check_every` joined labels of a model, the engine runs its performance and
+concept-drift checks at once (`Engine.join_labels`), so label-driven alerts need no further
+predictions. Outcomes are counted per model: `joined`, `late` (the prediction was
+evicted, or expired), `unmatched` (no such prediction, a second label of one, or a model
+not seen here) and `invalid` (unreadable: also a dead letter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.decode.arrays import floats
+from stream_monitor.decode.labels import ModelLabels, decode_labels
+from stream_monitor.decode.predictions import ModelEvents
+from stream_monitor.engine.core import Engine, JoinedLabels
+from stream_monitor.engine.models import MonitoredModel
+from stream_monitor.engine.observers import EngineObserver
+from stream_monitor.labels.pending import PendingRing, id_hashes
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.window.ring import WindowBlock
+
+STATUSES = ("joined", "late", "unmatched", "invalid")
+
+
+@dataclass(slots=True)
+class LabelJoin(EngineObserver):
+    """Pending predictions of every model, and the join of label batches against them.
+
+    It observes the engine (`engine.observe(join)`) to remember the predictions that may get
+    a label, and hands the labels it joins back through `Engine.join_labels`.
+    """
+
+    horizon_events: int
+    horizon_seconds: float
+    rings: dict[str, PendingRing] = field(default_factory=dict)
+
+    # -- predictions ---------------------------------------------------------------------
+
+    def events_taken(
+        self,
+        model: MonitoredModel,
+        events: ModelEvents,
+        positions: list[int],
+        block: WindowBlock,
+        seen_before: int,
+    ) -> None:
+        """Keep a batch's predictions of one model that may get a label later.
+
+        `positions`: the batch positions of the events the engine took, in order (the
+        block's rows); `seen_before`: the model's event count before them (their ordinals
+        follow it).
+        """
+        state, good, seen = model, positions, seen_before
+        if len(good) == len(events):
+            ids, predictions, actuals = events.event_ids, events.predictions, events.actuals
+        else:  # some events became dead letters
+            kept = set(good)
+            rows = [i for i, b in enumerate(events.index) if b in kept]
+            ids = [events.event_ids[i] for i in rows]
+            predictions = [events.predictions[i] for i in rows]
+            actuals = [events.actuals[i] for i in rows]
+        take = [i for i, (e, a) in enumerate(zip(ids, actuals, strict=True)) if e and a is None]
+        if not take:
+            return
+        ring = self.rings.get(state.name)
+        if ring is None:
+            ring = self.rings[state.name] = PendingRing(self.horizon_events)
+        pick = np.array(take, dtype=np.int64)
+        classes = np.zeros(len(take), dtype=np.uint64)
+        named = [j for j, i in enumerate(take) if isinstance(predictions[i], str)]
+        if named:
+            classes[named] = id_hashes([str(predictions[take[j]]) for j in named])
+        ring.remember(
+            id_hashes([str(ids[i]) for i in take]),
+            block.prediction[pick],
+            classes,
+            block.timestamp[pick],
+            seen + 1 + pick,
+        )
+
+    def forget(self, models: list[str]) -> None:
+        for model in models:
+            self.rings.pop(model, None)
+
+    # -- labels --------------------------------------------------------------------------
+
+    def apply(self, engine: Engine, batch: RecordBatch) -> BatchOutcome:
+        """Join a batch of label records; what it caused, as the engine reports a batch."""
+        outcome = BatchOutcome()
+        decoded = decode_labels(batch)
+        outcome.dead_letters.extend(decoded.dead_letters)
+        for model in decoded.dead_letter_models:
+            _count(outcome, model, "invalid")
+        for model, labels in decoded.by_model.items():
+            state, ring = engine.models.get(model), self.rings.get(model)
+            if state is None or ring is None:
+                _count(outcome, model, "unmatched", len(labels))
+                continue
+            self._join(state, ring, labels, engine, batch, outcome)
+        return outcome
+
+    def _join(
+        self,
+        state: MonitoredModel,
+        ring: PendingRing,
+        labels: ModelLabels,
+        engine: Engine,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+    ) -> None:
+        keys = id_hashes(labels.event_ids).tolist()
+        joined: list[int] = []  # positions in `labels`
+        seqs: list[int] = []
+        misses: list[int] = []
+        late = 0
+        for j, key in enumerate(keys):
+            q = ring.index.get(key)
+            if q is None:
+                misses.append(j)
+            elif ring.expired(q, self.horizon_seconds):
+                late += 1
+            else:
+                ring.join(key, q)
+                joined.append(j)
+                seqs.append(q)
+        unmatched = 0
+        for j in misses:  # after the joins: a second label of an event is unmatched
+            known, done = ring.known(keys[j])
+            if known and not done:
+                late += 1
+            else:
+                unmatched += 1
+        for status, n in (("joined", len(joined)), ("late", late), ("unmatched", unmatched)):
+            if n:
+                _count(outcome, state.name, status, n)
+        if joined:
+            seq = np.array(seqs, dtype=np.int64)
+            self._write(state, ring, labels, joined, seq, engine, batch, outcome)
+
+    def _write(
+        self,
+        state: MonitoredModel,
+        ring: PendingRing,
+        labels: ModelLabels,
+        joined: list[int],
+        seqs: np.ndarray,
+        engine: Engine,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+    ) -> None:
+        """The joined labels' errors and window rows, handed to the engine."""
+        slots = seqs % ring.capacity
+        actual_raw = [labels.actuals[j] for j in joined]
+        actual = floats(actual_raw)  # NaN for class labels
+        named = [i for i, a in enumerate(actual_raw) if isinstance(a, str)]
+        actual_class = np.zeros(len(joined), dtype=np.uint64)
+        if named:
+            actual_class[named] = id_hashes([str(actual_raw[i]) for i in named])
+        pred_class = ring.pred_class[slots]
+        error = np.where(
+            pred_class == 0,
+            np.abs(ring.prediction[slots] - actual),
+            np.where(actual_class != 0, (actual_class != pred_class).astype(np.float64), np.nan),
+        )
+        window = state.window
+        ordinal = ring.ordinal[slots]
+        rows = np.full(len(joined), -1, dtype=np.int64)
+        if window is not None:
+            back = state.events_seen - ordinal  # 0: the newest row of the window
+            inside = (back >= 0) & (back < window.count)
+            rows[inside] = (window.head - 1 - back[inside]) % window.size
+        codes = None
+        if state.class_tally is not None and named:
+            codes = state.class_tally.codes(actual_raw)
+        batch_index = [labels.index[j] for j in joined]
+        found = JoinedLabels(batch_index, rows, actual, error, codes)
+        engine.join_labels(state, found, batch, outcome)
+
+    # -- status --------------------------------------------------------------------------
+
+    def awaiting(self, model: str) -> int:
+        ring = self.rings.get(model)
+        return 0 if ring is None else ring.awaiting(self.horizon_seconds)
+
+
+def _count(outcome: BatchOutcome, model: str, status: str, n: int = 1) -> None:
+    key = (model, status)
+    outcome.label_counts[key] = outcome.label_counts.get(key, 0) + n

@@ -1,0 +1,165 @@
+"""Kafka clients and topics as the monitor needs them (configuration in one place)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from stream_monitor.config.settings import Settings
+from stream_monitor.sources.kafka import FatalKafkaError
+
+log = logging.getLogger(__name__)
+
+STATISTICS_INTERVAL_MS = 5000
+# As Kafka Streams does under exactly-once: a crashed process's open transaction is aborted
+# by the broker after this long, which bounds how long its successor waits for it.
+TRANSACTION_TIMEOUT_MS = 10_000
+
+
+# Errors from which no retry helps: the process exits so that its supervisor restarts it.
+FATAL_CODES = {
+    KafkaError._FATAL,
+    KafkaError._AUTHENTICATION,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    KafkaError._FENCED,
+}
+
+MISSING_CODES = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+}
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Settings shared by every client (the user's `kafka:` settings win)."""
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka_settings()}
+
+
+def transactional_id(settings: Settings) -> str:
+    """Stable with --instance-id (fast fencing on restart), else unique per process."""
+    suffix = settings.instance_id or uuid.uuid4().hex[:12]
+    return f"{settings.group_id}-{suffix}"
+
+
+def new_consumer(settings: Settings, **callbacks: Any) -> Consumer:
+    """A group member; with --instance-id a static one (KIP-345): a restarted process takes
+    its predecessor's place at once instead of waiting out the session timeout."""
+    static = {"group.instance.id": settings.instance_id} if settings.instance_id else {}
+    return Consumer(
+        {
+            **static,
+            "group.id": settings.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": settings.auto_offset_reset,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": settings.labels_topic is not None,  # gates late labels
+            "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+            **callbacks,
+            **client_config(settings),
+        }
+    )
+
+
+def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], asynchronous: bool) -> bool:
+    """Commit the group's next offsets (at least once); False when the commit failed, which
+    means reprocessing, not loss."""
+    if not offsets:
+        return True
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+            asynchronous=asynchronous,
+        )
+    except KafkaException as exc:
+        log.warning("offset commit failed: %s", exc)
+        return False
+    return True
+
+
+def new_producer(settings: Settings, txn_id: str | None = None, **callbacks: Any) -> Producer:
+    """An idempotent producer; a transactional one when `txn_id` is given."""
+    conf: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5, **callbacks}
+    if txn_id is not None:
+        conf["transactional.id"] = txn_id
+        conf["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
+    return Producer({**conf, **client_config(settings)})
+
+
+def input_partitions(admin: Any, topic: str, deadline_s: float = 30.0) -> int:
+    """Partitions of the input topic (1 if it does not exist yet); waits for the broker."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            meta = admin.list_topics(topic=topic, timeout=10)
+            found = meta.topics.get(topic)
+            if found is not None and found.error is None:
+                return max(1, len(found.partitions))
+            return 1
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() in (
+                KafkaError._AUTHENTICATION,
+                KafkaError.SASL_AUTHENTICATION_FAILED,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+            ):
+                raise FatalKafkaError(f"not allowed in: {err.str()}") from exc
+            if time.monotonic() > deadline:
+                raise FatalKafkaError(f"cannot reach the brokers: {exc}") from exc
+            time.sleep(1)  # retry pacing while the broker comes up
+
+
+def topic_partitions(admin: Any, topic: str, deadline_s: float = 15.0) -> int:
+    """Partitions of a topic, waiting while a just-created topic's metadata propagates."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        found = admin.list_topics(topic=topic, timeout=10).topics.get(topic)
+        count = 0 if found is None or found.error is not None else len(found.partitions)
+        if count or time.monotonic() > deadline:
+            return count
+        time.sleep(0.2)  # metadata of a new topic reaches the brokers' caches shortly
+
+
+def ensure_topics(
+    admin: Any, topics: dict[str, int], configs: dict[str, dict[str, str]] | None = None
+) -> None:
+    """Create the monitor's own topics (name -> partitions) when they are missing."""
+    existing = admin.list_topics(timeout=10).topics
+    missing = [name for name in topics if name not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                name,
+                num_partitions=topics[name],
+                replication_factor=-1,
+                config=(configs or {}).get(name, {}),
+            )
+            for name in missing
+        ]
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=30)
+            log.info("created topic %s with %d partitions", name, topics[name])
+        except Exception as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            log.warning("could not create topic %s: %s", name, exc)
+
+
+def new_admin(settings: Settings) -> AdminClient:
+    return AdminClient(client_config(settings))
