@@ -7,7 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "kafka-local" / "kafka-local.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka-local" / "kafka-local.sh"
 
 
 def _port_open(host: str, port: int) -> bool:
