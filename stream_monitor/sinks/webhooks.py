@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import orjson
 
-from stream_monitor import __version__
+from stream_monitor._version import __version__
 from stream_monitor.alerts.contract import Alert
 from stream_monitor.config.webhooks import WebhookSettings
 from stream_monitor.sinks.rate_limit import TokenBucket
