@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import orjson
 import pytest
 
 from stream_monitor import Monitor
@@ -85,7 +84,9 @@ def test_feature_arrays_give_the_alerts_of_event_dicts() -> None:
 
 def test_settings_come_from_the_yaml_of_run(tmp_path: Path) -> None:
     config = tmp_path / "monitor.yaml"
-    config.write_text("window_size: 300\ncheck_every: 50\nmodels:\n  a:\n    drift_threshold: 0.5\n")
+    config.write_text(
+        "window_size: 300\ncheck_every: 50\nmodels:\n  a:\n    drift_threshold: 0.5\n"
+    )
     refdir = tmp_path / "ref"
     refdir.mkdir()
     (refdir / "a.jsonl").write_bytes(to_jsonl(MODELS[0].reference(1000)))
@@ -100,7 +101,10 @@ def test_settings_come_from_the_yaml_of_run(tmp_path: Path) -> None:
 
 def test_bad_events_are_dead_letters_and_the_rest_goes_on() -> None:
     monitor = Monitor.from_arrays("a", np.zeros((200, 1)), ["x"], np.zeros(200), window_size=100)
-    bad = [{"model": "a", "prediction": 1.0}, {"model": "a", "features": {"x": "?"}, "prediction": 1}]
+    bad = [
+        {"model": "a", "prediction": 1.0},
+        {"model": "a", "features": {"x": "?"}, "prediction": 1},
+    ]
     assert monitor.log_many([*bad, {"model": "a", "features": {"x": 0.0}, "prediction": 0.0}]) == []
     assert [d.reason for d in monitor.dead_letters] == ["missing_features", "bad_type"]
     assert monitor.status()["models"]["a"]["events_seen"] == 1
