@@ -207,7 +207,9 @@ def test_tail_model_filter_and_idle_timeout(
 
 
 # The command in a child process: it must stop on a signal, cleanly and soon.
-_CHILD = "import sys; from stream_monitor.alerts_tail import main; sys.exit(main(sys.argv[1:]))"
+_CHILD = (
+    "import sys; from stream_monitor.tools.alerts_tail import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The alert contract (contract §4), check results, and the firing/resolved transitions."""

@@ -1,4 +1,4 @@
-"""Alert events (contract §4) and the firing/resolved state machine per model and kind.
+"""Alert events as published (contract §4), their kinds, and their deterministic ids.
 
 An alert is emitted on a transition only: healthy -> unhealthy fires once, unhealthy ->
 healthy resolves once. Its id is a UUID derived from what defines the transition (model,

@@ -1,0 +1,1 @@
+"""Settings: pydantic models for every option, per-model overrides, and their sources."""

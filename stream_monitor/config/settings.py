@@ -1,4 +1,4 @@
-"""Settings of the monitor: command line over environment over YAML file.
+"""All options of `stream-monitor run`: the detector settings plus Kafka, labels, webhooks.
 
 Every option of `stream-monitor run` is a field here. The same field names serve the YAML
 file (`--config`), the environment (`STREAM_MONITOR_<NAME>`) and the command line

@@ -1,0 +1,1 @@
+"""The deterministic core: routing by model, windows, the check cadence, observers."""

@@ -1,0 +1,1 @@
+"""Offline modes over files: replay, backtest, the sweep of settings and the report."""

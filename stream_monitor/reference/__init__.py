@@ -1,0 +1,1 @@
+"""References: loaded from files, prepared once, compacted, calibrated."""

@@ -1,0 +1,1 @@
+"""The Kafka runtime: consumer-group member, transactions, changelog, readiness, endpoints."""

@@ -1,0 +1,1 @@
+"""Where results go: Kafka topics, JSONL files, webhooks, Prometheus."""

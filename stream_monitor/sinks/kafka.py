@@ -1,4 +1,5 @@
-"""Where results go: the alerts and dead-letter topics, or a JSONL file in replay."""
+"""The alerts and dead-letter topics: alerts keyed by model, bad records unchanged with
+the reason in headers, deliveries confirmed before a commit."""
 
 from __future__ import annotations
 

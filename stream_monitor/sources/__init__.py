@@ -1,0 +1,1 @@
+"""Where records come from: Kafka messages or JSONL files, as RecordBatch."""

@@ -1,4 +1,4 @@
-"""Where records come from: Kafka messages or a JSONL file, both as RecordBatch."""
+"""Consumed Kafka messages as a RecordBatch, and the consumer errors that end the process."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Persisted state: window, alert and label-join state as changelog records, and restore."""

@@ -1,0 +1,1 @@
+"""A model's sliding window: ring buffers with reference look-ups done on entry."""
