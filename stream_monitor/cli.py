@@ -286,6 +286,8 @@ REPLAY_OPTIONS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every command and option. Long because it is a table of declarations, one per
+    option, with no logic to split off."""
     parser = argparse.ArgumentParser(
         prog="stream-monitor",
         description="Drift, performance and latency monitoring of ML models on Kafka.",

@@ -83,7 +83,7 @@ class Member:
         self.engine.observe(self.join)
 
     def step(self, kind: str, batch: RecordBatch, log: Changelog) -> BatchOutcome:
-        """As MonitorService._process: the outcome and its state records."""
+        """As ModelKeeper.process: the outcome and its state records."""
         labels = kind == "labels"
         outcome = self.join.apply(self.engine, batch) if labels else self.engine.process(batch)
         for model, n in outcome.ok_counts.items():

@@ -270,7 +270,10 @@ def write_report(
     horizon: int | None = None,
     sweep: list[SweepOutcome] | None = None,
 ) -> Path:
-    """Write out_dir/index.html, one PNG per model (and sweep.html); returns index.html."""
+    """Write out_dir/index.html, one PNG per model (and sweep.html); returns index.html.
+
+    Kept whole: it is the page, section by section, in the order a reader sees it.
+    """
     require_matplotlib()
     out_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()

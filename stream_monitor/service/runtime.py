@@ -11,19 +11,17 @@ import contextlib
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
-from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.config.settings import Settings
 from stream_monitor.engine.core import Engine
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.service import transactions
-from stream_monitor.service.changelog import prepare_output_topics, read_partitions
+from stream_monitor.service.changelog import prepare_output_topics
 from stream_monitor.service.endpoints import HttpEndpoints
 from stream_monitor.service.kafka_clients import (
     commit_offsets,
@@ -32,14 +30,13 @@ from stream_monitor.service.kafka_clients import (
     transactional_id,
 )
 from stream_monitor.service.label_feed import LabelFeed
+from stream_monitor.service.model_state import ModelKeeper
 from stream_monitor.service.readiness import Readiness
 from stream_monitor.sinks.kafka import DeliveryError, KafkaPublisher
 from stream_monitor.sinks.prometheus import Metrics
 from stream_monitor.sinks.webhooks import WebhookDispatcher
 from stream_monitor.sources.kafka import FatalKafkaError, MissingTopicError, batch_from_messages
 from stream_monitor.sources.records import RecordBatch, next_offsets
-from stream_monitor.state.models import StateTracker, changelog_partition, restore
-from stream_monitor.state.records import encode
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +52,6 @@ class MonitorService:
         self.settings = settings
         self.exactly_once = settings.processing_guarantee == "exactly-once"
         self.engine = Engine(settings.detector_settings(), references)
-        self.tracker = StateTracker(settings.window_size)
         self.metrics = Metrics(feature_limit=settings.feature_metrics)
         self._stop = threading.Event()
         self._assigned: set[Partition] = set()
@@ -72,6 +68,9 @@ class MonitorService:
         self._renew_producer = False  # set when the brokers were away (see _transaction)
         self._publisher = KafkaPublisher(
             self._producer, settings.alerts_topic, settings.dead_letter_topic
+        )
+        self.models = ModelKeeper(
+            settings, self.engine, self.labels, self._publisher, self.metrics, self.health
         )
         self.webhooks = WebhookDispatcher(settings.webhooks, on_result=self.metrics.webhook_result)
         self.http = HttpEndpoints(
@@ -204,31 +203,8 @@ class MonitorService:
         else:
             self._at_least_once(batch)
 
-    def _process(self, batch: RecordBatch) -> BatchOutcome:
-        """Run the engine and produce everything the batch caused (not yet committed)."""
-        labels = self.labels if self.labels is not None and self.labels.owns(batch) else None
-        outcome = labels.apply(batch) if labels is not None else self.engine.process(batch)
-        for model, n in outcome.ok_counts.items():
-            self.tracker.appended(model, n)
-        for model, rows in outcome.patched_rows.items():
-            self.tracker.patched(model, rows)
-        self._publisher.publish(outcome, batch)
-        state_bytes = 0
-        records = self.tracker.records(self.engine, [*outcome.ok_counts, *outcome.patched_rows])
-        if self.labels is not None:  # pending predictions, labels partitions' positions
-            records += self.labels.records(outcome, batch)
-        for record in records:
-            value = encode(record)
-            state_bytes += len(value)
-            partition = changelog_partition(self.engine, record)
-            self._publisher.publish_state(
-                self.settings.changelog_topic, partition, record.key, value
-            )
-        self.metrics.changelog_bytes.inc(state_bytes)
-        return outcome
-
     def _at_least_once(self, batch: RecordBatch) -> None:
-        outcome = self._process(batch)
+        outcome = self.models.process(batch)
         self._publisher.confirm(DELIVERY_TIMEOUT_S)  # raises DeliveryError: nothing committed
         self.metrics.record(outcome)
         self._next_offsets.update(next_offsets(batch, self.settings.topic))
@@ -243,7 +219,7 @@ class MonitorService:
             self._producer.begin_transaction()
             self._txn = transactions.OpenTransaction()
         try:
-            outcome = self._process(batch)
+            outcome = self.models.process(batch)
         except KafkaException as exc:  # the producer refused a message: start over
             self._fail_transaction(transactions.TransactionAborted(str(exc)))
             return
@@ -336,8 +312,8 @@ class MonitorService:
             self._consumer.seek(
                 TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
             )
-        self._release_state(set(assigned))
-        self._restore_once(set(assigned))
+        self.models.release(set(assigned))
+        self.models.restore(set(assigned))
 
     def _commit_offsets(self, asynchronous: bool, only: set[Partition] | None = None) -> None:
         offsets = {k: o for k, o in self._next_offsets.items() if only is None or k in only}
@@ -347,39 +323,7 @@ class MonitorService:
     # -- state ---------------------------------------------------------------------------
 
     def _restore(self, partitions: set[Partition]) -> None:
-        self._retrying("state restore", lambda: self._restore_once(partitions))
-
-    def _restore_once(self, partitions: set[Partition]) -> None:
-        numbers = sorted(p for t, p in partitions if t == self.settings.topic)
-        if not numbers:
-            return
-        self.health.restoring = True
-        started = time.monotonic()
-        try:
-            records = read_partitions(self.settings, numbers)
-            if self.labels is not None:  # pending predictions; labels read on from here
-                records = self.labels.restore(records, numbers)
-            models = restore(self.engine, records, self.tracker)
-        finally:
-            self.health.restoring = False
-            self.health.beat()
-        seconds = time.monotonic() - started
-        self.metrics.restore_seconds.set(seconds)
-        log.info(
-            "restored %d models from %d state records of partitions %s in %.2f s",
-            len(models),
-            len(records),
-            numbers,
-            seconds,
-        )
-
-    def _release_state(self, partitions: set[Partition]) -> None:
-        gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
-        self.engine.forget_partitions(partitions)
-        self.tracker.forget(gone)
-        if self.labels is not None:
-            self.labels.forget(gone)
-        self.metrics.forget_models(gone)
+        self._retrying("state restore", lambda: self.models.restore(partitions))
 
     # -- readiness and status ------------------------------------------------------------
 
@@ -425,7 +369,7 @@ class MonitorService:
         for key in partitions:
             self._next_offsets.pop(key, None)
             self.metrics.forget_partition(*key)
-        self._release_state(partitions)
+        self.models.release(partitions)
         if self.labels is not None:
             self.labels.release(partitions)
 

@@ -104,6 +104,8 @@ class Metrics:
     """The monitor's metrics on their own registry (so tests can hold several)."""
 
     def __init__(self, registry: CollectorRegistry | None = None, feature_limit: int = 0) -> None:
+        """Every metric of contract §5, declared in one place so names and labels are read
+        together (long because it is that list)."""
         self.registry = registry or CollectorRegistry()
         self.feature_limit = feature_limit
         r = self.registry

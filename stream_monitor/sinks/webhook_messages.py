@@ -40,7 +40,10 @@ def _cap(text: str, limit: int) -> str:
 
 
 def format_slack(alert: Alert) -> dict[str, Any]:
-    """A Slack message (`text` for notifications plus `blocks`) describing the alert."""
+    """A Slack message (`text` for notifications plus `blocks`) describing the alert.
+
+    Kept whole: it is the message's layout, block by block, in the order Slack shows it.
+    """
     title = _KIND_TITLES.get(alert.kind, alert.kind)
     firing = alert.status == "firing"
     version = alert.model_version or "unknown version"

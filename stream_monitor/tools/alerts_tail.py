@@ -221,7 +221,10 @@ class _Errors:
 
 def run(args: argparse.Namespace) -> int:
     """Tail the alerts topic until a signal, `--max` or `--idle-timeout`. Exit code: 0 on
-    a clean stop, 1 on an unrecoverable Kafka error, 2 on a bad option."""
+    a clean stop, 1 on an unrecoverable Kafka error, 2 on a bad option.
+
+    Kept whole: the consumer's life (assign, poll, render, stop on a signal) in one place.
+    """
     out, err = sys.stdout, sys.stderr
     try:
         conf = consumer_config(args)

@@ -165,6 +165,10 @@ def write_references(workdir: Path) -> Path:
 
 
 def run_demo(opts: DemoOptions) -> int:
+    """The demo from start to end: broker, topics, monitor, traffic, summary, shutdown.
+
+    Kept whole so the demo's steps read in the order they happen (long for that reason).
+    """
     bootstrap = opts.bootstrap_servers
     if opts.references_only:
         _say(f"references written to {write_references(opts.workdir)}")

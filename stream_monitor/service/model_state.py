@@ -1,0 +1,102 @@
+"""The engine's models and their changelog, as a group member holds them: the outcome and
+state records of a batch, the models of newly assigned partitions restored, and those of
+revoked ones released."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.config.settings import Settings
+from stream_monitor.engine.core import Engine
+from stream_monitor.service.changelog import read_partitions
+from stream_monitor.service.label_feed import LabelFeed
+from stream_monitor.service.readiness import Readiness
+from stream_monitor.sinks.kafka import KafkaPublisher
+from stream_monitor.sinks.prometheus import Metrics
+from stream_monitor.sources.records import RecordBatch
+from stream_monitor.state.models import StateTracker, changelog_partition, restore
+from stream_monitor.state.records import encode
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]
+
+
+class ModelKeeper:
+    """Runs the engine on a batch and keeps its changelog in step with it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        labels: LabelFeed | None,
+        publisher: KafkaPublisher,
+        metrics: Metrics,
+        health: Readiness,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.labels = labels
+        self.publisher = publisher
+        self.metrics = metrics
+        self.health = health
+        self.tracker = StateTracker(settings.window_size)
+
+    def process(self, batch: RecordBatch) -> BatchOutcome:
+        """Run the engine and produce everything the batch caused (not yet committed)."""
+        labels = self.labels if self.labels is not None and self.labels.owns(batch) else None
+        outcome = labels.apply(batch) if labels is not None else self.engine.process(batch)
+        for model, n in outcome.ok_counts.items():
+            self.tracker.appended(model, n)
+        for model, rows in outcome.patched_rows.items():
+            self.tracker.patched(model, rows)
+        self.publisher.publish(outcome, batch)
+        state_bytes = 0
+        records = self.tracker.records(self.engine, [*outcome.ok_counts, *outcome.patched_rows])
+        if self.labels is not None:  # pending predictions, labels partitions' positions
+            records += self.labels.records(outcome, batch)
+        for record in records:
+            value = encode(record)
+            state_bytes += len(value)
+            partition = changelog_partition(self.engine, record)
+            self.publisher.publish_state(
+                self.settings.changelog_topic, partition, record.key, value
+            )
+        self.metrics.changelog_bytes.inc(state_bytes)
+        return outcome
+
+    def restore(self, partitions: set[Partition]) -> None:
+        """The models of these input partitions, as the changelog last committed them."""
+        numbers = sorted(p for t, p in partitions if t == self.settings.topic)
+        if not numbers:
+            return
+        self.health.restoring = True
+        started = time.monotonic()
+        try:
+            records = read_partitions(self.settings, numbers)
+            if self.labels is not None:  # pending predictions; labels read on from here
+                records = self.labels.restore(records, numbers)
+            models = restore(self.engine, records, self.tracker)
+        finally:
+            self.health.restoring = False
+            self.health.beat()
+        seconds = time.monotonic() - started
+        self.metrics.restore_seconds.set(seconds)
+        log.info(
+            "restored %d models from %d state records of partitions %s in %.2f s",
+            len(models),
+            len(records),
+            numbers,
+            seconds,
+        )
+
+    def release(self, partitions: set[Partition]) -> None:
+        """Forget the models of partitions this member no longer owns."""
+        gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
+        self.engine.forget_partitions(partitions)
+        self.tracker.forget(gone)
+        if self.labels is not None:
+            self.labels.forget(gone)
+        self.metrics.forget_models(gone)
