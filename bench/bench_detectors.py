@@ -71,6 +71,7 @@ import scipy
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import cramervonmises_2samp, ks_2samp, kstwo, wasserstein_distance
 
+from stream_monitor.detectors.cvm import cramer_von_mises
 from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
 from stream_monitor.detectors.numeric import (
     PSI_EPSILON,
@@ -83,7 +84,6 @@ from stream_monitor.detectors.numeric import (
     window_bin_counts,
 )
 from stream_monitor.detectors.ranks import (
-    cramer_von_mises,
     normalised_wasserstein,
     sort_window,
     wasserstein,

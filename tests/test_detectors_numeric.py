@@ -15,6 +15,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import cramervonmises_2samp, rankdata, wasserstein_distance
 
+from stream_monitor.detectors.cvm import cramer_von_mises
 from stream_monitor.detectors.numeric import (
     CVM_EXACT_MAX_N,
     PSI_EPSILON,
@@ -28,7 +29,6 @@ from stream_monitor.detectors.numeric import (
     window_bin_counts,
 )
 from stream_monitor.detectors.ranks import (
-    cramer_von_mises,
     normalised_wasserstein,
     sort_window,
     wasserstein,

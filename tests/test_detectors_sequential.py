@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from stream_monitor.detectors.sequential import ADWIN, DriftDetector, PageHinkley
+from stream_monitor.detectors.adwin import ADWIN
+from stream_monitor.detectors.error_stream import DriftDetector
+from stream_monitor.detectors.page_hinkley import PageHinkley
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
 

@@ -13,7 +13,7 @@ import numpy as np
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.verdicts import not_judged
-from stream_monitor.detectors.sequential import ADWIN
+from stream_monitor.detectors.adwin import ADWIN
 
 
 @dataclass(slots=True)

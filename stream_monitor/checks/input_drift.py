@@ -34,8 +34,8 @@ from stream_monitor.checks.plan import CheckPlan, GatePlan
 from stream_monitor.checks.verdicts import NO_REFERENCE, not_judged
 from stream_monitor.config.options import PVALUE_TESTS
 from stream_monitor.detectors import categorical as cat
+from stream_monitor.detectors import cvm, ranks
 from stream_monitor.detectors import numeric as num
-from stream_monitor.detectors import ranks
 from stream_monitor.detectors.combine import adjust, effect_size_gate
 from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_statistic
 from stream_monitor.reference.prepared import PreparedReference
@@ -203,7 +203,7 @@ def _numeric_scores(
     if test == "wasserstein":
         w1 = ranks.wasserstein(numeric, sw)
         return num.Scores(ranks.normalised_wasserstein(numeric, w1.statistic), w1.sizes)
-    return ranks.cramer_von_mises(numeric, sw, ties="ecdf")
+    return cvm.cramer_von_mises(numeric, sw, ties="ecdf")
 
 
 def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None) -> CheckResult:

@@ -91,6 +91,9 @@ def per_check_probability(check_every: int, events_per_false_alarm: float) -> fl
 
     Every alert is a check above the threshold, so bounding the expected number of such
     checks bounds the alerts; overlapping windows only make the bound looser.
+
+    >>> per_check_probability(check_every=100, events_per_false_alarm=1e6)
+    0.0001
     """
     if check_every <= 0:
         raise ValueError("check_every must be positive")
@@ -100,7 +103,11 @@ def per_check_probability(check_every: int, events_per_false_alarm: float) -> fl
 
 
 def effective_sizes(ref_sizes: npt.ArrayLike, window_sizes: npt.ArrayLike) -> FloatArray:
-    """n m / (n + m) per feature: the size that scales a two-sample KS statistic; 0 if empty."""
+    """n m / (n + m) per feature: the size that scales a two-sample KS statistic; 0 if empty.
+
+    >>> effective_sizes([10_000, 0], [1_000, 1_000]).round(2).tolist()
+    [909.09, 0.0]
+    """
     n = np.asarray(ref_sizes, dtype=np.float64)
     m = np.asarray(window_sizes, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

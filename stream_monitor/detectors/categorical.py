@@ -133,7 +133,14 @@ class CategoricalReference:
     def prepare(
         cls, feature_names: Sequence[str], columns: Sequence[Iterable[object]]
     ) -> CategoricalReference:
-        """Prepare from each feature's reference values (Python objects, None = missing)."""
+        """Prepare from each feature's reference values (Python objects, None = missing).
+
+        >>> ref = CategoricalReference.prepare(["colour"], [["red"] * 6 + ["blue"] * 4])
+        >>> ref.tables[0].categories, ref.tables[0].counts.tolist()
+        (('blue', 'red'), [4, 6])
+        >>> ref.encode([{"colour": "red"}, {"colour": "green"}, {}]).ravel().tolist()
+        [1, -1, -2]
+        """
         tables = tuple(CategoryTable.from_values(col) for col in columns)
         if len(tables) != len(feature_names):
             raise ValueError(f"{len(feature_names)} feature names for {len(tables)} columns")
@@ -195,7 +202,14 @@ class CategoryCounts:
 
 
 def category_counts(ref: CategoricalReference, codes: IntArray) -> CategoryCounts:
-    """Count an (n, C) window of codes: one bincount over all features."""
+    """Count an (n, C) window of codes: one bincount over all features.
+
+    >>> ref = CategoricalReference.prepare(["colour"], [["red"] * 6 + ["blue"] * 4])
+    >>> codes = ref.encode([{"colour": c} for c in ["red", "blue", "blue", "blue", "green", None]])
+    >>> win = category_counts(ref, codes)
+    >>> win.counts.ravel().tolist(), win.unseen.tolist(), win.missing.tolist()
+    ([3, 1, 1], [1], [1])
+    """
     rows, c = ref.counts.shape
     row = np.where(codes == UNSEEN, rows - 1, codes)
     valid = codes != MISSING
@@ -233,6 +247,19 @@ def chi_squared(ref: CategoricalReference, win: CategoryCounts) -> ChiSquared:
     A constant reference column (K = 1) with no unseen value has one cell: statistic 0 and
     p-value 1 (scipy would give NaN with 0 degrees of freedom); unseen values make it a
     two-cell test, decisive for a handful of them.
+
+    Example: five window values, one of them in a category the reference never held.
+
+    >>> import numpy as np
+    >>> from scipy.stats import chisquare
+    >>> ref = CategoricalReference.prepare(["colour"], [["red"] * 6 + ["blue"] * 4])
+    >>> codes = ref.encode([{"colour": c} for c in ["red", "blue", "blue", "blue", "green"]])
+    >>> test = chi_squared(ref, category_counts(ref, codes))
+    >>> test.df.tolist(), test.unseen.tolist()
+    ([2], [1])
+    >>> expected = 5 * np.array([4, 6, 0.5]) / 10.5  # blue, red, the unseen cell
+    >>> bool(np.isclose(test.pvalue[0], chisquare([3, 1, 1], expected).pvalue))
+    True
     """
     rows = ref.counts.shape[0]
     n = win.sizes
@@ -252,8 +279,22 @@ def chi_squared(ref: CategoricalReference, win: CategoryCounts) -> ChiSquared:
     df = ref.n_categories - 1 + has_u.astype(np.int64)
     ok = (n > 0) & (m > 0)
     p = np.where(df > 0, chdtrc(np.maximum(df, 1), stat), 1.0)
+    notes = _unseen_notes(ref, n, u)
+    return ChiSquared(
+        statistic=np.where(ok, stat, 0.0),
+        pvalue=np.where(ok, p, np.nan),
+        df=np.where(ok, df, 0).astype(np.int64),
+        sizes=np.where(ok, n, 0).astype(np.int64),
+        unseen=u.copy(),
+        notes=notes,
+    )
+
+
+def _unseen_notes(ref: CategoricalReference, n: IntArray, u: IntArray) -> tuple[str, ...]:
+    """One line per feature with unseen window values, or with values but no reference."""
     notes: list[str] = []
-    for j in np.flatnonzero(has_u | ((n > 0) & (m == 0))):  # only features with news
+    m = ref.sizes
+    for j in np.flatnonzero((u > 0) | ((n > 0) & (m == 0))):  # only features with news
         name = ref.feature_names[j]
         if m[j] == 0:
             notes.append(
@@ -271,14 +312,7 @@ def chi_squared(ref: CategoricalReference, win: CategoryCounts) -> ChiSquared:
                 f"feature {name!r} {what} {u[j]} of {n[j]} window values ({share:.3g}%) in "
                 "categories never seen in the reference"
             )
-    return ChiSquared(
-        statistic=np.where(ok, stat, 0.0),
-        pvalue=np.where(ok, p, np.nan),
-        df=np.where(ok, df, 0).astype(np.int64),
-        sizes=np.where(ok, n, 0).astype(np.int64),
-        unseen=u.copy(),
-        notes=tuple(notes),
-    )
+    return tuple(notes)
 
 
 def _scores(ref: CategoricalReference, win: CategoryCounts, stat: FloatArray) -> Scores:
@@ -290,6 +324,14 @@ def psi(ref: CategoricalReference, win: CategoryCounts) -> Scores:
     """PSI on category proportions, unseen values as one more cell (reference share 0).
 
     Same closed form and floor as numeric PSI: `numeric.psi_from_counts` (eps = 1e-4).
+
+    >>> import math
+    >>> ref = CategoricalReference.prepare(["colour"], [["red"] * 6 + ["blue"] * 4])
+    >>> codes = ref.encode([{"colour": c} for c in ["red", "blue", "blue", "blue"]])
+    >>> ours = psi(ref, category_counts(ref, codes)).statistic[0]
+    >>> closed_form = (0.75 - 0.4) * math.log(0.75 / 0.4) + (0.25 - 0.6) * math.log(0.25 / 0.6)
+    >>> round(float(ours), 12) == round(closed_form, 12)
+    True
     """
     return _scores(ref, win, psi_from_counts(ref.counts, win.counts))
 
@@ -298,5 +340,13 @@ def js_distance(ref: CategoricalReference, win: CategoryCounts) -> Scores:
     """Jensen-Shannon distance on category proportions, unseen values as one more cell.
 
     Equals `scipy.spatial.distance.jensenshannon(ref_counts + [0], win_counts + [u])`.
+
+    >>> import numpy as np
+    >>> from scipy.spatial.distance import jensenshannon
+    >>> ref = CategoricalReference.prepare(["colour"], [["red"] * 6 + ["blue"] * 4])
+    >>> codes = ref.encode([{"colour": c} for c in ["red", "blue", "blue", "green"]])
+    >>> ours = js_distance(ref, category_counts(ref, codes)).statistic[0]
+    >>> bool(np.isclose(ours, jensenshannon([4, 6, 0], [2, 1, 1]), rtol=1e-12, atol=0))
+    True
     """
     return _scores(ref, win, js_from_counts(ref.counts, win.counts))

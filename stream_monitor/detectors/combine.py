@@ -57,7 +57,13 @@ def _floats(values: npt.ArrayLike) -> FloatArray:
 
 
 def max_statistic(statistics: npt.ArrayLike, threshold: float) -> Decision:
-    """The seed rule: drift when the largest per-feature statistic exceeds `threshold`."""
+    """The seed rule: drift when the largest per-feature statistic exceeds `threshold`.
+
+    >>> import numpy as np
+    >>> decision = max_statistic([0.02, 0.15, np.nan], threshold=0.1)
+    >>> decision.decision, decision.score, decision.rule, decision.drifted.tolist()
+    (True, 0.15, 'max_statistic', [False, True, False])
+    """
     stat = _floats(statistics)
     tested = ~np.isnan(stat)
     drifted = tested & (stat > threshold)
@@ -71,7 +77,12 @@ def max_statistic(statistics: npt.ArrayLike, threshold: float) -> Decision:
 def drifted_share(
     drifted: npt.ArrayLike, min_share: float, tested: npt.ArrayLike | None = None
 ) -> Decision:
-    """Drift when the drifted features make up at least `min_share` of the tested ones."""
+    """Drift when the drifted features make up at least `min_share` of the tested ones.
+
+    >>> decision = drifted_share([True, False, False, True], min_share=0.5)
+    >>> decision.decision, decision.score
+    (True, 0.5)
+    """
     if not 0.0 < min_share <= 1.0:
         raise ValueError("min_share must be in (0, 1]")
     flags = np.asarray(drifted, dtype=np.bool_).ravel()
@@ -95,7 +106,12 @@ def _pvalues(pvalues: npt.ArrayLike) -> FloatArray:
 
 
 def bonferroni(pvalues: npt.ArrayLike) -> FloatArray:
-    """min(1, p * m), m the number of non-NaN p-values; NaN stays NaN."""
+    """min(1, p * m), m the number of non-NaN p-values; NaN stays NaN.
+
+    >>> import numpy as np
+    >>> bonferroni([0.01, 0.04, np.nan]).tolist()
+    [0.02, 0.08, nan]
+    """
     p = _pvalues(pvalues)
     m = int(np.count_nonzero(~np.isnan(p)))
     return np.minimum(1.0, p * m)
@@ -108,6 +124,14 @@ def benjamini_hochberg(pvalues: npt.ArrayLike) -> FloatArray:
     capped at 1, computed as `scipy.stats.false_discovery_control(p, method="bh")` does.
     A feature whose adjusted value is at most q is rejected by the BH step-up procedure at
     false discovery rate q.
+
+    >>> import numpy as np
+    >>> from scipy.stats import false_discovery_control
+    >>> p = [0.01, 0.04, 0.03]
+    >>> benjamini_hochberg(p).tolist()
+    [0.03, 0.04, 0.04]
+    >>> bool(np.allclose(benjamini_hochberg(p), false_discovery_control(p)))
+    True
     """
     p = _pvalues(pvalues)
     out = np.full_like(p, np.nan)
@@ -134,7 +158,12 @@ def adjust(pvalues: npt.ArrayLike, method: Correction) -> FloatArray:
 def corrected_pvalues(
     pvalues: npt.ArrayLike, alpha: float = 0.05, method: Correction = "bh"
 ) -> Decision:
-    """Drift when some feature's corrected p-value is at most `alpha`; score: the smallest."""
+    """Drift when some feature's corrected p-value is at most `alpha`; score: the smallest.
+
+    >>> decision = corrected_pvalues([0.001, 0.2, 0.5], alpha=0.05, method="bh")
+    >>> decision.decision, decision.score, decision.rule
+    (True, 0.003, 'bh')
+    """
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be in (0, 1)")
     adjusted = adjust(pvalues, method)
@@ -160,6 +189,12 @@ def effect_size_gate(
 
     Score: the largest effect among the features that pass the sample and significance gates
     (0.0 when none does), against `min_effect`. A NaN effect never passes.
+
+    Example: both features are significant, only the first moved by more than `min_effect`.
+
+    >>> decision = effect_size_gate([0.001, 0.001], [0.3, 0.05], [500, 500], 0.1, 100)
+    >>> decision.drifted.tolist(), decision.score, decision.rule
+    ([True, False], 0.3, 'bh+effect')
     """
     if not 0.0 < alpha < 1.0:
         raise ValueError("alpha must be in (0, 1)")

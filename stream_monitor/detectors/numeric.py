@@ -86,6 +86,13 @@ class NumericReference:
         reference's maximum is itself an edge (ties at the top, a constant column), the next
         float above it is added as an edge, so "at the maximum" and "above it" stay apart: a
         constant column c gets three bins, (-inf, c), {c}, (c, +inf).
+
+        Example: ten values in two bins, split at their median.
+
+        >>> import numpy as np
+        >>> ref = NumericReference.prepare([np.arange(10.0)], bins=2)
+        >>> ref.edges.ravel().tolist(), ref.bin_counts.ravel().tolist(), ref.std.round(4).tolist()
+        ([4.5], [5, 5], [2.8723])
         """
         if bins < 2:
             raise ValueError(f"bins must be at least 2, got {bins}")
@@ -177,6 +184,11 @@ def bin_index(ref: NumericReference, values: FloatArray) -> BinArray:
     Meant to run once per event as it enters the window (like the KS counts); the (k, E, F)
     comparison against the padded edges is vectorised over features (+inf padding never
     counts).
+
+    >>> import numpy as np
+    >>> ref = NumericReference.prepare([np.arange(10.0)], bins=2)
+    >>> bin_index(ref, np.array([[0.5], [7.0], [np.nan]])).ravel().tolist()
+    [0, 1, -1]
     """
     finite = np.isfinite(values)
     safe = np.where(finite, values, -np.inf)
@@ -202,6 +214,10 @@ def psi_from_counts(ref_counts: IntArray, win_counts: IntArray) -> FloatArray:
     exactly when the floored proportions agree. Zero-count padding bins add 0.
     w_b - r_b is formed from the counts, (win_b m - ref_b n) / (m n), and the log as
     log1p((w_b - r_b) / r_b), so close proportions lose no digits.
+
+    >>> import numpy as np
+    >>> psi_from_counts(np.array([5, 5]), np.array([1, 3])).round(6).tolist()
+    0.274653
     """
     m = np.maximum(ref_counts.sum(axis=0), 1).astype(np.float64)
     n = np.maximum(win_counts.sum(axis=0), 1).astype(np.float64)
@@ -225,6 +241,12 @@ def js_from_counts(ref_counts: IntArray, win_counts: IntArray) -> FloatArray:
     h(t) = 2t atanh(t) + log1p(-t^2), used for |t| < 1/2: scipy's two logarithms cancel to
     O(t^2) when p ~ q and lose digits there (up to ~1e-10 relative on near-equal tables).
     Each bin's term is >= 0, so the sum has no cancellation either.
+
+    >>> import numpy as np
+    >>> from scipy.spatial.distance import jensenshannon
+    >>> js = js_from_counts(np.array([5, 5]), np.array([1, 3]))
+    >>> bool(np.isclose(js, jensenshannon([5, 5], [1, 3]), rtol=1e-12, atol=0))
+    True
     """
     m = np.maximum(ref_counts.sum(axis=0), 1).astype(np.float64)
     n = np.maximum(win_counts.sum(axis=0), 1).astype(np.float64)
@@ -255,14 +277,29 @@ def _usable(statistic: FloatArray, ref: NumericReference, sizes: IntArray) -> Sc
 
 
 def psi(ref: NumericReference, win_counts: IntArray) -> Scores:
-    """Population Stability Index per feature (see `psi_from_counts`) on the reference's bins."""
+    """Population Stability Index per feature (see `psi_from_counts`) on the reference's bins.
+
+    >>> import numpy as np
+    >>> ref = NumericReference.prepare([np.arange(10.0)], bins=2)
+    >>> counts = window_bin_counts(ref, bin_index(ref, np.array([[0.5], [7.0], [8.0], [9.5]])))
+    >>> scores = psi(ref, counts)
+    >>> scores.statistic.round(6).tolist(), scores.sizes.tolist()
+    ([0.274653], [4])
+    """
     return _usable(
         psi_from_counts(ref.bin_counts, win_counts), ref, win_counts.sum(axis=0).astype(np.int64)
     )
 
 
 def js_distance(ref: NumericReference, win_counts: IntArray) -> Scores:
-    """Jensen-Shannon distance per feature on the PSI bins (see `js_from_counts`)."""
+    """Jensen-Shannon distance per feature on the PSI bins (see `js_from_counts`).
+
+    >>> import numpy as np
+    >>> ref = NumericReference.prepare([np.arange(10.0)], bins=2)
+    >>> counts = window_bin_counts(ref, bin_index(ref, np.array([[0.5], [7.0], [8.0], [9.5]])))
+    >>> js_distance(ref, counts).statistic.round(6).tolist()
+    [0.183908]
+    """
     return _usable(
         js_from_counts(ref.bin_counts, win_counts), ref, win_counts.sum(axis=0).astype(np.int64)
     )

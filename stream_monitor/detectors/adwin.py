@@ -1,186 +1,15 @@
-"""Concept-drift detectors on a stream of model errors: Page-Hinkley and ADWIN.
+"""ADWIN: an adaptive window over a stream of errors that drops its older part on a change.
 
-A window check compares a window with a fixed reference; these detectors instead follow the
-stream one value at a time (an absolute error, or 0/1 for a misclassification) and say at
-which update its mean changed. The API follows River's `drift` module: `update(x)` returns
-True exactly at the update where a change is detected, `drift_detected` repeats that answer
-until the next update, and the detector then carries on from the change, so one change
-fires once. `state()` is a small dict of plain numbers and lists (JSON-safe, no infinities)
-and `from_state(state)` rebuilds a detector that continues bit for bit as the original would.
-
-Non-finite values (a missing error) are ignored: they neither count nor move a statistic.
-
-Definitions and the measurements behind the defaults: docs/detectors-sequential.md.
+One of the error-stream detectors of `error_stream` (same `update()` API and exact state).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, Protocol, Self
+from typing import Self
 
-State = dict[str, Any]
-
-
-class DriftDetector(Protocol):
-    """What the engine relies on: one value in, True exactly when a change is detected."""
-
-    @property
-    def drift_detected(self) -> bool: ...
-
-    @property
-    def n(self) -> int: ...
-
-    def update(self, x: float) -> bool: ...
-
-    def reset(self) -> None: ...
-
-    def state(self) -> State: ...
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        raise ValueError(message)
-
-
-class PageHinkley:
-    """Page-Hinkley test (Page 1954, Hinkley 1971) for a rise (or, two-sided, any change).
-
-    With x̄_T the running mean of the T values since the last reset,
-
-        x̄_T = x̄_{T-1} + (x_T - x̄_{T-1}) / T
-        m_T = alpha * m_{T-1} + (x_T - x̄_T - delta),    m_0 = 0,   M_T = min(m_0, ..., m_T)
-        alarm (rise) when T >= min_instances and m_T - M_T > threshold
-
-    and, when `two_sided`, also the mirror image for a fall:
-
-        u_T = alpha * u_{T-1} + (x_T - x̄_T + delta),    u_0 = 0,   U_T = max(u_0, ..., u_T)
-        alarm (fall) when T >= min_instances and U_T - u_T > threshold
-
-    `delta` is the change in the mean that is tolerated, `threshold` (Hinkley's lambda) the
-    evidence needed, both in the units of x. alpha = 1 is the classical test; alpha < 1
-    fades old deviations (Gama et al. 2013). After an alarm every statistic restarts from
-    zero, so the next alarm needs evidence gathered after this one.
-    """
-
-    __slots__ = (
-        "_down",
-        "_down_max",
-        "_drift",
-        "_mean",
-        "_n",
-        "_up",
-        "_up_min",
-        "alpha",
-        "delta",
-        "min_instances",
-        "threshold",
-        "two_sided",
-    )
-
-    def __init__(
-        self,
-        delta: float = 0.05,
-        threshold: float = 25.0,
-        min_instances: int = 30,
-        alpha: float = 1.0,
-        two_sided: bool = False,
-    ) -> None:
-        _require(delta >= 0.0, "delta must be >= 0")
-        _require(threshold > 0.0, "threshold must be > 0")
-        _require(min_instances >= 1, "min_instances must be >= 1")
-        _require(0.0 < alpha <= 1.0, "alpha must be in (0, 1]")
-        self.delta = float(delta)
-        self.threshold = float(threshold)
-        self.min_instances = int(min_instances)
-        self.alpha = float(alpha)
-        self.two_sided = bool(two_sided)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget everything seen (also what an alarm does)."""
-        self._n = 0
-        self._mean = 0.0
-        self._up = 0.0
-        self._up_min = 0.0
-        self._down = 0.0
-        self._down_max = 0.0
-        self._drift = False
-
-    @property
-    def drift_detected(self) -> bool:
-        """Whether the last update detected a change."""
-        return self._drift
-
-    @property
-    def n(self) -> int:
-        """Values seen since the last reset or alarm."""
-        return self._n
-
-    @property
-    def statistic(self) -> float:
-        """The larger of m_T - M_T and (two-sided) U_T - u_T: compare with `threshold`."""
-        rise = self._up - self._up_min
-        return max(rise, self._down_max - self._down) if self.two_sided else rise
-
-    def update(self, x: float) -> bool:
-        """Add one value; True exactly when this value completes the evidence of a change."""
-        self._drift = False
-        if not math.isfinite(x):
-            return False
-        n = self._n + 1
-        mean = self._mean + (x - self._mean) / n
-        dev = x - mean
-        up = self.alpha * self._up + (dev - self.delta)
-        up_min = min(self._up_min, up)
-        alarm = up - up_min > self.threshold
-        if self.two_sided:
-            down = self.alpha * self._down + (dev + self.delta)
-            down_max = max(self._down_max, down)
-            alarm = alarm or down_max - down > self.threshold
-            self._down, self._down_max = down, down_max
-        if alarm and n >= self.min_instances:
-            self.reset()
-            self._drift = True
-            return True
-        self._n, self._mean, self._up, self._up_min = n, mean, up, up_min
-        return False
-
-    def state(self) -> State:
-        """Parameters and statistics as plain numbers (exact: floats are kept as they are)."""
-        return {
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "min_instances": self.min_instances,
-            "alpha": self.alpha,
-            "two_sided": self.two_sided,
-            "n": self._n,
-            "mean": self._mean,
-            "up": self._up,
-            "up_min": self._up_min,
-            "down": self._down,
-            "down_max": self._down_max,
-            "drift_detected": self._drift,
-        }
-
-    @classmethod
-    def from_state(cls, state: State) -> Self:
-        """The detector `state()` described, ready to continue identically."""
-        detector = cls(
-            delta=float(state["delta"]),
-            threshold=float(state["threshold"]),
-            min_instances=int(state["min_instances"]),
-            alpha=float(state["alpha"]),
-            two_sided=bool(state["two_sided"]),
-        )
-        detector._n = int(state["n"])
-        detector._mean = float(state["mean"])
-        detector._up = float(state["up"])
-        detector._up_min = float(state["up_min"])
-        detector._down = float(state["down"])
-        detector._down_max = float(state["down_max"])
-        detector._drift = bool(state["drift_detected"])
-        return detector
+from stream_monitor.detectors.error_stream import State, require
 
 
 class ADWIN:
@@ -203,6 +32,17 @@ class ADWIN:
     violating split are dropped (the paper only asks to "drop elements from the tail of W
     until" no split violates; dropping up to the newest violating split leaves fewer pre-change
     values behind to fire a second time). An update that dropped anything returns True.
+
+    Example: the mean of the errors moves from 0.2 to 0.6 after 1 000 values; the window is
+    cut soon after and keeps only values from after the change.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> errors = np.concatenate([rng.normal(0.2, 0.05, 1000), rng.normal(0.6, 0.05, 1000)])
+    >>> detector = ADWIN()
+    >>> cuts = [i for i, x in enumerate(errors) if detector.update(x)]
+    >>> cuts[0], detector.width < 1000, round(detector.estimation, 1)
+    (1023, True, 0.6)
     """
 
     __slots__ = (
@@ -226,10 +66,10 @@ class ADWIN:
         max_buckets: int = 5,
         min_window_length: int = 5,
     ) -> None:
-        _require(0.0 < delta < 1.0, "delta must be in (0, 1)")
-        _require(clock >= 1, "clock must be >= 1")
-        _require(max_buckets >= 2, "max_buckets must be >= 2")
-        _require(min_window_length >= 1, "min_window_length must be >= 1")
+        require(0.0 < delta < 1.0, "delta must be in (0, 1)")
+        require(clock >= 1, "clock must be >= 1")
+        require(max_buckets >= 2, "max_buckets must be >= 2")
+        require(min_window_length >= 1, "min_window_length must be >= 1")
         self.delta = float(delta)
         self.clock = int(clock)
         self.max_buckets = int(max_buckets)
@@ -410,7 +250,7 @@ class ADWIN:
         )
         detector._totals = [[float(v) for v in row] for row in state["totals"]]
         detector._variances = [[float(v) for v in row] for row in state["variances"]]
-        _require(
+        require(
             [len(r) for r in detector._totals] == [len(r) for r in detector._variances],
             "totals and variances must have the same shape",
         )
