@@ -250,19 +250,22 @@ def feed(
 
 
 STAGES = {  # stage -> the (file suffix, function)s whose cumulative times it sums
-    "decode_batch (per event)": [("events.py", "decode_batch")],
-    "_new_model": [("engine.py", "_new_model")],
-    "_block: the model's events as arrays": [("engine.py", "_block")],
-    "  WindowBlock(): reference look-ups": [("windows.py", "__init__")],
-    "    cdf_counts (searchsorted / knots)": [("reference.py", "cdf_counts")],
-    "    ks_keys": [("ks.py", "ks_keys")],
-    "    prediction_bin": [("reference.py", "prediction_bin")],
-    "_advance": [("engine.py", "_advance")],
-    "  ModelWindow.append": [("windows.py", "append")],
-    "  ADWIN on the errors": [("engine.py", "_watch_errors"), ("concept.py", "watch_errors")],
-    "  run_checks": [("checks.py", "run_checks")],
-    "  alert state update": [("alerts.py", "update")],
-    "label join (remember)": [("label_join.py", "remember")],
+    "decode_batch (per event)": [("decode/predictions.py", "decode_batch")],
+    "add_model": [("engine/core.py", "add_model")],
+    "_block: the model's events as arrays": [("engine/core.py", "_block")],
+    "  WindowBlock(): reference look-ups": [("window/ring.py", "__init__")],
+    "    cdf_counts (searchsorted / knots)": [
+        ("reference/prepared.py", "cdf_counts"),
+        ("reference/summary.py", "cdf_counts"),
+    ],
+    "    ks_keys": [("detectors/ks.py", "ks_keys")],
+    "    prediction_bin": [("reference/prepared.py", "prediction_bin")],
+    "_advance": [("engine/core.py", "_advance")],
+    "  ModelWindow.append": [("window/ring.py", "append")],
+    "  ADWIN on the errors": [("checks/concept.py", "watch")],
+    "  run_checks": [("checks/run.py", "run_checks")],
+    "  alert state update": [("alerts/transitions.py", "update")],
+    "label join (events_taken)": [("labels/join.py", "events_taken")],
 }
 
 
@@ -287,7 +290,9 @@ def profile(engine: Engine, models: list[SyntheticModel], start: int, rounds: in
         for stage, places in STAGES.items():
             if any(func == name and file.endswith(suffix) for suffix, name in places):
                 cum[stage] = cum.get(stage, 0.0) + row[3]
-    process = sum(r[3] for (f, _, fn), r in rows.items() if fn == "process" and "engine" in f)
+    process = sum(
+        r[3] for (f, _, fn), r in rows.items() if fn == "process" and f.endswith("engine/core.py")
+    )
     inner = sum(v for k, v in cum.items() if not k.startswith(" "))
     cum["process itself: routing, outcome bookkeeping"] = process - inner
     top = sorted(rows.items(), key=lambda kv: -kv[1][2])[:15]

@@ -26,62 +26,71 @@ STAGES: list[tuple[str, str, tuple[str, ...], str | tuple[str, ...]]] = [
         "rebalance / restore",
         "other",
         ("MonitorService._on_assign", "MonitorService._on_revoke", "MonitorService._rewind"),
-        "service.py",
+        "service/runtime.py",
     ),
-    ("metrics: client statistics callback", "metrics", ("MonitorService._on_stats",), "service.py"),
-    ("metrics: per batch (Metrics.record)", "metrics", ("Metrics.record",), "metrics.py"),
-    ("webhooks (offer)", "other", ("WebhookDispatcher.offer",), "webhooks.py"),
+    (
+        "metrics: client statistics callback",
+        "metrics",
+        ("MonitorService._on_stats",),
+        "service/runtime.py",
+    ),
+    ("metrics: per batch (Metrics.record)", "metrics", ("Metrics.record",), "sinks/prometheus.py"),
+    ("webhooks (offer)", "other", ("WebhookDispatcher.offer",), "sinks/webhooks.py"),
     (
         "alert state (FiringAlerts.update, alert build)",
         "alert",
         ("FiringAlerts.update",),
-        "alerts.py",
+        "alerts/transitions.py",
     ),
-    ("check: run_checks", "check", ("run_checks",), "checks.py"),
+    ("check: run_checks", "check", ("run_checks",), "checks/run.py"),
     (
         "check: concept drift result",
         "check",
-        ("Engine._concept_drift", "concept_drift"),
-        ("engine.py", "concept.py"),
+        ("ErrorStream.check",),
+        "checks/concept.py",
     ),
-    ("decode: decode_batch", "decode", ("decode_batch",), "events.py"),
+    ("decode: decode_batch", "decode", ("decode_batch",), "decode/predictions.py"),
     (
-        "window: ADWIN on errors (watch_errors)",
+        "window: ADWIN on errors (ErrorStream.watch)",
         "route/window",
-        ("Engine._watch_errors", "watch_errors"),
-        ("engine.py", "concept.py"),
+        ("ErrorStream.watch",),
+        "checks/concept.py",
     ),
     (
         "window: reference.cdf_counts / bins",
         "route/window",
-        ("PreparedReference.cdf_counts", "PreparedReference.prediction_bin"),
-        "reference.py",
+        (
+            "PreparedReference.cdf_counts",
+            "PreparedReference.prediction_bin",
+            "ReferenceSummary.cdf_counts",
+        ),
+        ("reference/prepared.py", "reference/summary.py"),
     ),
-    ("window: windows.append", "route/window", ("ModelWindow.append",), "windows.py"),
-    ("route: event arrays (_block)", "route/window", ("Engine._block",), "engine.py"),
+    ("window: windows.append", "route/window", ("ModelWindow.append",), "window/ring.py"),
+    ("route: event arrays (_block)", "route/window", ("Engine._block",), "engine/core.py"),
     (
         "route: rest of Engine.process/_advance",
         "route/window",
-        ("Engine.process", "Engine._advance", "Engine._new_model"),
-        "engine.py",
+        ("Engine.process", "Engine._advance", "Engine.add_model", "ModelKeeper.process"),
+        ("engine/core.py", "service/model_state.py"),
     ),
     (
         "state: changelog records",
         "produce/commit",
         ("StateTracker.records", "encode"),
-        "state.py",
+        ("state/models.py", "state/records.py"),
     ),
     (
         "produce: alerts, dead letters, state",
         "produce/commit",
         ("KafkaPublisher.publish", "KafkaPublisher.publish_state"),
-        "sinks.py",
+        "sinks/kafka.py",
     ),
     (
         "commit: transaction (send offsets, commit)",
         "produce/commit",
         ("MonitorService._commit_transaction",),
-        "service.py",
+        "service/runtime.py",
     ),
     (
         "commit: at-least-once (confirm, commit offsets)",
@@ -93,7 +102,7 @@ STAGES: list[tuple[str, str, tuple[str, ...], str | tuple[str, ...]]] = [
         "consume: messages to RecordBatch",
         "consume",
         ("batch_from_messages", "next_offsets"),
-        "sources.py",
+        ("sources/kafka.py", "sources/records.py"),
     ),
 ]
 # Samples whose innermost frame is one of these service functions are in the only blocking
@@ -123,7 +132,7 @@ def classify(frames: list[tuple[str, str, int]]) -> tuple[str, str]:
             files = (file,) if isinstance(file, str) else file
             if name in names and (file == "*" or path.endswith(files)):
                 return stage, group
-    if frames and frames[-1][0] in LEAF_STAGES and frames[-1][1].endswith("service.py"):
+    if frames and frames[-1][0] in LEAF_STAGES and frames[-1][1].endswith("service/runtime.py"):
         return LEAF_STAGES[frames[-1][0]]
     return OTHER
 

@@ -3,10 +3,15 @@ and the dead letter a record becomes when it cannot be read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+
+from stream_monitor.sources.records import DeadLetter, RecordBatch
+
+Row = TypeVar("Row")
 
 _NUMBER = (int, float)
 
@@ -70,6 +75,31 @@ def read_object(value: bytes | None, key_hint: str) -> tuple[dict[str, Any], str
     if not model:
         raise BadRecord("missing_model", "no model: neither a message key nor a model field")
     return obj, model
+
+
+def readable_records(
+    batch: RecordBatch,
+    read: Callable[[dict[str, Any], int], Row],
+    dead: list[DeadLetter],
+    dead_models: list[str],
+) -> Iterator[tuple[int, str, Row]]:
+    """(position, model, fields) of each record that `read` accepts; every other record
+    becomes a dead letter (appended to `dead`, its model, when readable, to `dead_models`).
+
+    The one loop of both decoders: the key, the JSON object and the model are read here,
+    the kind's own fields by `read(obj, position)`, which raises BadRecord to reject.
+    """
+    for i, value in enumerate(batch.values):
+        model = ""
+        try:
+            model = key_model(batch.keys[i])
+            obj, model = read_object(value, model)
+            row = read(obj, i)
+        except BadRecord as bad:
+            dead.append(DeadLetter(i, bad.reason, bad.detail))
+            dead_models.append(model)
+            continue
+        yield i, model, row
 
 
 def decode_event_line(line: bytes) -> dict[str, object]:

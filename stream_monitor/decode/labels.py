@@ -9,15 +9,9 @@ dead letter with a reason code instead of an exception.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
-from stream_monitor.decode.common import (
-    BadRecord,
-    key_model,
-    kind_of,
-    parse_timestamp,
-    read_object,
-)
+from stream_monitor.decode.common import BadRecord, kind_of, parse_timestamp, readable_records
 from stream_monitor.sources.records import DeadLetter, RecordBatch
 
 
@@ -46,33 +40,28 @@ def decode_labels(batch: RecordBatch) -> DecodedLabels:
     by_model: dict[str, ModelLabels] = {}
     dead: list[DeadLetter] = []
     dead_models: list[str] = []
-    for i, value in enumerate(batch.values):
-        model = ""
-        try:
-            model = key_model(batch.keys[i])
-            obj, model = read_object(value, model)
-            event_id = _event_id(obj.get("event_id"))
-            actual = obj.get("actual")
-            ta = type(actual)
-            if ta is not float and ta is not int and ta is not str:
-                if actual is None:
-                    raise BadRecord("missing_actual", "actual is missing")
-                raise BadRecord(
-                    "bad_type", f"actual must be a number or a string, got {kind_of(actual)}"
-                )
-            if obj.get("timestamp") is not None:
-                parse_timestamp(obj["timestamp"])  # validated; the join does not depend on it
-        except BadRecord as bad:
-            dead.append(DeadLetter(i, bad.reason, bad.detail))
-            dead_models.append(model)
-            continue
+    for i, model, (event_id, actual) in readable_records(batch, _label_fields, dead, dead_models):
         labels = by_model.get(model)
         if labels is None:
             labels = by_model[model] = ModelLabels(model)
         labels.index.append(i)
         labels.event_ids.append(event_id)
-        labels.actuals.append(cast("float | str", actual))
+        labels.actuals.append(actual)
     return DecodedLabels(by_model, dead, dead_models)
+
+
+def _label_fields(obj: dict[str, Any], _position: int) -> tuple[str, float | str]:
+    """A label's event id and actual; BadRecord when either is missing or mistyped."""
+    event_id = _event_id(obj.get("event_id"))
+    actual = obj.get("actual")
+    ta = type(actual)
+    if ta is not float and ta is not int and ta is not str:
+        if actual is None:
+            raise BadRecord("missing_actual", "actual is missing")
+        raise BadRecord("bad_type", f"actual must be a number or a string, got {kind_of(actual)}")
+    if obj.get("timestamp") is not None:
+        parse_timestamp(obj["timestamp"])  # validated; the join does not depend on it
+    return event_id, cast("float | str", actual)
 
 
 def _event_id(value: object) -> str:

@@ -22,7 +22,7 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents, decode_batch
 from stream_monitor.engine.models import MonitoredModel, cadence
-from stream_monitor.engine.observers import EngineObserver, Observers
+from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.status import model_status
 from stream_monitor.reference.compact import summarise_for
 from stream_monitor.reference.prepared import PreparedReference
@@ -85,7 +85,7 @@ class Engine:
                 outcome.latencies_ms[name] = lat
             seen = model.events_seen
             self._advance(model, block, good, events, batch, outcome, labels)
-            self.observers.events_taken(model, events, good, block, seen)
+            self.observers.events_taken(TakenEvents(model, events, good, block, seen))
         return outcome
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:

@@ -8,6 +8,7 @@ can watch both. An observer sees; it never changes the engine's decisions.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from stream_monitor.alerts.contract import Alert
 from stream_monitor.alerts.results import CheckContext, CheckResult
@@ -16,21 +17,24 @@ from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.window.ring import WindowBlock
 
 
+@dataclass(frozen=True, slots=True)
+class TakenEvents:
+    """Events one model took into its window from one batch."""
+
+    model: MonitoredModel
+    events: ModelEvents  # the model's decoded events of the batch (some may be dead letters)
+    positions: list[int]  # batch positions of the events taken, in order: the block's rows
+    block: WindowBlock  # their arrays, as appended to the window
+    seen_before: int  # the model's event count before them (their ordinals follow it)
+
+
 class EngineObserver:
     """Called by the engine, in event order, from the thread that processes the batch; a
     subclass overrides the calls it needs (the others do nothing)."""
 
-    def events_taken(
-        self,
-        model: MonitoredModel,
-        events: ModelEvents,
-        positions: list[int],
-        block: WindowBlock,
-        seen_before: int,
-    ) -> None:
-        """`model` took these of `events` into its window: `positions` are their places in
-        the batch (the block's rows, in order), `seen_before` the model's count before them."""
-        del model, events, positions, block, seen_before
+    def events_taken(self, taken: TakenEvents) -> None:
+        """A model took events into its window."""
+        del taken
 
     def checked(self, result: CheckResult, ctx: CheckContext, alert: Alert | None) -> None:
         """A check of one kind ran at `ctx`; `alert` is the transition it caused, if any."""
@@ -49,16 +53,9 @@ class Observers:
     def __iter__(self) -> Iterator[EngineObserver]:
         return iter(self._all)
 
-    def events_taken(
-        self,
-        model: MonitoredModel,
-        events: ModelEvents,
-        positions: list[int],
-        block: WindowBlock,
-        seen_before: int,
-    ) -> None:
+    def events_taken(self, taken: TakenEvents) -> None:
         for o in self._all:
-            o.events_taken(model, events, positions, block, seen_before)
+            o.events_taken(taken)
 
     def checked(self, result: CheckResult, ctx: CheckContext, alert: Alert | None) -> None:
         for o in self._all:

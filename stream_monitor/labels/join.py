@@ -27,13 +27,11 @@ import numpy as np
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.decode.arrays import floats
 from stream_monitor.decode.labels import ModelLabels, decode_labels
-from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine.core import Engine, JoinedLabels
 from stream_monitor.engine.models import MonitoredModel
-from stream_monitor.engine.observers import EngineObserver
+from stream_monitor.engine.observers import EngineObserver, TakenEvents
 from stream_monitor.labels.pending import PendingRing, id_hashes
 from stream_monitor.sources.records import RecordBatch
-from stream_monitor.window.ring import WindowBlock
 
 STATUSES = ("joined", "late", "unmatched", "invalid")
 
@@ -52,21 +50,10 @@ class LabelJoin(EngineObserver):
 
     # -- predictions ---------------------------------------------------------------------
 
-    def events_taken(
-        self,
-        model: MonitoredModel,
-        events: ModelEvents,
-        positions: list[int],
-        block: WindowBlock,
-        seen_before: int,
-    ) -> None:
-        """Keep a batch's predictions of one model that may get a label later.
-
-        `positions`: the batch positions of the events the engine took, in order (the
-        block's rows); `seen_before`: the model's event count before them (their ordinals
-        follow it).
-        """
-        state, good, seen = model, positions, seen_before
+    def events_taken(self, taken: TakenEvents) -> None:
+        """Keep a batch's predictions of one model that may get a label later."""
+        state, events, good, block = taken.model, taken.events, taken.positions, taken.block
+        seen = taken.seen_before
         if len(good) == len(events):
             ids, predictions, actuals = events.event_ids, events.predictions, events.actuals
         else:  # some events became dead letters

@@ -16,7 +16,6 @@ model's alert state, so a recording alert state sees every check exactly as it r
 from __future__ import annotations
 
 import math
-import time
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -32,10 +31,10 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.predictions import decode_batch
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.observers import EngineObserver
+from stream_monitor.offline.file_run import FileRun
 from stream_monitor.offline.progress import Progress
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sinks.files import JsonlAlertWriter
-from stream_monitor.sources.files import batch_bytes, file_batches
 from stream_monitor.sources.records import RecordBatch
 
 CHANGE_POINT_FIELD = "change_point"
@@ -254,9 +253,8 @@ def run_backtest(
     writer = JsonlAlertWriter(alerts_out) if alerts_out is not None else None
     alerts: list[Alert] = []
     change_points: list[ChangePoint] = []
-    events = invalid = done = 0
-    started = time.perf_counter()
-    for batch in file_batches(path, batch_size):
+    run = FileRun(path, batch_size, progress)
+    for batch in run.batches():
         marked = _change_point_records(batch)
         seen_before = {m: s.events_seen for m, s in engine.models.items()} if marked else {}
         outcome = engine.process(batch)
@@ -265,19 +263,12 @@ def run_backtest(
         alerts.extend(outcome.alerts)
         if writer is not None:
             writer.write(outcome.alerts)
-        events += len(batch)
-        invalid += len(outcome.dead_letters)
-        if progress is not None:
-            done += batch_bytes(batch)
-            progress.update(events, done)
-    seconds = time.perf_counter() - started
-    if progress is not None:
-        progress.close(events, done)
+        run.took(outcome)
     return BacktestResult(
         file=path,
-        events=events,
-        invalid=invalid,
-        seconds=seconds,
+        events=run.events,
+        invalid=run.invalid,
+        seconds=run.seconds,
         series=recorder.series,
         marks=recorder.marks,
         change_points=change_points,

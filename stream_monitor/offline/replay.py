@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from stream_monitor.config.settings import Settings
 from stream_monitor.engine.core import Engine
+from stream_monitor.offline.file_run import FileRun
 from stream_monitor.offline.progress import Progress
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sinks.files import JsonlAlertWriter
-from stream_monitor.sources.files import batch_bytes, file_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,16 +38,9 @@ def replay_file(
 ) -> ReplaySummary:
     engine = Engine(settings.detector_settings(), references)
     writer = JsonlAlertWriter(out)
-    events = invalid = done = 0
-    started = time.perf_counter()
-    for batch in file_batches(path, settings.batch_size):
+    run = FileRun(path, settings.batch_size, progress)
+    for batch in run.batches():
         outcome = engine.process(batch)
         writer.write(outcome.alerts)
-        events += len(batch)
-        invalid += len(outcome.dead_letters)
-        if progress is not None:
-            done += batch_bytes(batch)
-            progress.update(events, done)
-    if progress is not None:
-        progress.close(events, done)
-    return ReplaySummary(events, invalid, writer.count, time.perf_counter() - started)
+        run.took(outcome)
+    return ReplaySummary(run.events, run.invalid, writer.count, run.seconds)

@@ -26,7 +26,12 @@ import numpy as np
 
 from stream_monitor.labels.join import LabelJoin
 from stream_monitor.labels.pending import PendingRing
-from stream_monitor.state.records import StateRecord, latest_parts, newest_meta
+from stream_monitor.state.records import (
+    RecordProgress,
+    StateRecord,
+    latest_parts,
+    newest_meta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +41,9 @@ POSITIONS = "labels@"  # part of a label position record (model "")
 
 
 @dataclass(slots=True)
-class _Progress:
-    seq: int = 0
-    generation: int = 0
-    deltas: int = 0
-    rows_since_full: int = 0
+class RingProgress(RecordProgress):
+    """What has been written of one model's ring of pending predictions."""
+
     saved_total: int = 0  # predictions remembered that the changelog holds
 
 
@@ -48,7 +51,7 @@ class _Progress:
 class RingTracker:
     """Knows, per model, what of its ring the changelog lacks; turns it into records."""
 
-    progress: dict[str, _Progress] = field(default_factory=dict)
+    progress: dict[str, RingProgress] = field(default_factory=dict)
 
     def forget(self, models: Iterable[str]) -> None:
         for m in models:
@@ -60,7 +63,7 @@ class RingTracker:
             ring = join.rings.get(model)
             if ring is None:
                 continue
-            p = self.progress.setdefault(model, _Progress())
+            p = self.progress.setdefault(model, RingProgress())
             joins, ring.unsaved_joins = ring.unsaved_joins, []
             if ring.total == p.saved_total and not joins:
                 continue
@@ -68,7 +71,7 @@ class RingTracker:
         return out
 
 
-def _record(model: str, ring: PendingRing, p: _Progress, joins: list[int]) -> StateRecord:
+def _record(model: str, ring: PendingRing, p: RingProgress, joins: list[int]) -> StateRecord:
     new = ring.total - p.saved_total
     p.seq += 1
     if (
@@ -137,7 +140,7 @@ def restore(join: LabelJoin, records: list[StateRecord], tracker: RingTracker) -
             ring = _resized(ring, join.horizon_events)
         ring.unsaved_joins = []  # the changelog has them
         join.rings[model] = ring
-        tracker.progress[model] = _Progress(
+        tracker.progress[model] = RingProgress(
             seq=int(meta["seq"]),
             generation=int(meta["generation"]) if ring.capacity == meta["capacity"] else 0,
             deltas=int(meta["deltas"]),

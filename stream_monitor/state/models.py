@@ -8,15 +8,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
-from stream_monitor.detectors.sequential import ADWIN
+from stream_monitor.detectors.adwin import ADWIN
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.reference.compact import summarise_for
 from stream_monitor.reference.prepared import PreparedReference
-from stream_monitor.state.records import StateRecord, latest_parts, newest_meta
+from stream_monitor.state.records import (
+    RecordProgress,
+    StateRecord,
+    latest_parts,
+    newest_meta,
+)
 from stream_monitor.window.class_tally import NO_LABEL, ClassTally
 from stream_monitor.window.ring import ModelWindow, WindowBlock
 
@@ -27,13 +33,9 @@ _ROW_FIELDS = ("prediction", "actual", "latency_ms", "timestamp", "error")
 
 
 @dataclass(slots=True)
-class _Progress:
-    """What has been written of one model's state."""
+class WindowProgress(RecordProgress):
+    """What has been written of one model's window and what it still lacks."""
 
-    seq: int = 0
-    generation: int = 0
-    deltas: int = 0
-    rows_since_full: int = 0
     unsaved_rows: int = 0
     bootstrap_saved: bool = False
     patches: int = 0
@@ -46,19 +48,19 @@ class StateTracker:
     """Knows, per model, which rows the changelog lacks; turns them into records."""
 
     window_size: int
-    progress: dict[str, _Progress] = field(default_factory=dict)
+    progress: dict[str, WindowProgress] = field(default_factory=dict)
 
     def appended(self, model: str, rows: int) -> None:
         p = self.progress.get(model)
         if p is None:
-            p = self.progress[model] = _Progress()
+            p = self.progress[model] = WindowProgress()
         p.unsaved_rows += rows
 
     def patched(self, model: str, rows: np.ndarray) -> None:
         """Labels changed these window rows (possibly none: counters and detectors only)."""
         p = self.progress.get(model)
         if p is None:
-            p = self.progress[model] = _Progress()
+            p = self.progress[model] = WindowProgress()
         p.patched = True
         p.patch_rows.append(rows)
 
@@ -77,7 +79,7 @@ class StateTracker:
             out.extend(self._records(state, p))
         return out
 
-    def _records(self, state: MonitoredModel, p: _Progress) -> list[StateRecord]:
+    def _records(self, state: MonitoredModel, p: WindowProgress) -> list[StateRecord]:
         window = state.window
         if p.unsaved_rows == 0 and (
             window is None or (p.generation > 0 and p.patches < MAX_PATCHES)
@@ -108,32 +110,10 @@ class StateTracker:
             p.deltas = 0
             p.patches = 0
             p.rows_since_full = 0
-            arrays = {
-                "features": window.features,
-                **{f: getattr(window, f) for f in _ROW_FIELDS},
-                "ring": np.array([window.head, window.count], dtype=np.int64),
-            }
-            if window.categorical.shape[1]:
-                arrays["categorical"] = window.categorical
-            if window.prediction_class.size:
-                arrays["prediction_class"] = window.prediction_class
-            if state.class_tally is not None:
-                arrays["label_prediction"] = state.class_tally.prediction
-                arrays["label_actual"] = state.class_tally.actual
+            arrays = _window_arrays(state, window, None)
             part = "full"
         else:
-            rows = window.newest_rows(p.unsaved_rows)
-            arrays = {
-                "features": window.features[rows],
-                **{f: getattr(window, f)[rows] for f in _ROW_FIELDS},
-            }
-            if window.categorical.shape[1]:
-                arrays["categorical"] = window.categorical[rows]
-            if window.prediction_class.size:
-                arrays["prediction_class"] = window.prediction_class[rows]
-            if state.class_tally is not None:
-                arrays["label_prediction"] = state.class_tally.prediction[rows]
-                arrays["label_actual"] = state.class_tally.actual[rows]
+            arrays = _window_arrays(state, window, window.newest_rows(p.unsaved_rows))
             part = f"d{p.deltas}"
             p.deltas += 1
             p.rows_since_full += p.unsaved_rows
@@ -142,7 +122,32 @@ class StateTracker:
         return out
 
 
-def _patch_record(state: MonitoredModel, p: _Progress) -> StateRecord:
+def _window_arrays(
+    state: MonitoredModel, window: ModelWindow, rows: npt.NDArray[np.int64] | None
+) -> dict[str, npt.NDArray[Any]]:
+    """The window's arrays as a record holds them: every row and the ring's place (a full
+    record), or only `rows` (a delta)."""
+
+    def pick(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return a if rows is None else a[rows]
+
+    arrays = {
+        "features": pick(window.features),
+        **{f: pick(getattr(window, f)) for f in _ROW_FIELDS},
+    }
+    if rows is None:
+        arrays["ring"] = np.array([window.head, window.count], dtype=np.int64)
+    if window.categorical.shape[1]:
+        arrays["categorical"] = pick(window.categorical)
+    if window.prediction_class.size:
+        arrays["prediction_class"] = pick(window.prediction_class)
+    if state.class_tally is not None:
+        arrays["label_prediction"] = pick(state.class_tally.prediction)
+        arrays["label_actual"] = pick(state.class_tally.actual)
+    return arrays
+
+
+def _patch_record(state: MonitoredModel, p: WindowProgress) -> StateRecord:
     """The window rows labels changed since the last record, and the model's meta."""
     p.seq += 1
     window = state.window
@@ -163,7 +168,7 @@ def _bootstrap_record(state: MonitoredModel) -> StateRecord:
     return StateRecord(state.name, "boot", {}, {"features": features, "prediction": predictions})
 
 
-def _meta(state: MonitoredModel, p: _Progress) -> dict[str, Any]:
+def _meta(state: MonitoredModel, p: WindowProgress) -> dict[str, Any]:
     return {
         "seq": p.seq,
         "generation": p.generation,
@@ -207,7 +212,7 @@ def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracke
         if state is None:
             continue
         engine.models[model] = state
-        tracker.progress[model] = _Progress(
+        tracker.progress[model] = WindowProgress(
             seq=meta["seq"],
             generation=meta["generation"],
             deltas=meta["deltas"],
@@ -227,7 +232,6 @@ def _restore_model(
     reference = engine.references.get(model)
     state = MonitoredModel.start(model, reference, names, settings)
     boot = parts.get("boot")
-    full = parts.get("full")
     if boot is not None:
         features, predictions = boot.arrays["features"], boot.arrays["prediction"]
         if meta["bootstrapped"]:
@@ -241,32 +245,8 @@ def _restore_model(
             state.bootstrap_predictions = [predictions]
     elif meta["bootstrapped"]:
         return None
-    if boot is None or meta["bootstrapped"]:  # a window exists
-        if full is None or full.meta.get("generation") != meta["generation"]:
-            return None
-        window = state.new_window(len(names))
-        head, count = (int(x) for x in full.arrays["ring"])
-        _load_ring(window, full.arrays, head, count)
-        vocabulary = meta.get("labels")
-        labels = None if vocabulary is None else ClassTally.empty(window.size, vocabulary)
-        if labels is not None and "label_prediction" in full.arrays:
-            labels.prediction[:] = full.arrays["label_prediction"]
-            labels.actual[:] = full.arrays["label_actual"]
-        steps = _steps(parts, meta)
-        if steps is None:
-            return None
-        for delta in steps:
-            if delta.part.startswith("p"):
-                _apply_patch(window, labels, delta.arrays)
-                continue
-            block = _block(delta.arrays, state.reference, window)
-            window.append(block, 0, len(block))
-            if labels is not None:  # rows from before the first label have none
-                none = np.full(len(block), NO_LABEL, dtype=np.int64)
-                pred = delta.arrays.get("label_prediction", none)
-                labels.write(window, pred, delta.arrays.get("label_actual", none))
-        state.window = window
-        state.class_tally = labels
+    if (boot is None or meta["bootstrapped"]) and not _restore_window(state, parts, meta):
+        return None  # a window exists, but its records are incomplete
     state.events_seen = meta["events_seen"]
     state.since_check = meta["since_check"]
     state.checks = meta["checks"]
@@ -283,6 +263,41 @@ def _restore_model(
         state.partition = (str(topic), int(number))
     state.notes.append("window and alert state restored from the changelog")
     return state
+
+
+def _restore_window(
+    state: MonitoredModel, parts: dict[str, StateRecord], meta: dict[str, Any]
+) -> bool:
+    """Rebuild the model's window and class tally from the current generation's full record,
+    deltas and label patches; False when one of them is missing."""
+    names = tuple(meta["feature_names"])
+    full = parts.get("full")
+    if full is None or full.meta.get("generation") != meta["generation"]:
+        return False
+    window = state.new_window(len(names))
+    head, count = (int(x) for x in full.arrays["ring"])
+    _load_ring(window, full.arrays, head, count)
+    vocabulary = meta.get("labels")
+    labels = None if vocabulary is None else ClassTally.empty(window.size, vocabulary)
+    if labels is not None and "label_prediction" in full.arrays:
+        labels.prediction[:] = full.arrays["label_prediction"]
+        labels.actual[:] = full.arrays["label_actual"]
+    steps = _steps(parts, meta)
+    if steps is None:
+        return False
+    for delta in steps:
+        if delta.part.startswith("p"):
+            _apply_patch(window, labels, delta.arrays)
+            continue
+        block = _block(delta.arrays, state.reference, window)
+        window.append(block, 0, len(block))
+        if labels is not None:  # rows from before the first label have none
+            none = np.full(len(block), NO_LABEL, dtype=np.int64)
+            pred = delta.arrays.get("label_prediction", none)
+            labels.write(window, pred, delta.arrays.get("label_actual", none))
+    state.window = window
+    state.class_tally = labels
+    return True
 
 
 def _steps(parts: dict[str, StateRecord], meta: dict[str, Any]) -> list[StateRecord] | None:

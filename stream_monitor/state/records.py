@@ -37,6 +37,18 @@ class StateError(Exception):
 
 
 @dataclass(slots=True)
+class RecordProgress:
+    """What has been written of one model's records: the sequence number of the last one,
+    the generation of its full record, and the deltas since (the changelog's one scheme,
+    shared by the model windows and the label rings)."""
+
+    seq: int = 0
+    generation: int = 0
+    deltas: int = 0
+    rows_since_full: int = 0
+
+
+@dataclass(slots=True)
 class StateRecord:
     model: str
     part: str  # "full", "d<i>" or "boot"

@@ -1,0 +1,46 @@
+"""One pass over a JSONL file in batches: what replay and backtest share.
+
+The counts both report (events, dead letters, seconds) and the progress line are kept here,
+so each mode's loop holds only what it does with the engine's outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.offline.progress import Progress
+from stream_monitor.sources.files import batch_bytes, file_batches
+from stream_monitor.sources.records import RecordBatch
+
+
+class FileRun:
+    """Iterate `batches()`, hand each batch to the engine and its outcome to `took()`."""
+
+    def __init__(self, path: Path, batch_size: int, progress: Progress | None = None) -> None:
+        self.path = path
+        self.batch_size = batch_size
+        self.progress = progress
+        self.events = 0
+        self.invalid = 0
+        self.seconds = 0.0
+        self._bytes = 0
+
+    def batches(self) -> Iterator[RecordBatch]:
+        """The file's batches in order; the counts and the progress line follow each one."""
+        started = time.perf_counter()
+        for batch in file_batches(self.path, self.batch_size):
+            yield batch
+            self.events += len(batch)
+            if self.progress is not None:
+                self._bytes += batch_bytes(batch)
+                self.progress.update(self.events, self._bytes)
+        self.seconds = time.perf_counter() - started
+        if self.progress is not None:
+            self.progress.close(self.events, self._bytes)
+
+    def took(self, outcome: BatchOutcome) -> None:
+        """Count what the engine made of the last batch."""
+        self.invalid += len(outcome.dead_letters)
