@@ -1,0 +1,114 @@
+//! `stream_monitor._native`: the package's compiled kernels.
+//!
+//! The kernels are plain Rust in their own modules (`ks`), tested by `cargo test`; this
+//! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
+//! the GIL around the work and raises the kernels' errors as ValueError.
+
+pub mod ks;
+
+use numpy::ndarray::ArrayView2;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+/// A statistic per feature and the window values each used.
+type Statistics<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<i64>>);
+
+/// One (n, F) window of keys as the kernel reads it, any memory order.
+enum Keys<'a> {
+    Wide(ArrayView2<'a, i64>),
+    Narrow(ArrayView2<'a, i32>),
+}
+
+fn describe(obj: &Bound<'_, PyAny>) -> String {
+    match obj.cast::<numpy::PyUntypedArray>() {
+        Ok(a) => format!("a {}-d {} array", a.ndim(), a.dtype()),
+        Err(_) => obj
+            .get_type()
+            .name()
+            .map(|n| format!("a {n}"))
+            .unwrap_or_else(|_| "an object".into()),
+    }
+}
+
+fn int64_vector<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray1<'py, i64>> {
+    obj.extract::<PyReadonlyArray1<'py, i64>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a 1-d int64 array, got {}",
+            describe(obj)
+        ))
+    })
+}
+
+/// KS statistic per feature of an (n, F) window of packed keys and the sizes used:
+/// bit for bit `stream_monitor.detectors.ks.ks_statistic` (see its docstring).
+///
+/// `keys`: int64 when `bits` is 32, int32 when `bits` < 32, C or Fortran order;
+/// `ref_sizes`, `window_sizes`: int64 of length F (`window_sizes`, when given, must be the
+/// counts of keys that are not missing). Returns (statistic float64[F], sizes int64[F]).
+#[pyfunction]
+#[pyo3(signature = (keys, ref_sizes, bits = 32, window_sizes = None))]
+fn ks_statistic<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    ref_sizes: &Bound<'py, PyAny>,
+    bits: u32,
+    window_sizes: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Statistics<'py>> {
+    let layout = ks::Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let wide = keys.cast::<PyArray2<i64>>().ok().map(|a| a.readonly());
+    let narrow = keys.cast::<PyArray2<i32>>().ok().map(|a| a.readonly());
+    let view = match (&wide, &narrow, layout.wide()) {
+        (Some(a), _, true) => Keys::Wide(a.as_array()),
+        (_, Some(a), false) => Keys::Narrow(a.as_array()),
+        _ => {
+            let want = if layout.wide() {
+                "int64 (bits=32)"
+            } else {
+                "int32 (bits<32)"
+            };
+            return Err(PyTypeError::new_err(format!(
+                "keys: expected a 2-d {want} array, got {}",
+                describe(keys)
+            )));
+        }
+    };
+    let ref_sizes = int64_vector(ref_sizes, "ref_sizes")?;
+    let window_sizes = window_sizes
+        .filter(|w| !w.is_none())
+        .map(|w| int64_vector(w, "window_sizes"))
+        .transpose()?;
+    let ref_view = ref_sizes.as_array();
+    let window_view = window_sizes.as_ref().map(|w| w.as_array());
+    let result = py.detach(|| {
+        let refs = ref_view.to_vec();
+        let wins = window_view.map(|w| w.to_vec());
+        let wins = wins.as_deref();
+        match &view {
+            Keys::Wide(v) => ks::ks_statistic(
+                v.ncols(),
+                |j| v.column(j).into_iter().copied(),
+                &refs,
+                layout,
+                wins,
+            ),
+            Keys::Narrow(v) => ks::ks_statistic(
+                v.ncols(),
+                |j| v.column(j).into_iter().map(|&k| i64::from(k)),
+                &refs,
+                layout,
+                wins,
+            ),
+        }
+    });
+    let (stat, sizes) = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok((stat.into_pyarray(py), sizes.into_pyarray(py)))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(ks_statistic, m)?)?;
+    Ok(())
+}
