@@ -157,37 +157,40 @@ impl RadixKey for u64 {
     }
 }
 
-/// Bits of a radix digit (docs/benchmarks.md: the widths measured on these keys).
+/// Bits of a radix digit. Measured on 1000 keys (docs/benchmarks.md): 8-bit digits sort
+/// them in the time of 10-bit ones and faster than 7, 11, 14 or 16-bit ones (16-bit digits:
+/// 65 536 buckets to clear and sum per pass, ten times slower at this size).
 pub const DIGIT_BITS: u32 = 8;
 const BUCKETS: usize = 1 << DIGIT_BITS;
 const MAX_PASSES: usize = (64 / DIGIT_BITS) as usize;
 /// Below this many keys a comparison sort beats the histogram passes.
 pub const RADIX_MIN: usize = 64;
 
-/// Sorts `keys` ascending, all of which are below `1 << key_bits`: LSD radix sort on
+/// Sorts `keys` stably by their bits `lo..hi` (the others ride along): LSD radix sort on
 /// `DIGIT_BITS`-bit digits, one histogram pass for all digits, a digit every key shares
-/// skipped. `tmp`: scratch, reused.
-pub fn radix_sort<K: RadixKey>(keys: &mut Vec<K>, tmp: &mut Vec<K>, key_bits: u32) {
+/// skipped. `tmp`: scratch, reused. Short inputs are sorted by the whole key (also a
+/// stable order of those bits, and a sorted one of the whole key).
+pub fn radix_sort<K: RadixKey>(keys: &mut Vec<K>, tmp: &mut Vec<K>, lo: u32, hi: u32) {
     let n = keys.len();
     if n < RADIX_MIN {
         keys.sort_unstable();
         return;
     }
-    let passes = key_bits.min(K::BITS).div_ceil(DIGIT_BITS) as usize;
+    let hi = hi.min(K::BITS);
+    let passes = hi.saturating_sub(lo).div_ceil(DIGIT_BITS) as usize;
     let mut hist = [[0u32; BUCKETS]; MAX_PASSES];
+    let hist = &mut hist[..passes];
     let mask = (BUCKETS - 1) as u64;
+    let digit = |k: K, pass: usize| (k.to_u64() >> (lo + DIGIT_BITS * pass as u32)) & mask;
     for &k in keys.iter() {
-        let k = k.to_u64();
-        for (pass, h) in hist[..passes].iter_mut().enumerate() {
-            h[((k >> (DIGIT_BITS * pass as u32)) & mask) as usize] += 1;
+        for (pass, h) in hist.iter_mut().enumerate() {
+            h[digit(k, pass) as usize] += 1;
         }
     }
     tmp.clear();
     tmp.resize(n, K::default());
-    for (pass, h) in hist[..passes].iter_mut().enumerate() {
-        let shift = DIGIT_BITS * pass as u32;
-        let first = ((keys[0].to_u64() >> shift) & mask) as usize;
-        if h[first] as usize == n {
+    for (pass, h) in hist.iter_mut().enumerate() {
+        if h[digit(keys[0], pass) as usize] as usize == n {
             continue; // every key has this digit: the order stays
         }
         let mut sum = 0u32;
@@ -197,7 +200,7 @@ pub fn radix_sort<K: RadixKey>(keys: &mut Vec<K>, tmp: &mut Vec<K>, key_bits: u3
             sum += count;
         }
         for &k in keys.iter() {
-            let d = ((k.to_u64() >> shift) & mask) as usize;
+            let d = digit(k, pass) as usize;
             tmp[h[d] as usize] = k;
             h[d] += 1;
         }
@@ -205,49 +208,113 @@ pub fn radix_sort<K: RadixKey>(keys: &mut Vec<K>, tmp: &mut Vec<K>, key_bits: u3
     }
 }
 
-/// The statistic of one feature from its keys sorted ascending, recompacted as
-/// `right << shift | left` (missing keys left out), against a reference of `m > 0` values.
-/// `n m` must fit an i64 (the caller checks).
-pub fn sorted_statistic<K: RadixKey>(sorted: &[K], shift: u32, m: i64) -> f64 {
-    let n = sorted.len() as i64;
-    if n == 0 || m == 0 {
-        return 0.0;
+/// How a feature's keys are repacked for the sort, with `s = bit_length(m)` bits per count:
+/// `right << (s + 1) | untied << s | left`, untied = (left == right). Sorting by
+/// (right, untied) only, the bits above `s`, takes about half the radix passes of the whole
+/// key, and orders the window fully whenever the rows of one `right` that are tied with a
+/// reference value (left < right) share their `left`, as they do with a real reference
+/// (left is then the first index of that value). Untied rows sort after tied ones of the
+/// same right, and their left (= right) is above every tied left, so (right, untied, left)
+/// orders keys as (right, left) does, as the packed keys of the Python. The scan checks that
+/// the result is sorted and, if not, the whole key is sorted.
+#[derive(Clone, Copy, Debug)]
+struct Packing {
+    shift: u32,
+}
+
+impl Packing {
+    fn new(m: i64) -> Self {
+        Packing {
+            shift: bit_length(m),
+        }
     }
-    let low = (1u64 << shift) - 1;
-    let counts = |k: K| {
+
+    fn bits(self) -> u32 {
+        2 * self.shift + 1
+    }
+
+    #[inline(always)]
+    fn pack(self, right: i64, left: i64) -> u64 {
+        let untied = u64::from(left == right);
+        ((right as u64) << (self.shift + 1)) | (untied << self.shift) | left as u64
+    }
+
+    #[inline(always)]
+    fn counts<K: RadixKey>(self, k: K) -> (i64, i64) {
         let k = k.to_u64();
-        ((k >> shift) as i64, (k & low) as i64)
+        (
+            (k >> (self.shift + 1)) as i64,
+            (k & ((1 << self.shift) - 1)) as i64,
+        )
+    }
+}
+
+/// The largest of one kind of difference (above or below) found so far, exactly, and the
+/// largest float among the rows attaining it.
+#[derive(Clone, Copy)]
+struct Extreme {
+    exact: i64,
+    float: f64,
+}
+
+impl Extreme {
+    const NONE: Extreme = Extreme {
+        exact: i64::MIN,
+        float: f64::NEG_INFINITY,
     };
-    // the largest n m difference, exactly
-    let mut best = i64::MIN;
-    for (at, &k) in sorted.iter().enumerate() {
-        let (right, left) = counts(k);
-        let at = at as i64;
-        let above = (at + 1) * m - right * n;
-        let below = left * n - at * m;
-        best = best.max(above.max(below));
+
+    /// A row's exact difference; `float` is evaluated only when the row attains the
+    /// extreme (rarely: the record highs of a walk), so the scan stays one cheap pass.
+    #[inline(always)]
+    fn offer(&mut self, exact: i64, float: impl FnOnce() -> f64) {
+        if exact >= self.exact {
+            if exact > self.exact {
+                *self = Extreme::NONE;
+                self.exact = exact;
+            }
+            let d = float();
+            if d > self.float {
+                self.float = d;
+            }
+        }
     }
-    // the rows attaining it, in floating point as the Python forms them; `stat` starts at 0
-    // and takes a candidate only when larger (numpy's maximum keeps the first of equals)
+}
+
+/// The statistic from keys sorted by (right, left), against `m > 0` reference values, or
+/// None when the keys turn out not sorted (see `Packing`). Every row's differences are
+/// compared exactly, scaled by n m; the rows attaining the largest are evaluated as the
+/// Python forms them, `-(right/m - (i + 1)/n)` and `left/m - i/n`, and the largest float
+/// among them is the statistic, at least +0.0 (the Python's maximum starts from 0 and keeps
+/// it against -0.0). `n m` fits an i64 (the caller checks).
+#[inline(always)]
+fn scan<K: RadixKey>(sorted: &[K], packing: Packing, m: i64) -> Option<f64> {
+    let n = sorted.len() as i64;
     let (mf, nf) = (m as f64, n as f64);
+    let (mut above, mut below) = (Extreme::NONE, Extreme::NONE);
+    let mut ordered = true;
+    let mut previous = K::default();
+    let mut i_m = 0i64; // i m
+    for (i, &k) in sorted.iter().enumerate() {
+        ordered &= previous <= k;
+        previous = k;
+        let (right, left) = packing.counts(k);
+        above.offer(i_m + m - right * n, || {
+            -(right as f64 / mf - (i + 1) as f64 / nf)
+        });
+        below.offer(left * n - i_m, || left as f64 / mf - i as f64 / nf);
+        i_m += m;
+    }
+    if !ordered {
+        return None;
+    }
+    let best = above.exact.max(below.exact);
     let mut stat = 0.0f64;
-    for (at, &k) in sorted.iter().enumerate() {
-        let (right, left) = counts(k);
-        let i = at as i64;
-        if (i + 1) * m - right * n == best {
-            let d = -(right as f64 / mf - (i + 1) as f64 / nf);
-            if d > stat {
-                stat = d;
-            }
-        }
-        if left * n - i * m == best {
-            let d = left as f64 / mf - i as f64 / nf;
-            if d > stat {
-                stat = d;
-            }
+    for side in [above, below] {
+        if side.exact == best && side.float > stat {
+            stat = side.float;
         }
     }
-    stat
+    Some(stat)
 }
 
 /// Buffers reused from feature to feature.
@@ -280,37 +347,47 @@ where
     if m == 0 {
         return Ok((0.0, 0));
     }
-    // recompact to as few bits as this reference needs: fewer radix passes
-    let shift = bit_length(m);
-    if 2 * shift <= 32 {
-        let n = gather(keys, m, layout, feature, shift, &mut scratch.narrow)?;
-        radix_sort(&mut scratch.narrow, &mut scratch.narrow_tmp, 2 * shift);
-        Ok(finish(&scratch.narrow, shift, m, n))
+    let packing = Packing::new(m);
+    if packing.bits() <= 32 {
+        let buf = &mut scratch.narrow;
+        gather(keys, m, layout, feature, packing, buf)?;
+        Ok(sorted_statistic(buf, &mut scratch.narrow_tmp, packing, m))
     } else {
-        let n = gather(keys, m, layout, feature, shift, &mut scratch.wide)?;
-        radix_sort(&mut scratch.wide, &mut scratch.wide_tmp, 2 * shift);
-        Ok(finish(&scratch.wide, shift, m, n))
+        let buf = &mut scratch.wide;
+        gather(keys, m, layout, feature, packing, buf)?;
+        Ok(sorted_statistic(buf, &mut scratch.wide_tmp, packing, m))
     }
 }
 
-fn finish<K: RadixKey>(sorted: &[K], shift: u32, m: i64, n: i64) -> (f64, i64) {
+/// Sorts the repacked keys of a feature and returns (statistic, values).
+fn sorted_statistic<K: RadixKey>(
+    keys: &mut Vec<K>,
+    tmp: &mut Vec<K>,
+    packing: Packing,
+    m: i64,
+) -> (f64, i64) {
+    let n = keys.len();
     if n == 0 {
-        (0.0, 0)
-    } else {
-        (sorted_statistic(sorted, shift, m), n)
+        return (0.0, 0);
     }
+    radix_sort(keys, tmp, packing.shift, packing.bits());
+    let stat = scan(keys, packing, m).unwrap_or_else(|| {
+        // rows of one reference value with different lefts: sort by the whole key
+        radix_sort(keys, tmp, 0, packing.bits());
+        scan(keys, packing, m).unwrap_or(0.0) // sorted now: always Some
+    });
+    (stat, n as i64)
 }
 
-/// The feature's keys that are not missing, checked and repacked with `shift`-bit counts
-/// into `out`; returns how many.
+/// The feature's keys that are not missing, checked and repacked (`Packing`) into `out`.
 fn gather<I, K>(
     keys: I,
     m: i64,
     layout: Layout,
     feature: usize,
-    shift: u32,
+    packing: Packing,
     out: &mut Vec<K>,
-) -> Result<i64, KsError>
+) -> Result<(), KsError>
 where
     I: IntoIterator<Item = i64>,
     K: RadixKey + TryFrom<u64>,
@@ -332,11 +409,10 @@ where
                 size: m,
             });
         }
-        // fits: right, left <= m < 1 << shift and 2 shift <= K::BITS
-        let packed = ((right as u64) << shift) | left as u64;
-        out.push(K::try_from(packed).unwrap_or_default());
+        // fits: right, left <= m < 1 << shift and packing.bits() <= K::BITS
+        out.push(K::try_from(packing.pack(right, left)).unwrap_or_default());
     }
-    Ok(out.len() as i64)
+    Ok(())
 }
 
 /// The KS statistic of every feature and the values each used (0 where the feature has no
@@ -405,70 +481,116 @@ mod tests {
         (right << bits) | left
     }
 
-    #[test]
-    fn radix_sort_sorts_small_and_large_inputs() {
-        let mut tmp = Vec::new();
-        let mut small: Vec<u32> = vec![5, 3, 9, 3, 0];
-        radix_sort(&mut small, &mut tmp, 4);
-        assert_eq!(small, vec![0, 3, 3, 5, 9]);
-        // a simple LCG: deterministic keys over the full 28 and 62 bits, with duplicates
-        let mut x = 12345u64;
-        let mut next = || {
+    /// The statistic of (right, left) rows in any order against m reference values.
+    fn statistic_of(rows: &[(i64, i64)], m: i64) -> f64 {
+        let packing = Packing::new(m);
+        let mut keys: Vec<u32> = rows
+            .iter()
+            .map(|&(r, l)| packing.pack(r, l) as u32)
+            .collect();
+        sorted_statistic(&mut keys, &mut Vec::new(), packing, m).0
+    }
+
+    /// A deterministic stream of 62-bit numbers (an LCG).
+    fn numbers(seed: u64) -> impl FnMut() -> u64 {
+        let mut x = seed;
+        move || {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             x >> 2
-        };
+        }
+    }
+
+    #[test]
+    fn radix_sort_sorts_small_and_large_inputs() {
+        let mut tmp = Vec::new();
+        let mut small: Vec<u32> = vec![5, 3, 9, 3, 0];
+        radix_sort(&mut small, &mut tmp, 0, 4);
+        assert_eq!(small, vec![0, 3, 3, 5, 9]);
+        let mut next = numbers(12345);
         let mut narrow: Vec<u32> = (0..5000).map(|_| (next() % (1 << 28)) as u32).collect();
-        let head: Vec<u32> = narrow[..100].into();
+        let head: Vec<u32> = narrow[..100].into(); // duplicates
         narrow.extend(head);
         let mut expected = narrow.clone();
         expected.sort();
-        radix_sort(&mut narrow, &mut tmp, 28);
+        radix_sort(&mut narrow, &mut tmp, 0, 28);
         assert_eq!(narrow, expected);
         let mut wide: Vec<u64> = (0..3000).map(|_| next()).collect();
         let mut expected = wide.clone();
         expected.sort();
-        radix_sort(&mut wide, &mut Vec::new(), 62);
+        radix_sort(&mut wide, &mut Vec::new(), 0, 62);
         assert_eq!(wide, expected);
+    }
+
+    #[test]
+    fn radix_sort_by_high_bits_is_stable() {
+        // sorted by bits 8.. only: equal high parts keep their input order
+        let mut keys: Vec<u32> = (0..300u32)
+            .map(|i| ((i % 7) << 8) | (255 - i % 256))
+            .collect();
+        let mut expected = keys.clone();
+        expected.sort_by_key(|k| k >> 8); // a stable sort
+        radix_sort(&mut keys, &mut Vec::new(), 8, 16);
+        assert_eq!(keys, expected);
     }
 
     #[test]
     fn radix_sort_skips_shared_digits() {
         // every key has the same low digit: that pass is skipped, the result still sorted
-        let mut keys: Vec<u32> = (0..200u32).rev().map(|v| v << 8 | 7).collect();
-        radix_sort(&mut keys, &mut Vec::new(), 16);
+        let mut keys: Vec<u32> = (0..200u32).rev().map(|v| (v << 8) | 7).collect();
+        radix_sort(&mut keys, &mut Vec::new(), 0, 16);
         assert!(keys.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(keys[0], 7);
     }
 
     #[test]
-    fn scan_of_a_hand_checked_case() {
-        // reference [1, 2, 3, 4] (m = 4), window [2.5, 5] (n = 2):
+    fn scan_of_hand_checked_cases() {
+        // reference [1, 2, 3, 4] (m = 4), window [5, 2.5] (n = 2):
         // 2.5: right = left = 2; 5: right = left = 4.
         // F_win - F_ref at 2.5: 1/2 - 2/4 = 0; at 5: 1 - 1 = 0.
-        // F_ref - F_win just below 2.5: 2/4 - 0 = 1/2; below 5: 1 - 1/2 = 1/2. KS = 0.5
-        let sorted: Vec<u32> = vec![2 << 3 | 2, 4 << 3 | 4];
-        assert_eq!(sorted_statistic(&sorted, 3, 4), 0.5);
-        // window [1, 1, 1] against the same reference: right = 1, left = 0 at every row;
+        // F_ref - F_win just below 2.5: 2/4 - 0 = 1/2; below 5: 1 - 1/2 = 1/2. KS = 1/2
+        assert_eq!(statistic_of(&[(4, 4), (2, 2)], 4), 0.5);
+        // window [1, 1, 1]: right = 1, left = 0 at every row;
         // F_win - F_ref at 1: 1 - 1/4 = 3/4 (at the last copy)
-        let sorted: Vec<u32> = vec![1 << 3, 1 << 3, 1 << 3];
-        assert_eq!(sorted_statistic(&sorted, 3, 4), 0.75);
-        // identical samples: 0
-        let sorted: Vec<u32> = (1..=4).map(|r| r << 3 | (r - 1)).collect();
-        assert_eq!(sorted_statistic(&sorted, 3, 4), 0.0);
+        assert_eq!(statistic_of(&[(1, 0); 3], 4), 0.75);
+        // the window is the reference: 0
+        assert_eq!(statistic_of(&[(3, 2), (1, 0), (4, 3), (2, 1)], 4), 0.0);
+        // reference [1, 2, 2, 2] (m = 4), window [2, 0] (n = 2): 2 has right 4, left 1;
+        // below 2: 1/4 - 1/2 < 0, at 0: 0; above 0: 1/2 - 0 = 1/2; at 2: 1 - 1 = 0. KS = 1/2
+        assert_eq!(statistic_of(&[(4, 1), (0, 0)], 4), 0.5);
     }
 
     #[test]
     fn the_float_is_formed_as_the_python_forms_it() {
-        // reference of 3 values, window [above all] (n = 1): right = left = 3
-        // below: 3/3 - 0/1 = 1; above: -(3/3 - 1/1) = 0. KS = 1
-        assert_eq!(sorted_statistic(&[3u32 << 2 | 3], 2, 3), 1.0);
-        // m = 3, n = 7, one row attaining the maximum: the float is -(r/m - (i+1)/n)
-        let (m, n) = (3i64, 7i64);
-        let sorted: Vec<u32> = (0..n as u32).map(|_| 1 << 2 | 1).collect();
+        // one value above a reference of 3: below 3/3 - 0/1 = 1
+        assert_eq!(statistic_of(&[(3, 3)], 3), 1.0);
+        // m = 3, n = 7 values at right = left = 1: the largest is above, at the last row,
+        // -(1/3 - 7/7), which is not the float 2/3
         let expected = -(1.0 / 3.0 - 7.0 / 7.0);
-        assert_eq!(sorted_statistic(&sorted, 2, m), expected);
+        assert_eq!(statistic_of(&[(1, 1); 7], 3), expected);
+    }
+
+    #[test]
+    fn tied_rows_with_different_lefts_fall_back_to_the_whole_key() {
+        // not a real reference (one right, two lefts below it), but sorted as the Python
+        // sorts it: by (right, left)
+        let mut next = numbers(7);
+        let rows: Vec<(i64, i64)> = (0..500)
+            .map(|_| {
+                let right = (next() % 40) as i64 + 2;
+                (right, right - 1 - (next() % 2) as i64)
+            })
+            .collect();
+        let mut sorted = rows.clone();
+        sorted.sort();
+        let m = 41;
+        let packing = Packing::new(m);
+        let keys: Vec<u32> = sorted
+            .iter()
+            .map(|&(r, l)| packing.pack(r, l) as u32)
+            .collect();
+        assert_eq!(statistic_of(&rows, m), scan(&keys, packing, m).unwrap());
     }
 
     #[test]
