@@ -48,6 +48,35 @@ fn int64_vector<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonl
 /// `keys`: int64 when `bits` is 32, int32 when `bits` < 32, C or Fortran order;
 /// `ref_sizes`, `window_sizes`: int64 of length F (`window_sizes`, when given, must be the
 /// counts of keys that are not missing). Returns (statistic float64[F], sizes int64[F]).
+/// The kernel over a window of any memory order; Fortran order (each feature contiguous,
+/// as windows keep their keys) reads each feature as one slice, which is faster.
+fn window_statistic<T: Copy + Sync>(
+    view: &ArrayView2<'_, T>,
+    widen: impl Fn(&T) -> i64 + Copy,
+    refs: &[i64],
+    layout: ks::Layout,
+    wins: Option<&[i64]>,
+) -> Result<(Vec<f64>, Vec<i64>), ks::KsError> {
+    let (n, f) = view.dim();
+    let transposed = view.t();
+    match transposed.as_slice() {
+        Some(data) => ks::ks_statistic(
+            f,
+            |j| data[j * n..(j + 1) * n].iter().map(widen),
+            refs,
+            layout,
+            wins,
+        ),
+        None => ks::ks_statistic(
+            f,
+            |j| view.column(j).into_iter().map(widen),
+            refs,
+            layout,
+            wins,
+        ),
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (keys, ref_sizes, bits = 32, window_sizes = None))]
 fn ks_statistic<'py>(
@@ -87,20 +116,8 @@ fn ks_statistic<'py>(
         let wins = window_view.map(|w| w.to_vec());
         let wins = wins.as_deref();
         match &view {
-            Keys::Wide(v) => ks::ks_statistic(
-                v.ncols(),
-                |j| v.column(j).into_iter().copied(),
-                &refs,
-                layout,
-                wins,
-            ),
-            Keys::Narrow(v) => ks::ks_statistic(
-                v.ncols(),
-                |j| v.column(j).into_iter().map(|&k| i64::from(k)),
-                &refs,
-                layout,
-                wins,
-            ),
+            Keys::Wide(v) => window_statistic(v, |&k| k, &refs, layout, wins),
+            Keys::Narrow(v) => window_statistic(v, |&k| i64::from(k), &refs, layout, wins),
         }
     });
     let (stat, sizes) = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
