@@ -4,16 +4,31 @@
 # The image's default command is `stream-monitor run`; every option can also come from
 # STREAM_MONITOR_* environment variables (see README.md).
 
-# --- build: install the package and its dependencies into a virtualenv -----------------
+# --- build: compile the native core (Rust) and install the package into a virtualenv ---
+# The official Rust image's toolchain is copied into the Python image, so the extension is
+# built against the very Python of the runtime stage; neither the toolchain nor the C
+# compiler reaches the runtime image.
+FROM rust:1-slim-bookworm AS rust
+
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/usr/local/cargo/bin:$PATH
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=rust /usr/local/cargo /usr/local/cargo
 
 RUN python -m venv /opt/venv
 WORKDIR /src
 # README.m[d]: copied when present (pyproject's `readme`), no error when absent.
 COPY pyproject.toml README.m[d] ./
+COPY native ./native
 COPY stream_monitor ./stream_monitor
 RUN /opt/venv/bin/pip install .
 

@@ -123,27 +123,64 @@ def test_empty_windows() -> None:
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: _native.ks_statistic(np.zeros((3, 2)), np.ones(2, dtype=np.int64)), TypeError,
-         "keys: expected a 2-d int64 (bits=32) array, got a 2-d float64 array"),
-        (lambda: _native.ks_statistic(np.zeros(3, dtype=np.int64), np.ones(1, dtype=np.int64)),
-         TypeError, "keys: expected a 2-d int64"),
-        (lambda: _native.ks_statistic(np.zeros((3, 2), dtype=np.int64), np.ones(2, dtype=np.int64),
-                                      14), TypeError, "keys: expected a 2-d int32 (bits<32)"),
-        (lambda: _native.ks_statistic(np.zeros((3, 2), dtype=np.int64), [1, 2]), TypeError,
-         "ref_sizes: expected a 1-d int64 array, got a list"),
-        (lambda: _native.ks_statistic(np.zeros((3, 2), dtype=np.int64), np.ones(3, dtype=np.int64)),
-         ValueError, "ref_sizes: 3 values for a window of 2 features"),
-        (lambda: _native.ks_statistic(np.zeros((3, 2), dtype=np.int32), np.ones(2, dtype=np.int64),
-                                      16), ValueError, "bits: 16 is not a key width"),
-        (lambda: _native.ks_statistic(np.zeros((3, 1), dtype=np.int32), np.array([40]), 5),
-         ValueError, "ref_sizes[0]: 40 is not a reference size"),
-        (lambda: _native.ks_statistic(np.full((3, 1), 7 << 32, dtype=np.int64), np.array([4])),
-         ValueError, "keys[0, 0]: 30064771072 does not pack counts"),
-        (lambda: _native.ks_statistic(np.full((3, 1), -1, dtype=np.int64), np.array([4])),
-         ValueError, "keys[0, 0]: -1"),
-        (lambda: _native.ks_statistic(np.zeros((3, 1), dtype=np.int64), np.array([4]), 32,
-                                      np.array([2])), ValueError,
-         "window_sizes[0]: 2, but the window holds 3 keys that are not missing"),
+        (
+            lambda: _native.ks_statistic(np.zeros((3, 2)), np.ones(2, dtype=np.int64)),
+            TypeError,
+            "keys: expected a 2-d int64 (bits=32) array, got a 2-d float64 array",
+        ),
+        (
+            lambda: _native.ks_statistic(np.zeros(3, dtype=np.int64), np.ones(1, dtype=np.int64)),
+            TypeError,
+            "keys: expected a 2-d int64",
+        ),
+        (
+            lambda: _native.ks_statistic(
+                np.zeros((3, 2), dtype=np.int64), np.ones(2, dtype=np.int64), 14
+            ),
+            TypeError,
+            "keys: expected a 2-d int32 (bits<32)",
+        ),
+        (
+            lambda: _native.ks_statistic(np.zeros((3, 2), dtype=np.int64), [1, 2]),
+            TypeError,
+            "ref_sizes: expected a 1-d int64 array, got a list",
+        ),
+        (
+            lambda: _native.ks_statistic(
+                np.zeros((3, 2), dtype=np.int64), np.ones(3, dtype=np.int64)
+            ),
+            ValueError,
+            "ref_sizes: 3 values for a window of 2 features",
+        ),
+        (
+            lambda: _native.ks_statistic(
+                np.zeros((3, 2), dtype=np.int32), np.ones(2, dtype=np.int64), 16
+            ),
+            ValueError,
+            "bits: 16 is not a key width",
+        ),
+        (
+            lambda: _native.ks_statistic(np.zeros((3, 1), dtype=np.int32), np.array([40]), 5),
+            ValueError,
+            "ref_sizes[0]: 40 is not a reference size",
+        ),
+        (
+            lambda: _native.ks_statistic(np.full((3, 1), 7 << 32, dtype=np.int64), np.array([4])),
+            ValueError,
+            "keys[0, 0]: 30064771072 does not pack counts",
+        ),
+        (
+            lambda: _native.ks_statistic(np.full((3, 1), -1, dtype=np.int64), np.array([4])),
+            ValueError,
+            "keys[0, 0]: -1",
+        ),
+        (
+            lambda: _native.ks_statistic(
+                np.zeros((3, 1), dtype=np.int64), np.array([4]), 32, np.array([2])
+            ),
+            ValueError,
+            "window_sizes[0]: 2, but the window holds 3 keys that are not missing",
+        ),
     ],
 )
 def test_bad_arguments_raise_naming_them(call: object, error: type, message: str) -> None:
@@ -151,30 +188,3 @@ def test_bad_arguments_raise_naming_them(call: object, error: type, message: str
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
-
-
-def test_the_gil_is_released() -> None:
-    """Two threads computing big windows overlap (the kernel runs without the GIL)."""
-    import threading
-    import time
-
-    rng = np.random.default_rng(4)
-    keys = np.asfortranarray(rng.integers(0, 1000, size=(200_000, 8)).astype(np.int64) << 32)
-    keys |= keys >> 32  # left = right: valid keys
-    ref = np.full(8, 1000, dtype=np.int64)
-    start = time.perf_counter()
-    _native.ks_statistic(keys, ref)
-    alone = time.perf_counter() - start
-    beats = []
-
-    def ticker() -> None:
-        end = time.perf_counter() + alone
-        while time.perf_counter() < end:
-            beats.append(1)
-            time.sleep(alone / 50)
-
-    t = threading.Thread(target=ticker)
-    t.start()
-    _native.ks_statistic(keys, ref)
-    t.join()
-    assert len(beats) > 5  # with the GIL held the ticker would run once or twice
