@@ -13,3 +13,20 @@ def ks_statistic(
     for bit `stream_monitor.detectors.ks.ks_statistic` (radix sort and one exact scan, the
     GIL released). Raises TypeError for a wrong dtype or shape, ValueError for keys, sizes
     or `bits` that do not fit together, naming the argument."""
+
+def reference_keys(
+    flat: npt.NDArray[np.float64],
+    column_starts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    bits: int = 32,
+) -> npt.NDArray[np.int64] | npt.NDArray[np.int32]:
+    """The KS key of every value of a (k, F) block against the reference's sorted columns
+    laid end to end (`flat`, cut by the F + 1 `column_starts`): `detectors.ks.ks_keys` of
+    `PreparedReference.cdf_counts`; int64 keys for bits 32, int32 below; the missing key
+    where a value is not finite. Raises TypeError / ValueError naming the argument."""
+
+def bin_index(
+    edges: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.int16]:
+    """The bin of every value of a (k, F) block among each feature's inner edges ((E, F),
+    ascending, padded with +inf): `detectors.numeric.bin_index`; -1 where not finite."""

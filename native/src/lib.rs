@@ -1,14 +1,16 @@
 //! `stream_monitor._native`: the package's compiled kernels.
 //!
-//! The kernels are plain Rust in their own modules (`ks`), tested by `cargo test`; this
+//! The kernels are plain Rust in their own modules (`ks`, `lookup`), tested by `cargo test`; this
 //! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
 //! the GIL around the work and raises the kernels' errors as ValueError.
 
 pub mod ks;
+pub mod lookup;
 
-use numpy::ndarray::ArrayView2;
+use numpy::ndarray::{Array2, ArrayView2};
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -124,8 +126,114 @@ fn ks_statistic<'py>(
     Ok((stat.into_pyarray(py), sizes.into_pyarray(py)))
 }
 
+fn float64_vector<'py>(
+    obj: &Bound<'py, PyAny>,
+    field: &str,
+) -> PyResult<PyReadonlyArray1<'py, f64>> {
+    obj.extract::<PyReadonlyArray1<'py, f64>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a 1-d float64 array, got {}",
+            describe(obj)
+        ))
+    })
+}
+
+fn float64_matrix<'py>(
+    obj: &Bound<'py, PyAny>,
+    field: &str,
+) -> PyResult<PyReadonlyArray2<'py, f64>> {
+    obj.extract::<PyReadonlyArray2<'py, f64>>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{field}: expected a 2-d float64 array, got {}",
+            describe(obj)
+        ))
+    })
+}
+
+fn lookup_error(e: lookup::LookupError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// The KS key of every value of a (k, F) block (any memory order) against the reference's
+/// sorted columns laid end to end (`flat`, cut by the F + 1 `column_starts`): as
+/// `detectors.ks.ks_keys` of `PreparedReference.cdf_counts`, int64 keys when `bits` is 32,
+/// int32 ones below; the missing key where a value is not finite.
+#[pyfunction]
+#[pyo3(signature = (flat, column_starts, values, bits = 32))]
+fn reference_keys<'py>(
+    py: Python<'py>,
+    flat: &Bound<'py, PyAny>,
+    column_starts: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    bits: u32,
+) -> PyResult<Bound<'py, PyAny>> {
+    let layout = ks::Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let flat = float64_vector(flat, "flat")?;
+    let starts = int64_vector(column_starts, "column_starts")?;
+    let values = float64_matrix(values, "values")?;
+    let (flat, starts, values) = (flat.as_array(), starts.as_array(), values.as_array());
+    let (k, f) = values.dim();
+    let keys = py.detach(|| -> Result<Array2<i64>, lookup::LookupError> {
+        let flat = flat
+            .as_slice()
+            .map(<[f64]>::to_vec)
+            .unwrap_or_else(|| flat.to_vec());
+        let starts = starts.to_vec();
+        let columns = lookup::Columns::new(&flat, &starts, f)?;
+        let mut keys = Array2::<i64>::zeros((k, f));
+        lookup::ks_keys(
+            &columns,
+            layout,
+            |j| values.column(j).into_iter().copied(),
+            |j, row, key| keys[[row, j]] = key,
+        )?;
+        Ok(keys)
+    });
+    let keys = keys.map_err(lookup_error)?;
+    if layout.wide() {
+        Ok(keys.into_pyarray(py).into_any())
+    } else {
+        // narrow keys fit in 31 bits (Layout): the conversion is exact
+        Ok(keys.mapv(|key| key as i32).into_pyarray(py).into_any())
+    }
+}
+
+/// The bin of every value of a (k, F) block among each feature's inner edges, an (E, F)
+/// array ascending per column and padded with +inf: `detectors.numeric.bin_index`, int16,
+/// -1 where a value is not finite.
+#[pyfunction]
+fn bin_index<'py>(
+    py: Python<'py>,
+    edges: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<i16>>> {
+    let edges = float64_matrix(edges, "edges")?;
+    let values = float64_matrix(values, "values")?;
+    let (edges, values) = (edges.as_array(), values.as_array());
+    let (k, f) = values.dim();
+    if edges.ncols() != f {
+        return Err(lookup_error(lookup::LookupError::Edges {
+            got: edges.ncols(),
+            features: f,
+        }));
+    }
+    let bins = py.detach(|| {
+        let mut bins = Array2::<i16>::zeros((k, f));
+        for j in 0..f {
+            let column: Vec<f64> = edges.column(j).to_vec();
+            for (row, &x) in values.column(j).iter().enumerate() {
+                bins[[row, j]] = lookup::bin_of(&column, x);
+            }
+        }
+        bins
+    });
+    Ok(bins.into_pyarray(py))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ks_statistic, m)?)?;
+    m.add_function(wrap_pyfunction!(reference_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(bin_index, m)?)?;
     Ok(())
 }

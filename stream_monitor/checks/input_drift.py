@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_monitor._native import ks_statistic  # bit for bit detectors.ks.ks_statistic
 from stream_monitor.alerts.contract import FeatureResult
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
@@ -39,6 +38,7 @@ from stream_monitor.detectors import cvm, ranks
 from stream_monitor.detectors import numeric as num
 from stream_monitor.detectors.combine import adjust, effect_size_gate
 from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue
+from stream_monitor.kernels import ks_statistic  # bit for bit detectors.ks.ks_statistic
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.window.ring import ModelWindow
 

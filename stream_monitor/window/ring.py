@@ -21,10 +21,11 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from stream_monitor import kernels
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.detectors.categorical import MISSING
 from stream_monitor.detectors.ks import KeyArray, ks_keys, missing_key
-from stream_monitor.detectors.numeric import bin_index, window_bin_counts
+from stream_monitor.detectors.numeric import window_bin_counts
 from stream_monitor.reference.prepared import PreparedReference
 
 INCREMENTAL_MIN_ROWS = 32  # smaller writes mark the tallies stale instead of updating them
@@ -290,11 +291,21 @@ class WindowBlock:
         self.prediction_bin: npt.NDArray[np.int16] | None = None
         self.numeric_bin: npt.NDArray[np.int16] | None = None
         if reference is not None:
-            right, left = reference.cdf_counts(features)
-            self.ks_key = ks_keys(right, left, ~np.isfinite(features), reference.key_bits)
+            self.ks_key = _reference_keys(reference, features)
             self.prediction_bin = reference.prediction_bin(prediction)
             if with_bins:
-                self.numeric_bin = bin_index(reference.numeric(), features)
+                self.numeric_bin = kernels.bin_index(reference.numeric().edges, features)
 
     def __len__(self) -> int:
         return int(self.prediction.shape[0])
+
+
+def _reference_keys(reference: PreparedReference, features: FloatArray) -> KeyArray:
+    """Each value's KS key: looked up natively in the exact reference's sorted columns, or
+    estimated by a compact reference's summary (`cdf_counts`)."""
+    if reference.summary is None:
+        return kernels.reference_keys(
+            reference.flat_columns, reference.column_starts, features, reference.key_bits
+        )
+    right, left = reference.cdf_counts(features)
+    return ks_keys(right, left, ~np.isfinite(features), reference.key_bits)

@@ -1,0 +1,231 @@
+//! Per-event reference look-ups: what a window keeps of each value as it enters.
+//!
+//! For KS, each value x of feature j becomes one key holding the reference counts
+//! right = #{r <= x} and left = #{r < x} of that feature's sorted reference column,
+//! `right << bits | left`, or the missing key when x is not finite: exactly what
+//! `PreparedReference.cdf_counts` followed by `detectors.ks.ks_keys` gives. For PSI and
+//! Jensen-Shannon, each value becomes its bin: the number of the feature's inner bin edges
+//! at or below it (`detectors.numeric.bin_index`), -1 when it is not finite.
+//!
+//! Both are binary searches and integer packing: the results are integers, equal to
+//! numpy's whatever the order of evaluation. Nothing here knows Python: `lib.rs` wraps it.
+
+use crate::ks::Layout;
+use std::fmt;
+
+/// Why the look-ups cannot be made; `lib.rs` raises these as ValueError.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LookupError {
+    Starts {
+        features: usize,
+        got: usize,
+    },
+    Offsets {
+        feature: usize,
+        start: i64,
+        stop: i64,
+        len: usize,
+    },
+    TooLarge {
+        feature: usize,
+        size: usize,
+        max: i64,
+    },
+    Edges {
+        got: usize,
+        features: usize,
+    },
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::Starts { features, got } => write!(
+                f,
+                "column_starts: {got} values for {features} features (expected {})",
+                features + 1
+            ),
+            LookupError::Offsets {
+                feature,
+                start,
+                stop,
+                len,
+            } => write!(
+                f,
+                "column_starts[{feature}..{}]: {start}..{stop} is not a range of the {len} \
+                 reference values",
+                feature + 1
+            ),
+            LookupError::TooLarge { feature, size, max } => write!(
+                f,
+                "feature {feature}: {size} reference values do not fit these keys (at most \
+                 {max}; use bits=32)"
+            ),
+            LookupError::Edges { got, features } => write!(
+                f,
+                "edges: {got} columns for a window of {features} features"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LookupError {}
+
+/// `#{r <= x}` and `#{r < x}` in an ascending column of finite values, for a finite x.
+#[inline]
+pub fn counts(column: &[f64], x: f64) -> (usize, usize) {
+    let right = column.partition_point(|&r| r <= x);
+    // #{r < x} differs only when x is itself a reference value: then column[right - 1] == x.
+    if right > 0 && column[right - 1] == x {
+        (right, column[..right].partition_point(|&r| r < x))
+    } else {
+        (right, right)
+    }
+}
+
+/// The reference's sorted columns laid end to end: feature j is `flat[starts[j]..starts[j+1]]`.
+pub struct Columns<'a> {
+    flat: &'a [f64],
+    starts: Vec<usize>,
+}
+
+impl<'a> Columns<'a> {
+    /// Checks that `starts` (F + 1 offsets) cuts `flat` into F ascending ranges.
+    pub fn new(flat: &'a [f64], starts: &[i64], features: usize) -> Result<Self, LookupError> {
+        if starts.len() != features + 1 {
+            return Err(LookupError::Starts {
+                features,
+                got: starts.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(starts.len());
+        for j in 0..features {
+            let (start, stop) = (starts[j], starts[j + 1]);
+            if start < 0 || stop < start || stop as usize > flat.len() {
+                return Err(LookupError::Offsets {
+                    feature: j,
+                    start,
+                    stop,
+                    len: flat.len(),
+                });
+            }
+            out.push(start as usize);
+        }
+        out.push(starts[features].max(0) as usize);
+        Ok(Columns { flat, starts: out })
+    }
+
+    pub fn features(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub fn column(&self, j: usize) -> &'a [f64] {
+        &self.flat[self.starts[j]..self.starts[j + 1]]
+    }
+}
+
+/// The KS key of every value, feature by feature: `values(j)` yields feature j's values in
+/// row order, `out(j, row, key)` stores a key. Fails when a column is too large for the
+/// layout (`detectors.ks.key_bits` picks one that fits).
+pub fn ks_keys<I: Iterator<Item = f64>>(
+    columns: &Columns<'_>,
+    layout: Layout,
+    values: impl Fn(usize) -> I,
+    mut out: impl FnMut(usize, usize, i64),
+) -> Result<(), LookupError> {
+    let max = layout.max_count();
+    for j in 0..columns.features() {
+        let size = columns.column(j).len();
+        if size as i64 > max {
+            return Err(LookupError::TooLarge {
+                feature: j,
+                size,
+                max,
+            });
+        }
+    }
+    let shift = layout.bits();
+    let missing = layout.missing_key();
+    for j in 0..columns.features() {
+        let column = columns.column(j);
+        for (row, x) in values(j).enumerate() {
+            let key = if x.is_finite() {
+                let (right, left) = counts(column, x);
+                ((right as i64) << shift) | left as i64
+            } else {
+                missing
+            };
+            out(j, row, key);
+        }
+    }
+    Ok(())
+}
+
+/// The bin of a value among a feature's inner edges (ascending, padded with +inf, which no
+/// finite value reaches): how many edges are at or below it; -1 when it is not finite.
+#[inline]
+pub fn bin_of(edges: &[f64], x: f64) -> i16 {
+    if x.is_finite() {
+        edges.partition_point(|&e| e <= x) as i16
+    } else {
+        -1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_at_ties_between_and_outside() {
+        let col = [1.0, 2.0, 2.0, 3.0, 5.0];
+        assert_eq!(counts(&col, 2.0), (3, 1));
+        assert_eq!(counts(&col, 4.0), (4, 4));
+        assert_eq!(counts(&col, 0.0), (0, 0));
+        assert_eq!(counts(&col, 5.0), (5, 4));
+        assert_eq!(counts(&col, 9.0), (5, 5));
+        assert_eq!(counts(&[], 1.0), (0, 0));
+        assert_eq!(counts(&[0.0], -0.0), (1, 0)); // -0.0 == 0.0, as numpy compares
+    }
+
+    #[test]
+    fn keys_pack_both_counts_and_mark_missing() {
+        let flat = [1.0, 2.0, 2.0, 10.0, 20.0];
+        let columns = Columns::new(&flat, &[0, 3, 5], 2).unwrap();
+        let layout = Layout::new(4).unwrap();
+        let rows = [[2.0, 15.0], [f64::NAN, f64::INFINITY]];
+        let mut keys = [[0i64; 2]; 2];
+        ks_keys(
+            &columns,
+            layout,
+            |j| rows.iter().map(move |r| r[j]),
+            |j, row, k| keys[row][j] = k,
+        )
+        .unwrap();
+        assert_eq!(keys[0], [(3 << 4) | 1, (1 << 4) | 1]);
+        assert_eq!(keys[1], [layout.missing_key(), layout.missing_key()]);
+    }
+
+    #[test]
+    fn bad_offsets_and_sizes_are_errors() {
+        let flat = [1.0, 2.0];
+        assert!(Columns::new(&flat, &[0, 3], 1).is_err());
+        assert!(Columns::new(&flat, &[0, 1], 2).is_err());
+        assert!(Columns::new(&flat, &[1, 0], 1).is_err());
+        let big = vec![0.0; 20];
+        let columns = Columns::new(&big, &[0, 20], 1).unwrap();
+        let layout = Layout::new(4).unwrap(); // at most 14 values per feature
+        let err = ks_keys(&columns, layout, |_| std::iter::empty(), |_, _, _| {});
+        assert!(matches!(err, Err(LookupError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn bins_count_edges_at_or_below() {
+        let edges = [1.0, 2.0, f64::INFINITY];
+        assert_eq!(bin_of(&edges, 0.5), 0);
+        assert_eq!(bin_of(&edges, 1.0), 1);
+        assert_eq!(bin_of(&edges, 7.0), 2);
+        assert_eq!(bin_of(&edges, f64::NAN), -1);
+        assert_eq!(bin_of(&edges, f64::NEG_INFINITY), -1);
+    }
+}
