@@ -30,3 +30,10 @@ def bin_index(
 ) -> npt.NDArray[np.int16]:
     """The bin of every value of a (k, F) block among each feature's inner edges ((E, F),
     ascending, padded with +inf): `detectors.numeric.bin_index`; -1 where not finite."""
+
+def ks_sorted_statistic(
+    sorted_reference: npt.NDArray[np.float64], sorted_sample: npt.NDArray[np.float64]
+) -> float:
+    """The KS statistic of a sorted finite sample against a sorted finite reference:
+    `detectors.ks.ks_sorted_statistic` to the last bit. ValueError when either is not
+    ascending and finite."""

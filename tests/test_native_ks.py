@@ -15,6 +15,7 @@ from stream_monitor.detectors.ks import (
     as_scipy_default,
     key_bits,
     ks_keys,
+    ks_sorted_statistic,
     ks_statistic,
     missing_key,
 )
@@ -188,3 +189,34 @@ def test_bad_arguments_raise_naming_them(call: object, error: type, message: str
     with pytest.raises(error) as info:
         call()
     assert message in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 1, 2, 50, 1000, 10_000]),
+    st.sampled_from([0, 1, 3, 999, 1000]),
+    st.sampled_from([0, 1, 2, 12]),
+)
+def test_sorted_sample_ks_equals_python_and_scipy(seed: int, m: int, n: int, decimals: int) -> None:
+    """The prediction check's KS: sorted window against sorted reference, ties included."""
+    rng = np.random.default_rng(seed)
+    reference = np.sort(np.round(rng.normal(size=m), decimals))
+    sample = np.sort(np.round(rng.normal(0.2, 1.1, size=n), decimals))
+    if n and m:
+        sample[: n // 3] = rng.choice(reference, size=n // 3)
+        sample.sort()
+    got = _native.ks_sorted_statistic(reference, sample)
+    expected = ks_sorted_statistic(reference, sample)
+    assert np.float64(got).view(np.uint64) == np.float64(expected).view(np.uint64)
+    if n and m:
+        with np.errstate(divide="ignore"):  # scipy's p-value of one-value samples
+            theirs = ks_2samp(reference, sample, method="asymp").statistic
+        assert got == theirs
+
+
+def test_sorted_sample_ks_rejects_unsorted_or_missing_values() -> None:
+    with pytest.raises(ValueError, match=r"sorted_sample\[1\]"):
+        _native.ks_sorted_statistic(np.array([1.0, 2.0]), np.array([1.0, 3.0, 2.0]))
+    with pytest.raises(ValueError, match=r"sorted_reference\[0\]"):
+        _native.ks_sorted_statistic(np.array([np.nan]), np.array([1.0]))

@@ -18,7 +18,8 @@ from stream_monitor.detectors.categorical import (
 from stream_monitor.detectors.categorical import js_distance as category_js
 from stream_monitor.detectors.categorical import psi as category_psi
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue, ks_sorted_statistic
+from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue
+from stream_monitor.kernels import ks_sorted_statistic  # bit for bit detectors.ks's
 from stream_monitor.window.ring import ModelWindow
 
 
