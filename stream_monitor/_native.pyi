@@ -37,3 +37,16 @@ def ks_sorted_statistic(
     """The KS statistic of a sorted finite sample against a sorted finite reference:
     `detectors.ks.ks_sorted_statistic` to the last bit. ValueError when either is not
     ascending and finite."""
+
+class ReferenceColumns:
+    """A reference's sorted columns (the array held, not copied) with a sparse index of
+    every 32nd value per column, built once: the per-event look-ups through it stay in the
+    cache when many models' references do not."""
+
+    def __init__(
+        self, flat: npt.NDArray[np.float64], column_starts: npt.NDArray[np.int64]
+    ) -> None: ...
+    def keys(
+        self, values: npt.NDArray[np.float64], bits: int = 32
+    ) -> npt.NDArray[np.int64] | npt.NDArray[np.int32]:
+        """`reference_keys` of a (k, F) block against these columns: the same keys."""

@@ -7,6 +7,18 @@ import below for one of the package itself. The kernels import nothing of the pa
 equals, bit for bit, the numpy function it names (tests/test_native_*.py).
 """
 
-from stream_monitor._native import bin_index, ks_sorted_statistic, ks_statistic, reference_keys
+from stream_monitor._native import (
+    ReferenceColumns,
+    bin_index,
+    ks_sorted_statistic,
+    ks_statistic,
+    reference_keys,
+)
 
-__all__ = ["bin_index", "ks_sorted_statistic", "ks_statistic", "reference_keys"]
+__all__ = [
+    "ReferenceColumns",
+    "bin_index",
+    "ks_sorted_statistic",
+    "ks_statistic",
+    "reference_keys",
+]

@@ -25,7 +25,7 @@ def cases(draw: st.DrawFn) -> tuple[PreparedReference, FloatArray]:
     that repeats reference values, holds -0.0, NaN and +-inf, in C or Fortran order."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     f = draw(st.integers(1, 6))
-    m = draw(st.sampled_from([0, 1, 5, 300, 20_000, 40_000]))
+    m = draw(st.sampled_from([0, 1, 5, 31, 32, 33, 300, 20_000, 40_000]))
     decimals = draw(st.sampled_from([0, 1, 4, 12]))
     features = np.round(rng.normal(size=(m, f)), decimals)
     features[rng.random(features.shape) < draw(st.sampled_from([0.0, 0.2, 1.0]))] = np.nan
@@ -57,6 +57,8 @@ def test_keys_equal_the_numpy_look_ups(case: tuple[PreparedReference, FloatArray
     assert np.array_equal(got, expected)
     wide = kernels.reference_keys(ref.flat_columns, ref.column_starts, block, 32)
     assert np.array_equal(wide, ks_keys(right, left, ~np.isfinite(block), 32))
+    indexed = ref.columns().keys(block, ref.key_bits)  # through the sparse index
+    assert indexed.dtype == expected.dtype and np.array_equal(indexed, expected)
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,7 +7,7 @@
 pub mod ks;
 pub mod lookup;
 
-use numpy::ndarray::{Array2, ArrayView2};
+use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
@@ -154,6 +154,51 @@ fn lookup_error(e: lookup::LookupError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+/// The keys of a block against columns (and their sparse index, if any), as numpy wants
+/// them: int64 for 64-bit layouts, int32 below.
+fn block_keys<'py>(
+    py: Python<'py>,
+    flat: ArrayView1<'_, f64>,
+    starts: &[i64],
+    index: Option<(&[f64], &[i64])>,
+    values: ArrayView2<'_, f64>,
+    layout: ks::Layout,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (k, f) = values.dim();
+    let keys = py.detach(|| -> Result<Array2<i64>, lookup::LookupError> {
+        // the reference is read in place (copied only if not contiguous): a block of a few
+        // events must not pay for the reference's size
+        let copied: Vec<f64>;
+        let flat = match flat.as_slice() {
+            Some(slice) => slice,
+            None => {
+                copied = flat.to_vec();
+                &copied
+            }
+        };
+        let columns = lookup::Columns::new(flat, starts, f)?;
+        let index = index
+            .map(|(values, starts)| lookup::Columns::new(values, starts, f))
+            .transpose()?;
+        let mut keys = Array2::<i64>::zeros((k, f));
+        lookup::ks_keys(
+            &columns,
+            index.as_ref(),
+            layout,
+            |j| values.column(j).into_iter().copied(),
+            |j, row, key| keys[[row, j]] = key,
+        )?;
+        Ok(keys)
+    });
+    let keys = keys.map_err(lookup_error)?;
+    if layout.wide() {
+        Ok(keys.into_pyarray(py).into_any())
+    } else {
+        // narrow keys fit in 31 bits (Layout): the conversion is exact
+        Ok(keys.mapv(|key| key as i32).into_pyarray(py).into_any())
+    }
+}
+
 /// The KS key of every value of a (k, F) block (any memory order) against the reference's
 /// sorted columns laid end to end (`flat`, cut by the F + 1 `column_starts`): as
 /// `detectors.ks.ks_keys` of `PreparedReference.cdf_counts`, int64 keys when `bits` is 32,
@@ -171,30 +216,78 @@ fn reference_keys<'py>(
     let flat = float64_vector(flat, "flat")?;
     let starts = int64_vector(column_starts, "column_starts")?;
     let values = float64_matrix(values, "values")?;
-    let (flat, starts, values) = (flat.as_array(), starts.as_array(), values.as_array());
-    let (k, f) = values.dim();
-    let keys = py.detach(|| -> Result<Array2<i64>, lookup::LookupError> {
-        let flat = flat
-            .as_slice()
-            .map(<[f64]>::to_vec)
-            .unwrap_or_else(|| flat.to_vec());
-        let starts = starts.to_vec();
-        let columns = lookup::Columns::new(&flat, &starts, f)?;
-        let mut keys = Array2::<i64>::zeros((k, f));
-        lookup::ks_keys(
-            &columns,
+    let starts = starts.as_array().to_vec();
+    block_keys(
+        py,
+        flat.as_array(),
+        &starts,
+        None,
+        values.as_array(),
+        layout,
+    )
+}
+
+/// A reference's sorted columns as the per-event look-ups read them: the numpy array itself
+/// (held, not copied) and each column's sparse index (a thirty-second of it), built once.
+#[pyclass(frozen, module = "stream_monitor._native")]
+struct ReferenceColumns {
+    flat: Py<PyArray1<f64>>,
+    starts: Vec<i64>,
+    index: Vec<f64>,
+    index_starts: Vec<i64>,
+}
+
+#[pymethods]
+impl ReferenceColumns {
+    #[new]
+    fn new(flat: &Bound<'_, PyAny>, column_starts: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let array = flat.cast::<PyArray1<f64>>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "flat: expected a 1-d float64 array, got {}",
+                describe(flat)
+            ))
+        })?;
+        let starts = int64_vector(column_starts, "column_starts")?
+            .as_array()
+            .to_vec();
+        let view = array.readonly();
+        let values = view.as_array().to_vec();
+        let f = starts.len().saturating_sub(1);
+        let columns = lookup::Columns::new(&values, &starts, f).map_err(lookup_error)?;
+        let mut index = Vec::new();
+        let mut index_starts = vec![0i64];
+        for j in 0..f {
+            index.extend(lookup::sparse_index(columns.column(j)));
+            index_starts.push(index.len() as i64);
+        }
+        Ok(ReferenceColumns {
+            flat: array.clone().unbind(),
+            starts,
+            index,
+            index_starts,
+        })
+    }
+
+    /// The KS key of every value of a (k, F) block: `reference_keys`, through the index.
+    #[pyo3(signature = (values, bits = 32))]
+    fn keys<'py>(
+        &self,
+        py: Python<'py>,
+        values: &Bound<'py, PyAny>,
+        bits: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let layout = ks::Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let values = float64_matrix(values, "values")?;
+        let flat = self.flat.bind(py).readonly();
+        let index = Some((self.index.as_slice(), self.index_starts.as_slice()));
+        block_keys(
+            py,
+            flat.as_array(),
+            &self.starts,
+            index,
+            values.as_array(),
             layout,
-            |j| values.column(j).into_iter().copied(),
-            |j, row, key| keys[[row, j]] = key,
-        )?;
-        Ok(keys)
-    });
-    let keys = keys.map_err(lookup_error)?;
-    if layout.wide() {
-        Ok(keys.into_pyarray(py).into_any())
-    } else {
-        // narrow keys fit in 31 bits (Layout): the conversion is exact
-        Ok(keys.mapv(|key| key as i32).into_pyarray(py).into_any())
+        )
     }
 }
 
@@ -254,6 +347,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ks_sorted_statistic, m)?)?;
     m.add_function(wrap_pyfunction!(ks_statistic, m)?)?;
     m.add_function(wrap_pyfunction!(reference_keys, m)?)?;
+    m.add_class::<ReferenceColumns>()?;
     m.add_function(wrap_pyfunction!(bin_index, m)?)?;
     Ok(())
 }

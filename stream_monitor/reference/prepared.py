@@ -19,6 +19,7 @@ from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.detectors.categorical import CategoricalReference
 from stream_monitor.detectors.ks import key_bits
 from stream_monitor.detectors.numeric import NumericReference
+from stream_monitor.kernels import ReferenceColumns
 from stream_monitor.reference.summary import ReferenceSummary, slim_numeric
 
 MIN_REFERENCE_EVENTS = 100
@@ -51,6 +52,16 @@ class PreparedReference:
     flat_columns: FloatArray = field(default_factory=lambda: np.empty(0))
     column_starts: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     _key_bits: int = -1
+    _columns: ReferenceColumns | None = None
+
+    def columns(self) -> ReferenceColumns:
+        """The sorted columns as the native look-ups read them (built on first use; the
+        exact reference only: a compact one has no columns, see `cdf_counts`)."""
+        if self._columns is None:
+            if self.summary is not None:
+                raise InvalidReference(f"{self.model}: a compact reference has no columns")
+            self._columns = ReferenceColumns(self.flat_columns, self.column_starts)
+        return self._columns
 
     @property
     def key_bits(self) -> int:

@@ -304,8 +304,6 @@ def _reference_keys(reference: PreparedReference, features: FloatArray) -> KeyAr
     """Each value's KS key: looked up natively in the exact reference's sorted columns, or
     estimated by a compact reference's summary (`cdf_counts`)."""
     if reference.summary is None:
-        return kernels.reference_keys(
-            reference.flat_columns, reference.column_starts, features, reference.key_bits
-        )
+        return reference.columns().keys(features, reference.key_bits)
     right, left = reference.cdf_counts(features)
     return ks_keys(right, left, ~np.isfinite(features), reference.key_bits)
