@@ -120,6 +120,37 @@ pub fn counts_indexed(column: &[f64], index: &[f64], x: f64) -> (usize, usize) {
     }
 }
 
+/// Values searched together in `prefix_lens`.
+pub const LANES: usize = 32;
+
+/// For each x of `xs` (at most `LANES`), `#{r in column : r < x}` when `STRICT`, else
+/// `#{r <= x}`, into `out`. The searches advance in lockstep, one branch-free step per
+/// value per halving: the loads of different values do not wait for each other, which is
+/// what matters when the column is not in the cache (many models' references are not).
+#[inline]
+pub fn prefix_lens<const STRICT: bool>(column: &[f64], xs: &[f64], out: &mut [usize]) {
+    let n = xs.len().min(out.len());
+    let below = |r: f64, x: f64| if STRICT { r < x } else { r <= x };
+    if column.is_empty() {
+        out[..n].fill(0);
+        return;
+    }
+    let mut base = [0usize; LANES];
+    let base = &mut base[..n];
+    let mut len = column.len();
+    while len > 1 {
+        let half = len / 2;
+        for (b, &x) in base.iter_mut().zip(xs) {
+            let step = if below(column[*b + half], x) { half } else { 0 };
+            *b += step;
+        }
+        len -= half;
+    }
+    for ((o, &b), &x) in out.iter_mut().zip(base.iter()).zip(xs) {
+        *o = b + usize::from(below(column[b], x));
+    }
+}
+
 /// The reference's sorted columns laid end to end: feature j is `flat[starts[j]..starts[j+1]]`.
 pub struct Columns<'a> {
     flat: &'a [f64],
@@ -161,6 +192,42 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// `counts` of each of `xs` (at most `LANES` finite values) into `right` and `left`.
+/// Through the sparse index when there is one: the index in lockstep, then each value's
+/// run of `STRIDE` values; `#{r < x}` is searched again only where x is a reference value.
+/// Without it, both counts in lockstep over the whole column.
+fn lane_counts(
+    column: &[f64],
+    sparse: Option<&[f64]>,
+    xs: &[f64],
+    right: &mut [usize],
+    left: &mut [usize],
+) {
+    let n = xs.len();
+    let Some(sparse) = sparse else {
+        prefix_lens::<false>(column, xs, &mut right[..n]);
+        prefix_lens::<true>(column, xs, &mut left[..n]);
+        return;
+    };
+    prefix_lens::<false>(sparse, xs, &mut right[..n]);
+    for i in 0..n {
+        let (x, t) = (xs[i], right[i]);
+        let r = if t == 0 {
+            0 // column[0] > x
+        } else {
+            let lo = (t - 1) * STRIDE + 1; // column[(t - 1) STRIDE] <= x < column[t STRIDE]
+            let hi = (t * STRIDE).min(column.len());
+            lo + column[lo..hi].partition_point(|&v| v <= x)
+        };
+        right[i] = r;
+        left[i] = if r > 0 && column[r - 1] == x {
+            prefix_len(column, sparse, |v| v < x)
+        } else {
+            r
+        };
+    }
+}
+
 /// The KS key of every value, feature by feature: `values(j)` yields feature j's values in
 /// row order, `out(j, row, key)` stores a key; `index`, when given, holds each column's
 /// sparse index (`sparse_index`) and is searched first. Fails when a column is too large for the
@@ -185,20 +252,30 @@ pub fn ks_keys<I: Iterator<Item = f64>>(
     }
     let shift = layout.bits();
     let missing = layout.missing_key();
+    let mut xs = [0.0f64; LANES];
+    let mut rows = [0usize; LANES];
+    let mut right = [0usize; LANES];
+    let mut left = [0usize; LANES];
     for j in 0..columns.features() {
         let column = columns.column(j);
         let sparse = index.map(|i| i.column(j));
-        for (row, x) in values(j).enumerate() {
-            let key = if x.is_finite() {
-                let (right, left) = match sparse {
-                    Some(sparse) => counts_indexed(column, sparse, x),
-                    None => counts(column, x),
-                };
-                ((right as i64) << shift) | left as i64
+        let mut lane = 0;
+        let mut values = values(j).enumerate().peekable();
+        while let Some((row, x)) = values.next() {
+            if x.is_finite() {
+                xs[lane] = x;
+                rows[lane] = row;
+                lane += 1;
             } else {
-                missing
-            };
-            out(j, row, key);
+                out(j, row, missing);
+            }
+            if lane == LANES || (lane > 0 && values.peek().is_none()) {
+                lane_counts(column, sparse, &xs[..lane], &mut right, &mut left);
+                for i in 0..lane {
+                    out(j, rows[i], ((right[i] as i64) << shift) | left[i] as i64);
+                }
+                lane = 0;
+            }
         }
     }
     Ok(())
