@@ -8,6 +8,7 @@ equals, bit for bit, the numpy function it names (tests/test_native_*.py).
 """
 
 from stream_monitor._native import (
+    Adwin,
     ReferenceColumns,
     bin_index,
     ks_sorted_statistic,
@@ -16,6 +17,7 @@ from stream_monitor._native import (
 )
 
 __all__ = [
+    "Adwin",
     "ReferenceColumns",
     "bin_index",
     "ks_sorted_statistic",

@@ -1,9 +1,10 @@
 //! `stream_monitor._native`: the package's compiled kernels.
 //!
-//! The kernels are plain Rust in their own modules (`ks`, `lookup`), tested by `cargo test`; this
+//! The kernels are plain Rust in their own modules (`adwin`, `ks`, `lookup`), tested by `cargo test`; this
 //! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
 //! the GIL around the work and raises the kernels' errors as ValueError.
 
+pub mod adwin;
 pub mod ks;
 pub mod lookup;
 
@@ -12,8 +13,10 @@ use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::collections::VecDeque;
 
 /// A statistic per feature and the window values each used.
 type Statistics<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<i64>>);
@@ -342,8 +345,169 @@ fn ks_sorted_statistic(
     result.map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
+/// ADWIN on a stream of errors, bit for bit `stream_monitor.detectors.adwin.ADWIN` (the same
+/// API, the same `state()`), without a Python call per value.
+#[pyclass(module = "stream_monitor._native", name = "Adwin")]
+struct PyAdwin {
+    inner: adwin::Adwin,
+}
+
+fn bad_parameter(e: adwin::BadParameter) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+fn float_rows(state: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<VecDeque<f64>>> {
+    let rows: Vec<Vec<f64>> = state_item(state, key)?.extract()?;
+    Ok(rows.into_iter().map(VecDeque::from).collect())
+}
+
+fn state_item<'py>(state: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
+    state
+        .get_item(key)?
+        .ok_or_else(|| PyKeyError::new_err(key.to_string()))
+}
+
+#[pymethods]
+impl PyAdwin {
+    #[new]
+    #[pyo3(signature = (delta = 0.002, clock = 32, max_buckets = 5, min_window_length = 5))]
+    fn new(delta: f64, clock: i64, max_buckets: i64, min_window_length: i64) -> PyResult<Self> {
+        let inner = adwin::Adwin::new(delta, clock, max_buckets, min_window_length)
+            .map_err(bad_parameter)?;
+        Ok(PyAdwin { inner })
+    }
+
+    #[getter]
+    fn delta(&self) -> f64 {
+        self.inner.delta
+    }
+
+    #[getter]
+    fn clock(&self) -> u64 {
+        self.inner.clock
+    }
+
+    #[getter]
+    fn max_buckets(&self) -> usize {
+        self.inner.max_buckets
+    }
+
+    #[getter]
+    fn min_window_length(&self) -> u64 {
+        self.inner.min_window_length
+    }
+
+    /// Empty the window.
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    /// Whether the last update cut the window.
+    #[getter]
+    fn drift_detected(&self) -> bool {
+        self.inner.drift
+    }
+
+    /// Values in the window.
+    #[getter]
+    fn n(&self) -> u64 {
+        self.inner.width
+    }
+
+    /// Values in the window (the same as `n`).
+    #[getter]
+    fn width(&self) -> u64 {
+        self.inner.width
+    }
+
+    /// Mean of the window (0.0 when it is empty).
+    #[getter]
+    fn estimation(&self) -> f64 {
+        self.inner.estimation()
+    }
+
+    /// Population variance of the window (0.0 when it is empty).
+    #[getter]
+    fn variance(&self) -> f64 {
+        self.inner.population_variance()
+    }
+
+    /// (size, sum, sum of squared deviations) of each bucket, oldest first.
+    fn buckets(&self) -> Vec<(u64, f64, f64)> {
+        self.inner.buckets()
+    }
+
+    /// Add one value; true exactly when this update cut the window.
+    fn update(&mut self, x: f64) -> bool {
+        self.inner.update_many(&[x])
+    }
+
+    /// Add values in order (a float64 array or any sequence of numbers), as one `update`
+    /// each; true when any of them cut the window.
+    fn update_many(&mut self, values: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Ok(array) = values.extract::<PyReadonlyArray1<'_, f64>>() {
+            if let Ok(slice) = array.as_slice() {
+                return Ok(self.inner.update_many(slice));
+            }
+            return Ok(self.inner.update_many(&array.as_array().to_vec()));
+        }
+        let values: Vec<f64> = values.extract()?;
+        Ok(self.inner.update_many(&values))
+    }
+
+    /// Parameters, buckets and window sums as plain numbers and lists, as the Python
+    /// class writes them (the changelog holds them).
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let a = &self.inner;
+        let rows = |r: &Vec<VecDeque<f64>>| -> Vec<Vec<f64>> {
+            r.iter().map(|row| row.iter().copied().collect()).collect()
+        };
+        let state = PyDict::new(py);
+        state.set_item("delta", a.delta)?;
+        state.set_item("clock", a.clock)?;
+        state.set_item("max_buckets", a.max_buckets)?;
+        state.set_item("min_window_length", a.min_window_length)?;
+        state.set_item("totals", rows(&a.totals))?;
+        state.set_item("variances", rows(&a.variances))?;
+        state.set_item("width", a.width)?;
+        state.set_item("total", a.total)?;
+        state.set_item("variance", a.variance)?;
+        state.set_item("tick", a.tick)?;
+        state.set_item("drift_detected", a.drift)?;
+        Ok(state)
+    }
+
+    /// The detector `state()` described (by this class or the Python one), ready to
+    /// continue identically.
+    #[staticmethod]
+    fn from_state(state: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let mut inner = adwin::Adwin::new(
+            state_item(state, "delta")?.extract()?,
+            state_item(state, "clock")?.extract()?,
+            state_item(state, "max_buckets")?.extract()?,
+            state_item(state, "min_window_length")?.extract()?,
+        )
+        .map_err(bad_parameter)?;
+        inner.totals = float_rows(state, "totals")?;
+        inner.variances = float_rows(state, "variances")?;
+        let shape = |r: &Vec<VecDeque<f64>>| r.iter().map(VecDeque::len).collect::<Vec<_>>();
+        if shape(&inner.totals) != shape(&inner.variances) {
+            return Err(PyValueError::new_err(
+                "totals and variances must have the same shape",
+            ));
+        }
+        inner.width = state_item(state, "width")?.extract()?;
+        inner.total = state_item(state, "total")?.extract()?;
+        inner.variance = state_item(state, "variance")?.extract()?;
+        inner.tick = state_item(state, "tick")?.extract()?;
+        inner.drift = state_item(state, "drift_detected")?.extract()?;
+        Ok(PyAdwin { inner })
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyAdwin>()?;
     m.add_function(wrap_pyfunction!(ks_sorted_statistic, m)?)?;
     m.add_function(wrap_pyfunction!(ks_statistic, m)?)?;
     m.add_function(wrap_pyfunction!(reference_keys, m)?)?;

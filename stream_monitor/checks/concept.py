@@ -13,7 +13,7 @@ import numpy as np
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.verdicts import not_judged
-from stream_monitor.detectors.adwin import ADWIN
+from stream_monitor.kernels import Adwin  # bit for bit detectors.adwin.ADWIN
 
 
 @dataclass(slots=True)
@@ -21,7 +21,7 @@ class ErrorStream:
     """A model's errors in arrival order, watched by ADWIN (made at the first error)."""
 
     delta: float
-    detector: ADWIN | None = None
+    detector: Adwin | None = None
     changed: bool = False  # a change was detected since the last check
 
     def watch(self, errors: FloatArray) -> None:
@@ -30,8 +30,8 @@ class ErrorStream:
         if not finite.size:
             return
         if self.detector is None:
-            self.detector = ADWIN(delta=self.delta)
-        if self.detector.update_many(finite.tolist()):  # in order: ADWIN is sequential
+            self.detector = Adwin(delta=self.delta)
+        if self.detector.update_many(finite):  # in order: ADWIN is sequential
             self.changed = True
 
     def check(self) -> CheckResult:

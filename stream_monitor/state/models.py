@@ -12,9 +12,9 @@ import numpy.typing as npt
 
 from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
-from stream_monitor.detectors.adwin import ADWIN
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.models import MonitoredModel
+from stream_monitor.kernels import Adwin
 from stream_monitor.reference.compact import summarise_for
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.state.records import (
@@ -254,7 +254,7 @@ def _restore_model(
     state.version = meta["version"]
     state.alerts = FiringAlerts(firing=dict(meta["firing"]))
     if meta.get("concept") is not None:
-        state.errors.detector = ADWIN.from_state(meta["concept"])
+        state.errors.detector = Adwin.from_state(meta["concept"])
     state.errors.changed = bool(meta.get("concept_changed", False))
     if state.window is not None:
         state.window.classes = bool(meta.get("classes", False))
