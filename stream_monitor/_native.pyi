@@ -13,3 +13,39 @@ def ks_statistic(
     for bit `stream_monitor.detectors.ks.ks_statistic` (radix sort and one exact scan, the
     GIL released). Raises TypeError for a wrong dtype or shape, ValueError for keys, sizes
     or `bits` that do not fit together, naming the argument."""
+
+class NativeModel:
+    """A fast model's valid events of one batch as columns, in batch order."""
+
+    positions: npt.NDArray[np.int64]  # the events' positions in the batch
+    features: npt.NDArray[np.float64]  # (events, F) C order, the schema's columns; NaN: missing
+    prediction: npt.NDArray[np.float64]
+    actual: npt.NDArray[np.float64]  # NaN when absent or null
+    latency_ms: npt.NDArray[np.float64]  # NaN when absent or null
+    timestamp: npt.NDArray[np.float64]  # the event's, else the record's, else NaN
+    event_ids: list[str | None]  # a non-empty string, an int as its decimal text, else None
+    versions: list[str | None]
+
+class NativeDecoded:
+    """A batch of prediction records read by `decode_predictions`."""
+
+    dead: list[tuple[int, str, str, str]]  # (position, reason, detail, model or ""), in order
+    order: list[tuple[str, bool]]  # (model, is fast) of each model with a valid record, first seen first
+    slow_positions: list[int]  # the valid records of slow models (the Python decodes them), sorted
+    undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
+    fast: dict[str, NativeModel]
+
+def decode_predictions(
+    values: list[bytes | None],
+    keys: list[bytes | None],
+    timestamps: list[float | None],
+    schemas: dict[str, tuple[str, ...]],
+) -> NativeDecoded:
+    """Prediction records validated exactly as `decode.predictions.decode_batch` validates
+    them (the same checks in the same order, reason codes and details; a `not_json` detail
+    has serde_json's message), parsed with the GIL released. A valid record is fast when its
+    model is in `schemas` (model -> numeric feature names) and its prediction, actual,
+    timestamp and schema features are numbers (or missing; a bool feature is 1.0/0.0); a
+    model with one record that is not is slow, all of its records left to the Python.
+    Raises TypeError for arguments of the wrong type and ValueError for lists of different
+    lengths, naming the argument."""
