@@ -30,7 +30,8 @@ class NativeDecoded:
     """A batch of prediction records read by `decode_predictions`."""
 
     dead: list[tuple[int, str, str, str]]  # (position, reason, detail, model or ""), in order
-    order: list[tuple[str, bool]]  # (model, is fast) of each model with a valid record, first seen first
+    # (model, is fast) of each model with a valid record, the first seen first
+    order: list[tuple[str, bool]]
     slow_positions: list[int]  # the valid records of slow models (the Python decodes them), sorted
     undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
     fast: dict[str, NativeModel]
