@@ -23,6 +23,7 @@ class NativeModel:
     actual: npt.NDArray[np.float64]  # NaN when absent or null
     latency_ms: npt.NDArray[np.float64]  # NaN when absent or null
     timestamp: npt.NDArray[np.float64]  # the event's, else the record's, else NaN
+    error: npt.NDArray[np.float64]  # |prediction - actual| (as numpy forms it), NaN: no actual
     event_ids: list[str | None]  # a non-empty string, an int as its decimal text, else None
     versions: list[str | None]
 

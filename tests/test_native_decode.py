@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from stream_monitor import _native
 from stream_monitor.decode.arrays import EventArrays, event_arrays
-from stream_monitor.decode.native import NativeBatch, decode_native
+from stream_monitor.decode.native import LazyFloats, NativeBatch, complete_events, decode_native
 from stream_monitor.decode.predictions import decode_batch
 from stream_monitor.sources.records import RecordBatch
 
@@ -279,7 +279,7 @@ def check_invariant(batch: RecordBatch, schemas: dict[str, tuple[str, ...]]) -> 
     assert list(got.by_model) == list(want.by_model)
     for name, w_events in want.by_model.items():
         model = got.by_model[name]
-        g_events = model.events
+        g_events = complete_events(model)
         assert g_events.model == name
         assert g_events.index == w_events.index
         assert g_events.event_ids == w_events.event_ids
@@ -335,7 +335,11 @@ def test_fast_models_are_read_natively() -> None:
         batch.append(f"m{i % 2}".encode(), orjson.dumps(event), "t", 0, i, float(i))
     got = check_invariant(batch, {"m0": ("a", "b"), "m1": ("b",)})
     assert [m.native for m in got.by_model.values()] == [True, True]
-    assert got.by_model["m0"].events.features == []  # the native path has no feature dicts
+    m0 = got.by_model["m0"]
+    assert m0.events.features == []  # the native path has no feature dicts
+    assert isinstance(m0.arrays and m0.arrays.predictions, LazyFloats)
+    assert m0.events.predictions == [0.0, 1.0, 2.0]  # filled by complete_events
+    assert m0.events.actuals == [None, None, None]
 
 
 # -- what goes to the Python ----------------------------------------------------------------

@@ -136,6 +136,7 @@ struct NativeModel {
     actual: Py<PyArray1<f64>>,
     latency_ms: Py<PyArray1<f64>>,
     timestamp: Py<PyArray1<f64>>,
+    error: Py<PyArray1<f64>>,
     event_ids: Py<PyList>,
     versions: Py<PyList>,
 }
@@ -296,6 +297,14 @@ fn decode_predictions<'py>(
         let width = c.features.len().checked_div(n).unwrap_or(0);
         let features = numpy::ndarray::Array2::from_shape_vec((n, width), c.features)
             .map_err(|e| PyValueError::new_err(format!("features: {e}")))?;
+        // |prediction - actual| as numpy's abs(subtract) forms it (IEEE subtraction, the
+        // sign bit cleared): NaN without an actual
+        let error: Vec<f64> = c
+            .prediction
+            .iter()
+            .zip(&c.actual)
+            .map(|(p, a)| (p - a).abs())
+            .collect();
         let model = NativeModel {
             positions: c.positions.into_pyarray(py).unbind(),
             features: features.into_pyarray(py).unbind(),
@@ -303,6 +312,7 @@ fn decode_predictions<'py>(
             actual: c.actual.into_pyarray(py).unbind(),
             latency_ms: c.latency_ms.into_pyarray(py).unbind(),
             timestamp: c.timestamp.into_pyarray(py).unbind(),
+            error: error.into_pyarray(py).unbind(),
             event_ids: optional_strings(py, &c.event_ids)?.unbind(),
             versions: optional_strings(py, &c.versions)?.unbind(),
         };

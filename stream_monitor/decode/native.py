@@ -11,14 +11,17 @@ back. The dead letters come out in batch order and the models in first-seen orde
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
 
 # the compiled extension (native/), which imports nothing of the package; see the
 # import-linter contracts in pyproject.toml for why this import is let through
 from stream_monitor._native import NativeModel, decode_predictions
-from stream_monitor.decode.arrays import EventArrays, errors, event_arrays
+from stream_monitor.arrays import FloatArray
+from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents, decode_batch
 from stream_monitor.sources.records import DeadLetter, RecordBatch
 
@@ -29,9 +32,11 @@ class DecodedModel:
 
     `arrays` is `event_arrays(schemas[model], events)` for a model of the schemas (read by
     the native decoder or by the Python), None for a model not in them (its feature names
-    are the caller's to choose). A model read natively has `events.features` empty (its
-    feature values are in `arrays.features` only) and its predictions, actuals, latencies and
-    timestamps as floats (a JSON int as its float; None where absent or null).
+    are the caller's to choose). A model read natively has `events.index`, `event_ids` and
+    `versions`, but `events.features` empty (its feature values are in `arrays.features`
+    only) and its predictions, actuals, latencies and timestamps empty until
+    `complete_events` fills them (floats: a JSON int as its float; None where absent or
+    null); `arrays.predictions` and `arrays.actuals` are `LazyFloats`.
     """
 
     events: ModelEvents
@@ -106,26 +111,58 @@ class _Decoded:
     dead_letter_models: list[str]
 
 
-def _optional(values: list[float]) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values]
+class LazyFloats(Sequence[float | None]):
+    """A float64 array as a sequence of Python floats (None for NaN with `nan_is_none`),
+    made into a list on first use: a native model's predictions and actuals, which most
+    batches never read one by one."""
+
+    __slots__ = ("_array", "_list", "_nan_is_none")
+
+    def __init__(self, array: FloatArray, nan_is_none: bool = False) -> None:
+        self._array = array
+        self._nan_is_none = nan_is_none
+        self._list: list[float | None] | None = None
+
+    def values(self) -> list[float | None]:
+        if self._list is None:
+            values: list[float | None] = self._array.tolist()
+            if self._nan_is_none:
+                nan = np.isnan(self._array)
+                if nan.any():
+                    for i in np.flatnonzero(nan).tolist():
+                        values[i] = None
+            self._list = values
+        return self._list
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    @overload
+    def __getitem__(self, i: int) -> float | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[float | None]: ...
+    def __getitem__(self, i: int | slice) -> float | list[float | None] | None:
+        return self.values()[i]
+
+    def __iter__(self) -> Iterator[float | None]:
+        return iter(self.values())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyFloats):
+            return self.values() == other.values()
+        return isinstance(other, list) and self.values() == other
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _native_model(name: str, columns: NativeModel) -> DecodedModel:
     """A fast model's `ModelEvents` and `EventArrays` from the native columns."""
     prediction, actual = columns.prediction, columns.actual
-    predictions: list[float | str] = list(prediction.tolist())
-    actuals: list[float | str | None] = list(_optional(actual.tolist()))
-    events = ModelEvents(
-        name,
-        index=columns.positions.tolist(),
-        predictions=predictions,
-        actuals=actuals,
-        latencies=_optional(columns.latency_ms.tolist()),
-        timestamps=_optional(columns.timestamp.tolist()),
-        versions=columns.versions,
-        event_ids=columns.event_ids,
-    )
-    error, has_classes = errors(predictions, actuals, prediction, actual)
+    predictions = LazyFloats(prediction)
+    actuals = LazyFloats(actual, nan_is_none=True)
+    events = ModelEvents(name, index=columns.positions.tolist())
+    events.versions = columns.versions
+    events.event_ids = columns.event_ids
     arrays = EventArrays(
         list(range(len(events))),
         columns.features,
@@ -133,10 +170,24 @@ def _native_model(name: str, columns: NativeModel) -> DecodedModel:
         actual,
         columns.latency_ms,
         columns.timestamp,
-        error,
-        has_classes,
-        predictions,
+        columns.error,
+        False,
+        predictions,  # type: ignore[arg-type]  # floats: no class label
         actuals,
         [],
     )
     return DecodedModel(events, arrays, native=True)
+
+
+def complete_events(model: DecodedModel) -> ModelEvents:
+    """A native model's `ModelEvents` with its predictions, actuals, latencies and
+    timestamps filled in (floats; None where absent or null), for the readers of those lists
+    (the label join); the Python path's events as they are."""
+    events = model.events
+    if model.native and model.arrays is not None and not events.predictions:
+        a = model.arrays
+        events.predictions = list(LazyFloats(a.prediction).values())  # type: ignore[arg-type]
+        events.actuals = list(LazyFloats(a.actual, nan_is_none=True).values())
+        events.latencies = LazyFloats(a.latency_ms, nan_is_none=True).values()
+        events.timestamps = LazyFloats(a.timestamp, nan_is_none=True).values()
+    return events
