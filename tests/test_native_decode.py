@@ -396,7 +396,9 @@ def test_bad_arguments_raise_naming_them() -> None:
     with pytest.raises(TypeError, match=r"timestamps\[0\]"):
         decode([None], [None], ["now"], {})  # type: ignore[list-item]
     with pytest.raises(TypeError, match="schemas"):
-        decode([], [], [], {"m": 3})  # type: ignore[dict-item]
+        decode([b'{"features": {}, "prediction": 1}'], [b"m"], [None], {"m": 3})  # type: ignore[dict-item]
+    with pytest.raises(TypeError, match=r'schemas\["m"\]\[1\]'):
+        decode([b'{"features": {}, "prediction": 1}'], [b"m"], [None], {"m": ("a", 2)})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="timestamps: 0 items for a batch of 1"):
         decode([None], [None], [], {})
 

@@ -277,12 +277,15 @@ pub struct Fields<'a> {
 }
 
 /// What the JSON text of a record is.
+// the fields are moved once into the batch's list of valid records: a box would cost an
+// allocation per record
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Parsed<'a> {
     NotJson(String),
     /// Not an object: the value itself (its kind names it).
     NotObject(Value<'a>),
-    Object(Box<Fields<'a>>),
+    Object(Fields<'a>),
 }
 
 struct Event<'s, 'de> {
@@ -358,7 +361,7 @@ impl<'de> Visitor<'de> for Event<'_, 'de> {
         if !matches!(f.features, Value::Object) {
             self.pairs.truncate(start); // an object, then something else
         }
-        Ok(Parsed::Object(Box::new(f)))
+        Ok(Parsed::Object(f))
     }
 }
 
@@ -457,6 +460,7 @@ pub struct Dead<'a> {
 }
 
 /// A record read: dead, or valid with its model and fields (features in the scratch pairs).
+#[allow(clippy::large_enum_variant)] // as `Parsed`
 #[derive(Debug)]
 pub enum Verdict<'a> {
     Dead {
@@ -466,7 +470,7 @@ pub enum Verdict<'a> {
     },
     Valid {
         model: Cow<'a, str>,
-        fields: Box<Fields<'a>>,
+        fields: Fields<'a>,
     },
     Undecided(Undecided),
 }
@@ -633,19 +637,21 @@ pub struct Schema<'s> {
 }
 
 impl<'s> Schema<'s> {
-    pub fn new(names: &'s [String]) -> Self {
+    pub fn new<I: IntoIterator<Item = &'s str>>(names: I) -> Self {
         let mut column = FastMap::default();
         let mut copies = Vec::new();
-        for (j, name) in names.iter().enumerate() {
-            match column.get(name.as_str()) {
+        let mut width = 0;
+        for (j, name) in names.into_iter().enumerate() {
+            match column.get(name) {
                 Some(&first) => copies.push((j, first)),
                 None => {
-                    column.insert(name.as_str(), j);
+                    column.insert(name, j);
                 }
             }
+            width = j + 1;
         }
         Schema {
-            width: names.len(),
+            width,
             column,
             copies,
         }
@@ -664,6 +670,21 @@ pub struct Columns<'a> {
     pub timestamp: Vec<f64>,
     pub event_ids: Vec<Option<Cow<'a, str>>>,
     pub versions: Vec<Option<Cow<'a, str>>>,
+}
+
+impl Columns<'_> {
+    fn with_capacity(events: usize, width: usize) -> Self {
+        Columns {
+            positions: Vec::with_capacity(events),
+            features: Vec::with_capacity(events * width),
+            prediction: Vec::with_capacity(events),
+            actual: Vec::with_capacity(events),
+            latency_ms: Vec::with_capacity(events),
+            timestamp: Vec::with_capacity(events),
+            event_ids: Vec::with_capacity(events),
+            versions: Vec::with_capacity(events),
+        }
+    }
 }
 
 /// One model of a batch: its valid records' positions, and its columns while it is fast.
@@ -795,16 +816,34 @@ impl fmt::Display for LengthError {
 
 impl std::error::Error for LengthError {}
 
-/// Every record of a batch: `values`, `keys` and `timestamps` (the record's own time) in
-/// batch order; `schemas`: model -> its numeric feature names.
-pub fn decode_batch<'a>(
+/// A valid record waiting for its model's schema.
+struct Valid<'a> {
+    index: usize,
+    model: usize,
+    fields: Fields<'a>,
+    pairs: std::ops::Range<usize>,
+}
+
+/// A batch after validation: what `columns` needs, and the models whose schemas it needs
+/// (`models`, first seen first), so that only those are looked up.
+pub struct Validated<'a> {
+    dead: Vec<Dead<'a>>,
+    undecided: Vec<usize>,
+    pub models: Vec<Cow<'a, str>>,
+    counts: Vec<usize>,
+    valid: Vec<Valid<'a>>,
+    pairs: Vec<Pair<'a>>,
+}
+
+/// Every record of a batch through validation: `values` and `keys` in batch order;
+/// `timestamps` is checked for its length only (`columns` reads it).
+pub fn validate<'a>(
     values: &[Option<&'a [u8]>],
     keys: &[Option<&'a [u8]>],
-    timestamps: &[Option<f64>],
-    schemas: &FastMap<&str, Schema<'_>>,
-) -> Result<Decoded<'a>, LengthError> {
+    timestamps: usize,
+) -> Result<Validated<'a>, LengthError> {
     let records = values.len();
-    for (field, got) in [("keys", keys.len()), ("timestamps", timestamps.len())] {
+    for (field, got) in [("keys", keys.len()), ("timestamps", timestamps)] {
         if got != records {
             return Err(LengthError {
                 field,
@@ -813,74 +852,138 @@ pub fn decode_batch<'a>(
             });
         }
     }
-    let mut out = Decoded::default();
+    let mut out = Validated {
+        dead: Vec::new(),
+        undecided: Vec::new(),
+        models: Vec::new(),
+        counts: Vec::new(),
+        valid: Vec::with_capacity(records),
+        pairs: Vec::new(),
+    };
     let mut by_name: FastMap<Cow<'a, str>, usize> = FastMap::default();
-    let mut pairs: Vec<Pair<'a>> = Vec::new();
-    let mut ok = Vec::new();
     for i in 0..records {
-        pairs.clear();
-        let (model, fields) = match read_record(keys[i], values[i], &mut pairs) {
+        let start = out.pairs.len();
+        match read_record(keys[i], values[i], &mut out.pairs) {
             Verdict::Dead {
                 reason,
                 detail,
                 model,
             } => {
+                out.pairs.truncate(start);
                 out.dead.push(Dead {
                     index: i,
                     reason,
                     detail,
                     model,
                 });
-                continue;
             }
             Verdict::Undecided(_) => {
+                out.pairs.truncate(start);
                 out.undecided.push(i);
-                continue;
             }
-            Verdict::Valid { model, fields } => (model, fields),
-        };
-        let m = match by_name.get(model.as_ref()) {
-            Some(&m) => m,
-            None => {
-                let fast = schemas.contains_key(model.as_ref());
-                by_name.insert(model.clone(), out.models.len());
-                out.models.push(Model {
-                    name: model.clone(),
-                    fast,
-                    positions: Vec::new(),
-                    columns: Columns::default(),
+            Verdict::Valid { model, fields } => {
+                let m = match by_name.get(model.as_ref()) {
+                    Some(&m) => m,
+                    None => {
+                        by_name.insert(model.clone(), out.models.len());
+                        out.models.push(model);
+                        out.counts.push(0);
+                        out.models.len() - 1
+                    }
+                };
+                out.counts[m] += 1;
+                out.valid.push(Valid {
+                    index: i,
+                    model: m,
+                    fields,
+                    pairs: start..out.pairs.len(),
                 });
-                out.models.len() - 1
             }
-        };
-        let entry = &mut out.models[m];
-        entry.positions.push(i);
-        if !entry.fast {
-            continue;
-        }
-        let schema = &schemas[model.as_ref()];
-        if !append_fast(
-            &mut entry.columns,
-            schema,
-            i,
-            &fields,
-            &pairs,
-            timestamps[i],
-            &mut ok,
-        ) {
-            entry.fast = false;
-            entry.columns = Columns::default(); // its events are the Python's
         }
     }
     Ok(out)
 }
 
-/// The schemas' look-up, borrowing the names.
-pub fn schemas<'s>(given: &'s [(String, Vec<String>)]) -> FastMap<&'s str, Schema<'s>> {
-    given
+/// The validated batch as columns: `schemas[m]` is the schema of `validated.models[m]`
+/// (None: not known, its records slow); `timestamps`: each record's own time.
+pub fn columns<'a>(
+    validated: Validated<'a>,
+    schemas: &[Option<Schema<'_>>],
+    timestamps: &[Option<f64>],
+) -> Decoded<'a> {
+    let Validated {
+        dead,
+        undecided,
+        models: names,
+        counts,
+        valid,
+        pairs,
+    } = validated;
+    let mut models: Vec<Model<'a>> = names
+        .into_iter()
+        .enumerate()
+        .map(|(m, name)| {
+            let schema = schemas.get(m).and_then(Option::as_ref);
+            Model {
+                name,
+                fast: schema.is_some(),
+                positions: Vec::with_capacity(counts[m]),
+                columns: schema.map_or_else(Columns::default, |s| {
+                    Columns::with_capacity(counts[m], s.width)
+                }),
+            }
+        })
+        .collect();
+    let mut ok = Vec::new();
+    for v in &valid {
+        let entry = &mut models[v.model];
+        entry.positions.push(v.index);
+        if !entry.fast {
+            continue;
+        }
+        let Some(schema) = schemas.get(v.model).and_then(Option::as_ref) else {
+            continue;
+        };
+        let record_time = timestamps.get(v.index).copied().flatten();
+        let fits = append_fast(
+            &mut entry.columns,
+            schema,
+            v.index,
+            &v.fields,
+            &pairs[v.pairs.clone()],
+            record_time,
+            &mut ok,
+        );
+        if !fits {
+            entry.fast = false;
+            entry.columns = Columns::default(); // its events are the Python's
+        }
+    }
+    Decoded {
+        dead,
+        models,
+        undecided,
+    }
+}
+
+/// `validate` then `columns`, with the schemas as a map (model -> feature names).
+pub fn decode_batch<'a>(
+    values: &[Option<&'a [u8]>],
+    keys: &[Option<&'a [u8]>],
+    timestamps: &[Option<f64>],
+    schemas: &HashMap<String, Vec<String>>,
+) -> Result<Decoded<'a>, LengthError> {
+    let validated = validate(values, keys, timestamps.len())?;
+    let found: Vec<Option<Schema<'_>>> = validated
+        .models
         .iter()
-        .map(|(model, names)| (model.as_str(), Schema::new(names)))
-        .collect()
+        .map(|m| {
+            schemas
+                .get(m.as_ref())
+                .map(|names| Schema::new(names.iter().map(String::as_str)))
+        })
+        .collect();
+    Ok(columns(validated, &found, timestamps))
 }
 
 #[cfg(test)]
@@ -1060,11 +1163,7 @@ mod tests {
 
     #[test]
     fn a_batch_in_columns() {
-        let names = vec![(
-            "m".to_string(),
-            vec!["a".to_string(), "b".to_string(), "a".to_string()],
-        )];
-        let schemas = schemas(&names);
+        let schemas = HashMap::from([("m".to_string(), vec!["a".into(), "b".into(), "a".into()])]);
         let values: Vec<&[u8]> = vec![
             br#"{"features": {"a": 1, "b": true, "c": "x"}, "prediction": 0.5, "event_id": 7}"#,
             br#"{"features": {"b": null, "a": "s", "a": 2.5}, "prediction": 1, "actual": 2,
@@ -1107,8 +1206,7 @@ mod tests {
 
     #[test]
     fn one_slow_record_makes_its_model_slow() {
-        let names = vec![("m".to_string(), vec!["a".to_string()])];
-        let schemas = schemas(&names);
+        let schemas = HashMap::from([("m".to_string(), vec!["a".to_string()])]);
         let values: Vec<Option<&[u8]>> = vec![
             Some(br#"{"features": {"a": 1}, "prediction": 1}"#),
             Some(br#"{"features": {"a": [1]}, "prediction": 1}"#),

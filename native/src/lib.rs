@@ -257,24 +257,59 @@ fn decode_predictions<'py>(
             describe(schemas)
         ))
     })?;
-    let mut given: Vec<(String, Vec<String>)> = Vec::with_capacity(schema_dict.len());
-    for (model, names) in schema_dict.iter() {
-        let model: String = model.extract().map_err(|_| {
-            PyTypeError::new_err(format!("schemas: a key is {}, not a str", describe(&model)))
-        })?;
-        let names: Vec<String> = names.extract().map_err(|_| {
+    let validated = py
+        .detach(|| decode::validate(&value_bytes, &key_bytes, times.len()))
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    // the schemas of the batch's models only (a service may know thousands), their names
+    // borrowed from the Python strings
+    let mut given: Vec<Option<Vec<Bound<'py, PyString>>>> = Vec::new();
+    for model in &validated.models {
+        let Some(names) = schema_dict.get_item(model.as_ref())? else {
+            given.push(None);
+            continue;
+        };
+        let field = || format!("schemas[{:?}]", model.as_ref());
+        if names.is_instance_of::<PyString>() {
+            return Err(PyTypeError::new_err(format!(
+                "{}: expected a tuple of str, got a str",
+                field()
+            )));
+        }
+        let items = names.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
-                "schemas[{model:?}]: expected a tuple of str, got {}",
+                "{}: expected a tuple of str, got {}",
+                field(),
                 describe(&names)
             ))
         })?;
-        given.push((model, names));
+        let mut strings = Vec::new();
+        for (j, item) in items.enumerate() {
+            let item = item?;
+            let name = item.cast_into::<PyString>().map_err(|e| {
+                PyTypeError::new_err(format!(
+                    "{}[{j}]: expected a str, got {}",
+                    field(),
+                    describe(&e.into_inner())
+                ))
+            })?;
+            strings.push(name);
+        }
+        given.push(Some(strings));
     }
-    let decoded = py.detach(|| {
-        let lookup = decode::schemas(&given);
-        decode::decode_batch(&value_bytes, &key_bytes, &times, &lookup)
-    });
-    let decoded = decoded.map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let mut found: Vec<Option<decode::Schema<'_>>> = Vec::with_capacity(given.len());
+    for names in &given {
+        found.push(match names {
+            None => None,
+            Some(names) => {
+                let texts = names
+                    .iter()
+                    .map(|n| n.to_str())
+                    .collect::<PyResult<Vec<_>>>()?;
+                Some(decode::Schema::new(texts))
+            }
+        });
+    }
+    let decoded = py.detach(|| decode::columns(validated, &found, &times));
 
     let dead = PyList::empty(py);
     for d in &decoded.dead {
