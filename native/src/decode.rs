@@ -631,47 +631,27 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 /// A model's numeric feature names (the columns, in order) and their look-up.
 pub struct Schema<'s> {
     width: usize,
-    names: Vec<&'s str>,
     column: FastMap<&'s str, usize>,
     /// (column, earlier column of the same name): a name given twice fills both
     copies: Vec<(usize, usize)>,
-}
-
-impl Schema<'_> {
-    /// The column of the `k`-th feature of an event: first the column the `k`-th feature
-    /// of the model's previous event had (events of a model mostly list their features in
-    /// one order), else the look-up. None: not a column.
-    #[inline]
-    fn column_of(&self, k: usize, name: &str, guess: &mut [usize]) -> Option<usize> {
-        if let Some(&j) = guess.get(k) {
-            if self.names.get(j) == Some(&name) {
-                return Some(j);
-            }
-        }
-        let j = *self.column.get(name)?;
-        if let Some(g) = guess.get_mut(k) {
-            *g = j;
-        }
-        Some(j)
-    }
 }
 
 impl<'s> Schema<'s> {
     pub fn new<I: IntoIterator<Item = &'s str>>(names: I) -> Self {
         let mut column = FastMap::default();
         let mut copies = Vec::new();
-        let names: Vec<&'s str> = names.into_iter().collect();
-        for (j, &name) in names.iter().enumerate() {
+        let mut width = 0;
+        for (j, name) in names.into_iter().enumerate() {
             match column.get(name) {
                 Some(&first) => copies.push((j, first)),
                 None => {
                     column.insert(name, j);
                 }
             }
+            width = j + 1;
         }
         Schema {
-            width: names.len(),
-            names,
+            width,
             column,
             copies,
         }
@@ -756,13 +736,12 @@ fn feature_number(v: &Value<'_>) -> Option<f64> {
 fn append_fast<'a>(
     c: &mut Columns<'a>,
     schema: &Schema<'_>,
-    valid: &Valid<'a>,
+    index: usize,
+    f: &Fields<'a>,
     pairs: &[Pair<'a>],
     record_time: Option<f64>,
     ok: &mut Vec<bool>,
-    guess: &mut Vec<usize>,
 ) -> bool {
-    let (index, f) = (valid.index, &valid.fields);
     let Some(prediction) = f.prediction.number() else {
         return false; // a class label
     };
@@ -785,11 +764,8 @@ fn append_fast<'a>(
     let row = &mut c.features[start..];
     ok.clear();
     ok.resize(schema.width, true);
-    if guess.len() < pairs.len() {
-        guess.resize(pairs.len(), usize::MAX);
-    }
-    for (k, (name, value)) in pairs.iter().enumerate() {
-        if let Some(j) = schema.column_of(k, name, guess) {
+    for (name, value) in pairs {
+        if let Some(&j) = schema.column.get(name.as_ref()) {
             match feature_number(value) {
                 Some(x) => {
                     row[j] = x;
@@ -959,7 +935,6 @@ pub fn columns<'a>(
         })
         .collect();
     let mut ok = Vec::new();
-    let mut guesses: Vec<Vec<usize>> = vec![Vec::new(); models.len()];
     for v in &valid {
         let entry = &mut models[v.model];
         entry.positions.push(v.index);
@@ -973,11 +948,11 @@ pub fn columns<'a>(
         let fits = append_fast(
             &mut entry.columns,
             schema,
-            v,
+            v.index,
+            &v.fields,
             &pairs[v.pairs.clone()],
             record_time,
             &mut ok,
-            &mut guesses[v.model],
         );
         if !fits {
             entry.fast = false;
