@@ -342,6 +342,15 @@ def test_fast_models_are_read_natively() -> None:
     assert m0.events.actuals == [None, None, None]
 
 
+def test_a_schema_name_no_json_key_can_equal_stays_missing() -> None:
+    batch = RecordBatch()
+    batch.append(b"m", b'{"features": {"a": 1}, "prediction": 2}', "t", 0, 0, None)
+    got = check_invariant(batch, {"m": ("a", "\ud800", "a")})
+    arrays = got.by_model["m"].arrays
+    assert got.by_model["m"].native and arrays is not None
+    assert arrays.features.tolist()[0][0] == 1.0 and math.isnan(arrays.features[0, 1])
+
+
 # -- what goes to the Python ----------------------------------------------------------------
 
 

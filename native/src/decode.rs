@@ -637,18 +637,21 @@ pub struct Schema<'s> {
 }
 
 impl<'s> Schema<'s> {
-    pub fn new<I: IntoIterator<Item = &'s str>>(names: I) -> Self {
+    /// `names`: the columns in order; None for a name that no JSON key can equal (a Python
+    /// string with a lone surrogate): its column stays missing.
+    pub fn new<I: IntoIterator<Item = Option<&'s str>>>(names: I) -> Self {
         let mut column = FastMap::default();
         let mut copies = Vec::new();
         let mut width = 0;
         for (j, name) in names.into_iter().enumerate() {
+            width = j + 1;
+            let Some(name) = name else { continue };
             match column.get(name) {
                 Some(&first) => copies.push((j, first)),
                 None => {
                     column.insert(name, j);
                 }
             }
-            width = j + 1;
         }
         Schema {
             width,
@@ -980,7 +983,7 @@ pub fn decode_batch<'a>(
         .map(|m| {
             schemas
                 .get(m.as_ref())
-                .map(|names| Schema::new(names.iter().map(String::as_str)))
+                .map(|names| Schema::new(names.iter().map(|n| Some(n.as_str()))))
         })
         .collect();
     Ok(columns(validated, &found, timestamps))

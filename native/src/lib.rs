@@ -1,6 +1,6 @@
 //! `stream_monitor._native`: the package's compiled kernels.
 //!
-//! The kernels are plain Rust in their own modules (`ks`), tested by `cargo test`; this
+//! The kernels are plain Rust in their own modules (`ks`, `decode`), tested by `cargo test`; this
 //! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
 //! the GIL around the work and raises the kernels' errors as ValueError.
 
@@ -296,19 +296,14 @@ fn decode_predictions<'py>(
         }
         given.push(Some(strings));
     }
-    let mut found: Vec<Option<decode::Schema<'_>>> = Vec::with_capacity(given.len());
-    for names in &given {
-        found.push(match names {
-            None => None,
-            Some(names) => {
-                let texts = names
-                    .iter()
-                    .map(|n| n.to_str())
-                    .collect::<PyResult<Vec<_>>>()?;
-                Some(decode::Schema::new(texts))
-            }
-        });
-    }
+    // a name that is not UTF-8 (a lone surrogate) is no JSON key: never found
+    let found: Vec<Option<decode::Schema<'_>>> = given
+        .iter()
+        .map(|names| {
+            let names = names.as_ref()?;
+            Some(decode::Schema::new(names.iter().map(|n| n.to_str().ok())))
+        })
+        .collect();
     let decoded = py.detach(|| decode::columns(validated, &found, &times));
 
     let dead = PyList::empty(py);
