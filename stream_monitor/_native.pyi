@@ -31,7 +31,9 @@ class NativeDecoded:
     """A batch of prediction records read by `decode_predictions`."""
 
     dead: list[tuple[int, str, str, str]]  # (position, reason, detail, model or ""), in order
-    # (model, is fast) of each model with a valid record, the first seen first
+    # (model, is fast) of each model with a valid record, the first seen first (a slow
+    # model's records may still be dead letters for the Python: an RFC 3339 timestamp that
+    # does not parse)
     order: list[tuple[str, bool]]
     slow_positions: list[int]  # the valid records of slow models (the Python decodes them), sorted
     undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
@@ -48,6 +50,8 @@ def decode_predictions(
     has serde_json's message), parsed with the GIL released. A valid record is fast when its
     model is in `schemas` (model -> numeric feature names) and its prediction, actual,
     timestamp and schema features are numbers (or missing; a bool feature is 1.0/0.0); a
-    model with one record that is not is slow, all of its records left to the Python.
-    Raises TypeError for arguments of the wrong type and ValueError for lists of different
-    lengths, naming the argument."""
+    model with one record that is not is slow, all of its records left to the Python; so are
+    the undecided records (nesting deeper than serde_json's 128 levels; an integer `-0`,
+    which serde_json reads as the float -0.0, in a text whose -0.0 validation reads). Only
+    the schemas of the batch's models are read. Raises TypeError for arguments of the wrong
+    type and ValueError for lists of different lengths, naming the argument."""
