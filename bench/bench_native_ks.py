@@ -58,8 +58,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20, help="calls per timed repetition")
     opts = parser.parse_args()
     print(f"{'case':<40} {'python us':>10} {'native us':>10} {'ratio':>6}")
-    for label, m in (("20 x 1000 vs 10 000 (32-bit keys)", 10_000),
-                     ("20 x 1000 vs 40 000 (64-bit keys)", 40_000)):
+    for label, m in (
+        ("20 x 1000 vs 10 000 (32-bit keys)", 10_000),
+        ("20 x 1000 vs 40 000 (64-bit keys)", 40_000),
+    ):
         args = window_case(1000, m, 20)
         want, got = ks_statistic(*args), _native.ks_statistic(*args)
         assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])

@@ -9,8 +9,11 @@ equals, bit for bit, the numpy function it names (tests/test_native_*.py).
 
 from stream_monitor._native import (
     Adwin,
+    NativeDecoded,
+    NativeModel,
     ReferenceColumns,
     bin_index,
+    decode_predictions,
     ks_sorted_statistic,
     ks_statistic,
     reference_keys,
@@ -18,8 +21,11 @@ from stream_monitor._native import (
 
 __all__ = [
     "Adwin",
+    "NativeDecoded",
+    "NativeModel",
     "ReferenceColumns",
     "bin_index",
+    "decode_predictions",
     "ks_sorted_statistic",
     "ks_statistic",
     "reference_keys",
