@@ -99,7 +99,13 @@ pub fn sparse_index(column: &[f64]) -> Vec<f64> {
 /// found through its sparse index (which holds every `STRIDE`-th value of it).
 #[inline]
 fn prefix_len(column: &[f64], index: &[f64], below: impl Fn(f64) -> bool) -> usize {
-    let t = index.partition_point(|&v| below(v));
+    run_prefix_len(column, index.partition_point(|&v| below(v)), below)
+}
+
+/// The prefix length in the column, given `t`, how many of its index values are below: the
+/// answer lies in the run after index value t - 1.
+#[inline]
+fn run_prefix_len(column: &[f64], t: usize, below: impl Fn(f64) -> bool) -> usize {
     if t == 0 {
         return 0; // column[0] is not below
     }
@@ -212,13 +218,7 @@ fn lane_counts(
     prefix_lens::<false>(sparse, xs, &mut right[..n]);
     for i in 0..n {
         let (x, t) = (xs[i], right[i]);
-        let r = if t == 0 {
-            0 // column[0] > x
-        } else {
-            let lo = (t - 1) * STRIDE + 1; // column[(t - 1) STRIDE] <= x < column[t STRIDE]
-            let hi = (t * STRIDE).min(column.len());
-            lo + column[lo..hi].partition_point(|&v| v <= x)
-        };
+        let r = run_prefix_len(column, t, |v| v <= x);
         right[i] = r;
         left[i] = if r > 0 && column[r - 1] == x {
             prefix_len(column, sparse, |v| v < x)
