@@ -20,7 +20,8 @@ from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
-from stream_monitor.decode.predictions import ModelEvents, decode_batch
+from stream_monitor.decode.native import decode_native
+from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine.models import MonitoredModel, cadence
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.status import model_status
@@ -56,6 +57,8 @@ class Engine:
         self.references = references
         self.models: dict[str, MonitoredModel] = {}
         self.observers = Observers()
+        # the feature names of the models the native decoder reads into arrays itself
+        self._native_schemas: dict[str, tuple[str, ...]] = {}
 
     def observe(self, observer: EngineObserver) -> None:
         """Tell `observer` of every model's events and every check from now on."""
@@ -66,12 +69,15 @@ class Engine:
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Every record of the batch, in order: its alerts, dead letters and counts."""
         outcome = BatchOutcome()
-        decoded = decode_batch(batch)
+        decoded = decode_native(batch, self._native_schemas)
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
-        for name, events in decoded.by_model.items():
+        for name, read in decoded.by_model.items():
+            events = read.events
             model = self.models.get(name) or self.add_model(name, events)
-            arrays = event_arrays(model.feature_names, events)
+            arrays = read.arrays
+            if arrays is None:  # a new model, or one the native decoder cannot read
+                arrays = event_arrays(model.feature_names, events)
             outcome.dead_letters.extend(arrays.dead_letters)
             outcome.dead_letter_models.extend([name] * len(arrays.dead_letters))
             if not len(arrays):
@@ -85,13 +91,27 @@ class Engine:
                 outcome.latencies_ms[name] = lat
             seen = model.events_seen
             self._advance(model, block, good, events, batch, outcome, labels)
-            self.observers.events_taken(TakenEvents(model, events, good, block, seen))
+            self.observers.events_taken(TakenEvents(model, read, good, block, seen))
         return outcome
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""
         for name in [n for n, s in self.models.items() if s.partition in partitions]:
             del self.models[name]
+            self._native_schemas.pop(name, None)
+
+    def reads_natively(self, name: str) -> bool:
+        """Whether the native decoder reads the model's events into arrays by itself."""
+        return name in self._native_schemas
+
+    def adopt(self, model: MonitoredModel) -> None:
+        """Keep `model` (new, or restored from the changelog): its events are routed to it,
+        read natively into arrays when nothing in them needs the decoded objects."""
+        self.models[model.name] = model
+        if _natively_read(model):
+            self._native_schemas[model.name] = model.feature_names
+        else:
+            self._native_schemas.pop(model.name, None)
 
     # -- per model -----------------------------------------------------------------------
 
@@ -122,7 +142,7 @@ class Engine:
                 model.window = model.new_window()
         for note in model.notes:
             log.warning("model %r: %s", name, note)
-        self.models[name] = model
+        self.adopt(model)
         return model
 
     def _block(
@@ -314,6 +334,13 @@ class Engine:
                 for name, model in sorted(self.models.items())
             }
         }
+
+
+def _natively_read(model: MonitoredModel) -> bool:
+    """Whether the native decoder's arrays are all a model's windows need: not when its
+    reference encodes categorical features or class labels (they read the decoded values)."""
+    reference = model.reference
+    return reference is None or (reference.categorical is None and reference.classes is None)
 
 
 def _feature_notes(reference: PreparedReference, first: dict[str, object]) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from stream_monitor.alerts.contract import Alert
 from stream_monitor.alerts.results import CheckContext, CheckResult
+from stream_monitor.decode.native import DecodedModel, complete_events
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.window.ring import WindowBlock
@@ -22,10 +23,16 @@ class TakenEvents:
     """Events one model took into its window from one batch."""
 
     model: MonitoredModel
-    events: ModelEvents  # the model's decoded events of the batch (some may be dead letters)
+    decoded: DecodedModel  # the model's decoded events of the batch (some may be dead letters)
     positions: list[int]  # batch positions of the events taken, in order: the block's rows
     block: WindowBlock  # their arrays, as appended to the window
     seen_before: int  # the model's event count before them (their ordinals follow it)
+
+    @property
+    def events(self) -> ModelEvents:
+        """The decoded events as lists; a natively read model's lists are made on first
+        use, so the engine pays for them only when an observer reads them."""
+        return complete_events(self.decoded)
 
 
 class EngineObserver:

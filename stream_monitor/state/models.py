@@ -211,7 +211,7 @@ def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracke
         state = _restore_model(engine, model, parts, meta)
         if state is None:
             continue
-        engine.models[model] = state
+        engine.adopt(state)
         tracker.progress[model] = WindowProgress(
             seq=meta["seq"],
             generation=meta["generation"],
