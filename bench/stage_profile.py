@@ -170,7 +170,7 @@ def parse(raw: Path, tid: int) -> dict[str, Any]:
 def attach(pid: int, out: Path, rate: int) -> Callable[[], dict[str, Any]]:
     """Start sampling `pid`; the returned function stops and returns the parsed profile."""
     if not PY_SPY.exists() and shutil.which("py-spy") is None:
-        raise FileNotFoundError("py-spy is not installed (pip install py-spy)")
+        raise FileNotFoundError('py-spy is not installed (.venv/bin/pip install -e ".[bench]")')
     exe = str(PY_SPY) if PY_SPY.exists() else "py-spy"
     cmd = [exe, "record", "--pid", str(pid), "--idle", "--threads", "--rate", str(rate)]
     cmd += ["--format", "raw", "--output", str(out)]
