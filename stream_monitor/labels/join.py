@@ -20,6 +20,7 @@ not seen here) and `invalid` (unreadable: also a dead letter).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.engine.observers import EngineObserver, TakenEvents
 from stream_monitor.labels.pending import PendingRing, id_hashes
 from stream_monitor.sources.records import RecordBatch
+from stream_monitor.window.ring import WindowBlock
 
 STATUSES = ("joined", "late", "unmatched", "invalid")
 
@@ -52,8 +54,14 @@ class LabelJoin(EngineObserver):
 
     def events_taken(self, taken: TakenEvents) -> None:
         """Keep a batch's predictions of one model that may get a label later."""
-        state, events, good, block = taken.model, taken.events, taken.positions, taken.block
+        state, good, block = taken.model, taken.positions, taken.block
         seen = taken.seen_before
+        if taken.decoded.native:  # numbers only, every event taken: no label is a NaN actual
+            ids = taken.decoded.events.event_ids
+            unlabelled = np.flatnonzero(np.isnan(block.actual)).tolist()
+            self._remember(state.name, ids, [i for i in unlabelled if ids[i]], [], block, seen)
+            return
+        events = taken.events
         if len(good) == len(events):
             ids, predictions, actuals = events.event_ids, events.predictions, events.actuals
         else:  # some events became dead letters
@@ -63,16 +71,30 @@ class LabelJoin(EngineObserver):
             predictions = [events.predictions[i] for i in rows]
             actuals = [events.actuals[i] for i in rows]
         take = [i for i, (e, a) in enumerate(zip(ids, actuals, strict=True)) if e and a is None]
+        named = [j for j, i in enumerate(take) if isinstance(predictions[i], str)]
+        classes = [str(predictions[take[j]]) for j in named]
+        self._remember(state.name, ids, take, list(zip(named, classes, strict=True)), block, seen)
+
+    def _remember(
+        self,
+        model: str,
+        ids: Sequence[str | None],
+        take: list[int],
+        named: list[tuple[int, str]],
+        block: WindowBlock,
+        seen: int,
+    ) -> None:
+        """Keep the block rows `take` (their ids in `ids`) as pending predictions of `model`;
+        `named`: (position in `take`, class label) of the predictions that are labels."""
         if not take:
             return
-        ring = self.rings.get(state.name)
+        ring = self.rings.get(model)
         if ring is None:
-            ring = self.rings[state.name] = PendingRing(self.horizon_events)
+            ring = self.rings[model] = PendingRing(self.horizon_events)
         pick = np.array(take, dtype=np.int64)
         classes = np.zeros(len(take), dtype=np.uint64)
-        named = [j for j, i in enumerate(take) if isinstance(predictions[i], str)]
         if named:
-            classes[named] = id_hashes([str(predictions[take[j]]) for j in named])
+            classes[[j for j, _ in named]] = id_hashes([label for _, label in named])
         ring.remember(
             id_hashes([str(ids[i]) for i in take]),
             block.prediction[pick],
