@@ -12,11 +12,15 @@ O(features). Writes of a few rows (many models, few events each per batch) would
 for the upkeep than a recount costs, so they only mark the tallies stale; the next read
 recounts the window once.
 The KS keys are stored feature by feature (Fortran order), the layout their sort wants.
+The five per-event columns (prediction, actual, latency, timestamp, error) are the rows of
+one (5, size) array and the tallies the rows of one (3 + bins, F) array: the native core
+(`_native.WindowFleet`) writes a window through its arrays, one borrow per array per batch.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +35,15 @@ from stream_monitor.reference.prepared import PreparedReference
 INCREMENTAL_MIN_ROWS = 32  # smaller writes mark the tallies stale instead of updating them
 
 
+class NativeBuffers(NamedTuple):
+    features: FloatArray  # (size, F), C order
+    scalars: FloatArray  # (5, size): prediction, actual, latency_ms, timestamp, error
+    ks_key: KeyArray  # (size, F), Fortran order; (0, 0) without a reference
+    prediction_bin: npt.NDArray[np.int16]  # (size,); (0,) without a reference
+    numeric_bin: npt.NDArray[np.int16]  # (size, F), C order; (0, 0) without PSI/JS bins
+    tallies: IntArray  # (3 + bins, F): NaN, +-inf, outside the reference, per bin
+
+
 class ModelWindow:
     """The last `size` events of one model."""
 
@@ -41,6 +54,8 @@ class ModelWindow:
         "_missing",
         "_nonfinite",
         "_outside",
+        "_scalars",
+        "_tallies",
         "actual",
         "categorical",
         "classes",
@@ -71,12 +86,13 @@ class ModelWindow:
         self.count = 0
         self._head = 0  # next row to write
         self.features: FloatArray = np.full((size, n_features), np.nan)
-        self.prediction: FloatArray = np.full(size, np.nan)
-        self.actual: FloatArray = np.full(size, np.nan)
-        self.latency_ms: FloatArray = np.full(size, np.nan)
-        self.timestamp: FloatArray = np.full(size, np.nan)
+        self._scalars: FloatArray = np.full((5, size), np.nan)  # the rows below
+        self.prediction: FloatArray = self._scalars[0]
+        self.actual: FloatArray = self._scalars[1]
+        self.latency_ms: FloatArray = self._scalars[2]
+        self.timestamp: FloatArray = self._scalars[3]
         # per event: |prediction - actual|, or 1/0 for a wrong/right class label; NaN unlabeled
-        self.error: FloatArray = np.full(size, np.nan)
+        self.error: FloatArray = self._scalars[4]
         self.classes = False  # predictions are class labels (errors are misclassifications)
         with_ref = reference is not None
         shape = (size, n_features) if with_ref else (0, 0)
@@ -100,11 +116,24 @@ class ModelWindow:
         n_bins = 0
         if reference is not None and bins_shape[1]:
             n_bins = reference.numeric().bin_counts.shape[0]
-        self._bin_counts: IntArray = np.zeros((n_bins, bins_shape[1]), dtype=np.int64)
-        self._missing: IntArray = np.zeros(n_features, dtype=np.int64)  # NaN
-        self._nonfinite: IntArray = np.zeros(n_features, dtype=np.int64)  # +-inf
-        self._outside: IntArray = np.zeros(shape[1], dtype=np.int64)  # beyond ref range
+        # rows: NaN, +-inf, beyond the reference's range, then one per bin
+        self._tallies: IntArray = np.zeros((3 + n_bins, n_features), dtype=np.int64)
+        self._missing: IntArray = self._tallies[0]  # NaN
+        self._nonfinite: IntArray = self._tallies[1]  # +-inf
+        self._outside: IntArray = self._tallies[2, : shape[1]]  # beyond ref range
+        self._bin_counts: IntArray = self._tallies[3:, : bins_shape[1]]
         self._fresh = True  # the tallies match the filled rows
+
+    def native_buffers(self) -> NativeBuffers:
+        """The arrays the native core writes this window through (see the module docstring)."""
+        return NativeBuffers(
+            self.features,
+            self._scalars,
+            self.ks_key,
+            self.prediction_bin,
+            self.numeric_bin,
+            self._tallies,
+        )
 
     @property
     def n_features(self) -> int:
@@ -115,11 +144,7 @@ class ModelWindow:
             a.nbytes
             for a in (
                 self.features,
-                self.prediction,
-                self.actual,
-                self.latency_ms,
-                self.timestamp,
-                self.error,
+                self._scalars,
                 self.ks_key,
                 self.prediction_bin,
                 self.categorical,
@@ -217,9 +242,7 @@ class ModelWindow:
             self._bin_counts += sign * counts
 
     def _clear_tallies(self) -> None:
-        for tally in (self._bin_counts, self._missing, self._nonfinite):
-            tally[...] = 0
-        self._outside[...] = 0
+        self._tallies[...] = 0
 
     @property
     def head(self) -> int:
