@@ -115,12 +115,14 @@ class NativeDecoded:
     slow_positions: list[int]  # the valid records of slow models (the Python decodes them), sorted
     undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
     fast: dict[str, NativeModel]
+    staged: int  # models whose fast events the fleet holds for `WindowFleet.ingest`
 
 def decode_predictions(
     values: list[bytes | None],
     keys: list[bytes | None],
     timestamps: list[float | None],
     schemas: dict[str, tuple[str, ...]],
+    fleet: WindowFleet | None = None,
 ) -> NativeDecoded:
     """Prediction records validated exactly as `decode.predictions.decode_batch` validates
     them (the same checks in the same order, reason codes and details; a `not_json` detail
@@ -131,4 +133,50 @@ def decode_predictions(
     the undecided records (nesting deeper than serde_json's 128 levels; an integer `-0`,
     which serde_json reads as the float -0.0, in a text whose -0.0 validation reads). Only
     the schemas of the batch's models are read. Raises TypeError for arguments of the wrong
-    type and ValueError for lists of different lengths, naming the argument."""
+    type and ValueError for lists of different lengths, naming the argument. With `fleet`,
+    the fast events of its enrolled models (read by their enrolled schemas) are staged in it
+    and not in `fast`."""
+
+class WindowFleet:
+    """The models whose windows the native core writes: `decode_predictions` stages their
+    fast events, `ingest` appends them to the windows' own arrays (KS keys, bins and
+    tallies as the Python computes them) up to each model's next due check, `resume` goes
+    on after it. The window's head and count and the model's event count, cadence, version
+    and partition are read from the Python objects and written back at each stop."""
+
+    def __init__(self, latency_bounds: list[float]) -> None: ...
+    def enroll(
+        self,
+        name: str,
+        model: Any,
+        window: Any,
+        schema: list[str],
+        features: npt.NDArray[np.float64],
+        scalars: npt.NDArray[np.float64],
+        ks_key: npt.NDArray[np.int64] | npt.NDArray[np.int32],
+        prediction_bin: npt.NDArray[np.int16],
+        numeric_bin: npt.NDArray[np.int16],
+        tallies: npt.NDArray[np.int64],
+        reference: ReferenceColumns | None,
+        sizes: list[int],
+        bits: int,
+        prediction_edges: list[float] | None,
+        feature_edges: list[list[float]] | None,
+    ) -> None: ...
+    def drop(self, name: str) -> None: ...
+    def clear(self) -> None: ...
+    def __contains__(self, name: str) -> bool: ...
+    def __len__(self) -> int: ...
+    def staged(self, name: str) -> bool: ...
+    def unstage(self, name: str) -> list[int]: ...
+    def ingest(
+        self,
+        topics: list[str],
+        partitions: list[int],
+        ok_counts: dict[str, int],
+        windows: dict[str, tuple[int, bool]],
+    ) -> tuple[
+        list[tuple[int, str, int]],
+        tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64]],
+    ]: ...
+    def resume(self, name: str, windows: dict[str, tuple[int, bool]]) -> int | None: ...

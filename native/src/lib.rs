@@ -1,13 +1,16 @@
 //! `stream_monitor._native`: the package's compiled kernels.
 //!
-//! The kernels are plain Rust in their own modules (`adwin`, `decode`, `ks`, `lookup`), tested by `cargo test`; this
+//! The kernels are plain Rust in their own modules (`adwin`, `decode`, `ks`, `lookup`,
+//! `ring`), tested by `cargo test`; `fleet` holds the windows the native core writes; this
 //! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
 //! the GIL around the work and raises the kernels' errors as ValueError.
 
 pub mod adwin;
 pub mod decode;
+pub mod fleet;
 pub mod ks;
 pub mod lookup;
+pub mod ring;
 
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -29,7 +32,7 @@ enum Keys<'a> {
     Narrow(ArrayView2<'a, i32>),
 }
 
-fn describe(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn describe(obj: &Bound<'_, PyAny>) -> String {
     match obj.cast::<numpy::PyUntypedArray>() {
         Ok(a) => format!("a {}-d {} array", a.ndim(), a.dtype()),
         Err(_) => obj
@@ -155,7 +158,7 @@ fn float64_matrix<'py>(
     })
 }
 
-fn lookup_error(e: lookup::LookupError) -> PyErr {
+pub(crate) fn lookup_error(e: lookup::LookupError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
@@ -235,11 +238,11 @@ fn reference_keys<'py>(
 /// A reference's sorted columns as the per-event look-ups read them: the numpy array itself
 /// (held, not copied) and each column's sparse index (a thirty-second of it), built once.
 #[pyclass(frozen, module = "stream_monitor._native")]
-struct ReferenceColumns {
-    flat: Py<PyArray1<f64>>,
-    starts: Vec<i64>,
-    index: Vec<f64>,
-    index_starts: Vec<i64>,
+pub struct ReferenceColumns {
+    pub(crate) flat: Py<PyArray1<f64>>,
+    pub(crate) starts: Vec<i64>,
+    pub(crate) index: Vec<f64>,
+    pub(crate) index_starts: Vec<i64>,
 }
 
 #[pymethods]
@@ -350,8 +353,8 @@ fn ks_sorted_statistic(
 /// ADWIN on a stream of errors, bit for bit `stream_monitor.detectors.adwin.ADWIN` (the same
 /// API, the same `state()`), without a Python call per value.
 #[pyclass(module = "stream_monitor._native", name = "Adwin")]
-struct PyAdwin {
-    inner: adwin::Adwin,
+pub struct PyAdwin {
+    pub(crate) inner: adwin::Adwin,
 }
 
 fn bad_parameter(e: adwin::BadParameter) -> PyErr {
@@ -529,6 +532,7 @@ struct NativeDecoded {
     slow_positions: Py<PyList>,
     undecided_positions: Py<PyList>,
     fast: Py<PyDict>,
+    staged: usize,
 }
 
 /// The bytes of each item of a list of `bytes | None`, borrowed (bytes are immutable; the
@@ -604,13 +608,19 @@ fn dead_detail(py: Python<'_>, detail: &decode::Detail<'_>) -> PyResult<String> 
 /// validates them; the valid records of models in `schemas` whose values are all numbers
 /// as columns, the rest left to the Python (see `_native.pyi`).
 #[pyfunction]
+#[pyo3(signature = (values, keys, timestamps, schemas, fleet = None))]
 fn decode_predictions<'py>(
     py: Python<'py>,
     values: &Bound<'py, PyAny>,
     keys: &Bound<'py, PyAny>,
     timestamps: &Bound<'py, PyAny>,
     schemas: &Bound<'py, PyAny>,
+    fleet: Option<Bound<'py, fleet::WindowFleet>>,
 ) -> PyResult<NativeDecoded> {
+    let mut fleet = fleet.as_ref().map(|f| f.borrow_mut());
+    if let Some(f) = fleet.as_mut() {
+        f.clear_staged();
+    }
     let value_items = list_items(values, "values")?;
     let key_items = list_items(keys, "keys")?;
     let time_items = list_items(timestamps, "timestamps")?;
@@ -643,7 +653,16 @@ fn decode_predictions<'py>(
     // the schemas of the batch's models only (a service may know thousands), their names
     // borrowed from the Python strings
     let mut given: Vec<Option<Vec<Bound<'py, PyString>>>> = Vec::new();
+    let mut enrolled: Vec<bool> = Vec::new();
     for model in &validated.models {
+        let in_fleet = fleet
+            .as_ref()
+            .is_some_and(|f| f.schema(model.as_ref()).is_some());
+        enrolled.push(in_fleet);
+        if in_fleet {
+            given.push(None);
+            continue;
+        }
         let Some(names) = schema_dict.get_item(model.as_ref())? else {
             given.push(None);
             continue;
@@ -677,14 +696,22 @@ fn decode_predictions<'py>(
         given.push(Some(strings));
     }
     // a name that is not UTF-8 (a lone surrogate) is no JSON key: never found
-    let found: Vec<Option<decode::Schema<'_>>> = given
-        .iter()
-        .map(|names| {
-            let names = names.as_ref()?;
-            Some(decode::Schema::new(names.iter().map(|n| n.to_str().ok())))
-        })
-        .collect();
-    let decoded = py.detach(|| decode::columns(validated, &found, &times));
+    let decoded = {
+        let found: Vec<Option<decode::Schema<'_>>> = given
+            .iter()
+            .zip(&validated.models)
+            .zip(&enrolled)
+            .map(|((names, model), &in_fleet)| {
+                if in_fleet {
+                    let names = fleet.as_ref()?.schema(model.as_ref())?;
+                    return Some(decode::Schema::new(names.iter().map(|n| Some(n.as_str()))));
+                }
+                let names = names.as_ref()?;
+                Some(decode::Schema::new(names.iter().map(|n| n.to_str().ok())))
+            })
+            .collect();
+        py.detach(|| decode::columns(validated, &found, &times))
+    };
 
     let dead = PyList::empty(py);
     for d in &decoded.dead {
@@ -698,9 +725,17 @@ fn decode_predictions<'py>(
     }
     let slow_positions = PyList::new(py, decoded.slow_positions())?;
     let undecided_positions = PyList::new(py, &decoded.undecided)?;
+    let mut staged = 0;
     for m in decoded.models {
         if !m.fast {
             continue;
+        }
+        if let Some(f) = fleet.as_mut() {
+            if f.schema(m.name.as_ref()).is_some() {
+                f.stage(m.name.as_ref(), m.columns);
+                staged += 1;
+                continue;
+            }
         }
         let c = m.columns;
         let n = c.positions.len();
@@ -734,6 +769,7 @@ fn decode_predictions<'py>(
         slow_positions: slow_positions.unbind(),
         undecided_positions: undecided_positions.unbind(),
         fast: fast.unbind(),
+        staged,
     })
 }
 
@@ -748,5 +784,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_predictions, m)?)?;
     m.add_class::<NativeDecoded>()?;
     m.add_class::<NativeModel>()?;
+    m.add_class::<fleet::WindowFleet>()?;
     Ok(())
 }

@@ -20,7 +20,7 @@ import numpy as np
 from stream_monitor.arrays import FloatArray
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents, decode_batch
-from stream_monitor.kernels import NativeModel, decode_predictions
+from stream_monitor.kernels import NativeModel, WindowFleet, decode_predictions
 from stream_monitor.sources.records import DeadLetter, RecordBatch
 
 
@@ -44,23 +44,37 @@ class DecodedModel:
 
 @dataclass(slots=True)
 class NativeBatch:
-    by_model: dict[str, DecodedModel]  # in first-seen order
+    by_model: dict[str, DecodedModel]  # in first-seen order; not the fleet's staged models
     dead_letters: list[DeadLetter]  # in batch order
     dead_letter_models: list[str]  # model of each dead letter when readable, else ""
+    staged: bool = False  # the fleet holds fast events of its models for `ingest`
 
 
-def decode_native(batch: RecordBatch, schemas: Mapping[str, tuple[str, ...]]) -> NativeBatch:
+def decode_native(
+    batch: RecordBatch,
+    schemas: Mapping[str, tuple[str, ...]],
+    fleet: WindowFleet | None = None,
+) -> NativeBatch:
     """The batch's dead letters and models, equal to `decode_batch(batch)` followed by
-    `event_arrays(schemas[model], ...)` for each model of `schemas` (bit for bit)."""
+    `event_arrays(schemas[model], ...)` for each model of `schemas` (bit for bit). The fast
+    events of the models enrolled in `fleet` stay in it, staged for `fleet.ingest`."""
     wanted = schemas if isinstance(schemas, dict) else dict(schemas)
-    decoded = decode_predictions(batch.values, batch.keys, batch.timestamps, wanted)
+    decoded = decode_predictions(batch.values, batch.keys, batch.timestamps, wanted, fleet)
     fast = dict(decoded.fast)
     positions = sorted(decoded.slow_positions + decoded.undecided_positions)
     python = _decode_positions(batch, positions)
-    demoted = [name for name in python.by_model if name in fast]
+    demoted = [
+        name
+        for name in python.by_model
+        if name in fast or (fleet is not None and fleet.staged(name))
+    ]
     if demoted:  # an undecided record of a fast model: the model goes to the Python
         for name in demoted:
-            positions.extend(fast.pop(name).positions.tolist())
+            if name in fast:
+                positions.extend(fast.pop(name).positions.tolist())
+            else:
+                assert fleet is not None
+                positions.extend(fleet.unstage(name))
         positions.sort()
         python = _decode_positions(batch, positions)
 
@@ -83,6 +97,7 @@ def decode_native(batch: RecordBatch, schemas: Mapping[str, tuple[str, ...]]) ->
         {name: model for _, name, model in models},
         [d for _, d, _ in dead],
         [model for _, _, model in dead],
+        staged=fleet is not None and decoded.staged > 0,
     )
 
 
