@@ -10,6 +10,20 @@ from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.sources.records import DeadLetter
 
+# upper bounds (seconds) of `stream_monitor_prediction_latency_seconds`' buckets
+LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyCounts:
+    """A batch's latencies of many models, binned where they were read (the native core):
+    row i of `counts` holds model i's count per bucket of `LATENCY_BUCKETS_SECONDS` (value
+    at or below the bound; the last column beyond all), `sums` its sum of seconds."""
+
+    models: list[str]
+    counts: IntArray  # (models, buckets + 1)
+    sums: FloatArray  # (models,)
+
 
 @dataclass(slots=True)
 class BatchOutcome:
@@ -20,6 +34,7 @@ class BatchOutcome:
     dead_letter_models: list[str] = field(default_factory=list)
     ok_counts: dict[str, int] = field(default_factory=dict)
     latencies_ms: dict[str, FloatArray] = field(default_factory=dict)
+    latency_counts: list[LatencyCounts] = field(default_factory=list)  # models not above
     checks: dict[str, list[CheckResult]] = field(default_factory=dict)
     check_counts: dict[str, int] = field(default_factory=dict)
     check_seconds: list[float] = field(default_factory=list)  # for the metrics, not decisions

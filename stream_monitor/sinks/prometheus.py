@@ -22,12 +22,11 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from stream_monitor.alerts.contract import KINDS
-from stream_monitor.alerts.outcome import BatchOutcome
+from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome, LatencyCounts
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.run import retrain_recommended
 
 # The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
-LATENCY_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class LatencyHistograms(Collector):
@@ -56,6 +55,20 @@ class LatencyHistograms(Collector):
             else:
                 self._counts[model] = add
                 self._sums[model] = float(seconds.sum())
+
+    def add_counts(self, binned: LatencyCounts) -> None:
+        """Latencies binned elsewhere on `LATENCY_BUCKETS_SECONDS` (the native core)."""
+        if tuple(self._bounds.tolist()) != LATENCY_BUCKETS_SECONDS:
+            raise ValueError("latency counts binned on other buckets than this histogram's")
+        with self._lock:
+            for i, model in enumerate(binned.models):
+                add = binned.counts[i]
+                if model in self._counts:
+                    self._counts[model] += add
+                    self._sums[model] += float(binned.sums[i])
+                else:
+                    self._counts[model] = add.copy()
+                    self._sums[model] = float(binned.sums[i])
 
     def forget(self, model: str) -> None:
         with self._lock:
@@ -224,6 +237,8 @@ class Metrics:
             self.dead_letters.labels(reason).inc(n)
         for model, lat in outcome.latencies_ms.items():
             self.latency.observe_ms(model, lat)
+        for binned in outcome.latency_counts:
+            self.latency.add_counts(binned)
         for model, n in outcome.check_counts.items():
             self.checks.labels(model).inc(n)
         for seconds in outcome.check_seconds:

@@ -1,0 +1,180 @@
+"""The native core writes the windows of the models it can (engine/native_windows.py) and the
+engine decides exactly as when the Python writes them: the same alerts, checks, counts,
+dead letters and latency histograms, and windows equal array for array, whatever the
+batch sizes, odd records, bootstrap references, PSI bins or check cadence."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import orjson
+import pytest
+
+from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.engine.core import Engine
+from stream_monitor.engine.observers import EngineObserver
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
+from tests.helpers import batch_of, references
+
+DRIFTING = SyntheticModel("fraud", drift_start=2500, drift_end=5000, drift_shift=2.0)
+STEADY = SyntheticModel("churn", n_features=7)
+BOOTSTRAPPED = SyntheticModel("no-reference", n_features=5)
+_WINDOW_COLUMNS = (
+    "features",
+    "ks_key",
+    "prediction_bin",
+    "numeric_bin",
+    "prediction",
+    "actual",
+    "latency_ms",
+    "timestamp",
+    "error",
+)
+
+
+def _odd(event: dict[str, object], rng: random.Random) -> bytes:
+    """An event the fast path cannot take as it is: a dead letter, a record the Python
+    decodes, a missing or infinite value."""
+    e = dict(event)
+    features = dict(e["features"])  # type: ignore[call-overload]
+    kind = rng.randrange(7)
+    if kind == 0:
+        features["f00"] = "1.25"  # a number as a string: read by the Python
+    elif kind == 1:
+        features["f01"] = {"x": 1}  # a bad_type dead letter of its model
+    elif kind == 2:
+        e["timestamp"] = "2027-01-02T03:04:05+00:00"  # RFC 3339: the Python's
+    elif kind == 3:
+        features["f02"] = None  # missing
+    elif kind == 4:
+        return orjson.dumps(e)[:-3]  # not JSON
+    elif kind == 5:
+        e["model_version"] = f"v{rng.randrange(3)}"
+    else:
+        return orjson.dumps({**e, "features": features}).replace(b'"f03":', b'"f03":1e999,"x":')
+    e["features"] = features
+    return orjson.dumps(e)
+
+
+def _stream(seed: int, events: int = 4000) -> list[bytes]:
+    rng = random.Random(seed)
+    streams = [m.events(0, events, seed=seed) for m in (DRIFTING, STEADY, BOOTSTRAPPED)]
+    merged = interleave(streams)
+    rng.shuffle(merged[: len(merged) // 3])  # uneven runs of one model early on
+    return [_odd(e, rng) if rng.random() < 0.02 else orjson.dumps(e) for e in merged]
+
+
+def _run(engine: Engine, values: list[bytes], sizes: list[int]) -> list[BatchOutcome]:
+    outcomes, start, i = [], 0, 0
+    while start < len(values):
+        size = sizes[i % len(sizes)]
+        outcomes.append(engine.process(batch_of(values[start : start + size], None, start)))
+        start, i = start + size, i + 1
+    return outcomes
+
+
+def _latency_histogram(outcomes: list[BatchOutcome]) -> dict[str, tuple[list[int], float]]:
+    """Per model: counts per bucket and the sum of seconds, whichever way they came."""
+    bounds = np.array(LATENCY_BUCKETS_SECONDS)
+    out: dict[str, tuple[list[int], float]] = {}
+    for o in outcomes:
+        rows: list[tuple[str, np.ndarray, float]] = []
+        for model, ms in o.latencies_ms.items():
+            seconds = ms / 1000.0
+            counts = np.bincount(np.searchsorted(bounds, seconds), minlength=bounds.size + 1)
+            rows.append((model, counts, float(seconds.sum())))
+        for binned in o.latency_counts:
+            for i, model in enumerate(binned.models):
+                rows.append((model, binned.counts[i], float(binned.sums[i])))
+        for model, counts, total in rows:
+            have, s = out.get(model, ([0] * (bounds.size + 1), 0.0))
+            out[model] = ([a + int(b) for a, b in zip(have, counts, strict=True)], s + total)
+    return out
+
+
+class _Checks(EngineObserver):
+    """Reads only the checks: the native windows stay on."""
+
+    def __init__(self) -> None:
+        self.scores: list[tuple[str, str, float]] = []
+
+    def checked(self, result, ctx, alert) -> None:  # type: ignore[no-untyped-def]
+        self.scores.append((ctx.model, result.kind, result.score))
+
+
+@pytest.mark.parametrize(
+    "seed,sizes,numeric_test",
+    [(1, [500], "ks"), (2, [137, 1, 64], "ks"), (3, [1000, 3], "psi"), (4, [250], "jensenshannon")],
+)
+def test_native_and_python_windows_give_the_same_engine(
+    seed: int, sizes: list[int], numeric_test: str
+) -> None:
+    values = _stream(seed)
+    settings = DetectorSettings(
+        bootstrap_reference=700, check_every=50, window_size=400, numeric_test=numeric_test
+    )
+    refs = references([DRIFTING, STEADY], n=2000)
+    native, python = Engine(settings, refs), Engine(settings, refs, native_windows=False)
+    seen_native, seen_python = _Checks(), _Checks()
+    native.observe(seen_native)
+    python.observe(seen_python)
+    got, want = _run(native, values, sizes), _run(python, values, sizes)
+
+    assert all(native.writes_natively(m) for m in ("fraud", "churn", "no-reference"))
+    assert not any(python.writes_natively(m) for m in python.models)
+    assert sum(len(o.latency_counts) for o in got) > 0
+    assert seen_native.scores == seen_python.scores and len(seen_native.scores) > 100
+    alerts = [a.model_dump() for o in got for a in o.alerts]
+    assert alerts == [a.model_dump() for o in want for a in o.alerts]
+    assert any(a["model"] == "fraud" for a in alerts)
+    for g, w in zip(got, want, strict=True):
+        assert g.dead_letters == w.dead_letters
+        assert g.dead_letter_models == w.dead_letter_models
+        assert g.ok_counts == w.ok_counts
+        assert g.windows == w.windows
+        assert g.check_counts == w.check_counts
+        assert list(g.checks) == list(w.checks)
+    assert _latency_histogram(got) == _latency_histogram(want)
+    for name, model in native.models.items():
+        other = python.models[name]
+        assert (model.events_seen, model.since_check, model.version, model.partition) == (
+            other.events_seen,
+            other.since_check,
+            other.version,
+            other.partition,
+        )
+        mine, theirs = model.window, other.window
+        assert mine is not None and theirs is not None
+        assert (mine.head, mine.count) == (theirs.head, theirs.count)
+        for column in _WINDOW_COLUMNS:
+            a, b = getattr(mine, column), getattr(theirs, column)
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), (name, column)
+        for tally in ("missing_count", "nonfinite_count", "outside_count", "bin_counts"):
+            assert np.array_equal(getattr(mine, tally), getattr(theirs, tally)), (name, tally)
+        assert model.errors.changed == other.errors.changed
+        assert model.errors.detector is not None and other.errors.detector is not None
+        assert model.errors.detector.state() == other.errors.detector.state()
+
+
+def test_an_observer_of_events_turns_the_native_windows_off() -> None:
+    class Events(EngineObserver):
+        def events_taken(self, taken) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    engine = Engine(DetectorSettings(), references([STEADY], n=500))
+    engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(0, 10)]))
+    assert engine.writes_natively("churn")
+    engine.observe(Events())
+    assert not engine.writes_natively("churn")
+    engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(10, 10)]))
+    assert not engine.writes_natively("churn") and engine.models["churn"].events_seen == 20
+
+
+def test_a_model_leaves_the_fleet_with_its_partition() -> None:
+    engine = Engine(DetectorSettings(), references([STEADY], n=500))
+    engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(0, 10)]))
+    assert engine.writes_natively("churn")
+    engine.forget_partitions({("predictions", 0)})
+    assert not engine.writes_natively("churn") and "churn" not in engine.models
