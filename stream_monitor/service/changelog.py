@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from stream_monitor.config.settings import Settings
 from stream_monitor.service.kafka_clients import (
+    CONSUMER_FETCH,
     client_config,
     ensure_topics,
     input_partitions,
@@ -41,6 +42,7 @@ def read_partitions(settings: Settings, partitions: list[int]) -> list[StateReco
     topic = settings.changelog_topic
     consumer = Consumer(
         {
+            **CONSUMER_FETCH,
             **client_config(settings),
             "group.id": f"{settings.group_id}-restore",
             "enable.auto.commit": False,

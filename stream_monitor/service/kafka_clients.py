@@ -19,6 +19,12 @@ STATISTICS_INTERVAL_MS = 5000
 # As Kafka Streams does under exactly-once: a crashed process's open transaction is aborted
 # by the broker after this long, which bounds how long its successor waits for it.
 TRANSACTION_TIMEOUT_MS = 10_000
+# librdkafka postpones the next fetch of a partition by fetch.queue.backoff.ms (1 s by
+# default) once its local queue holds queued.min.messages. A consumer that does work per
+# message drains that queue well within the second and then waits, idle: on a 20-feature
+# topic a bare consumer that only parses each value read 133k events/s at 0.3 cores with
+# the default and 487k with 10 ms (docs/benchmarks.md). The user's `kafka:` settings win.
+CONSUMER_FETCH = {"fetch.queue.backoff.ms": 10}
 
 
 # Errors from which no retry helps: the process exits so that its supervisor restarts it.
@@ -51,24 +57,29 @@ def transactional_id(settings: Settings) -> str:
 
 
 def new_consumer(settings: Settings, **callbacks: Any) -> Consumer:
-    """A group member; with --instance-id a static one (KIP-345): a restarted process takes
-    its predecessor's place at once instead of waiting out the session timeout."""
+    """A group member (see `consumer_config`)."""
+    return Consumer(consumer_config(settings, **callbacks))
+
+
+def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
+    """A group member's settings; with --instance-id a static one (KIP-345): a restarted
+    process takes its predecessor's place at once instead of waiting out the session
+    timeout."""
     static = {"group.instance.id": settings.instance_id} if settings.instance_id else {}
-    return Consumer(
-        {
-            **static,
-            "group.id": settings.group_id,
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": settings.auto_offset_reset,
-            "partition.assignment.strategy": "cooperative-sticky",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": settings.labels_topic is not None,  # gates late labels
-            "statistics.interval.ms": STATISTICS_INTERVAL_MS,
-            **callbacks,
-            **client_config(settings),
-        }
-    )
+    return {
+        **static,
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.auto_offset_reset,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "isolation.level": "read_committed",
+        "enable.partition.eof": settings.labels_topic is not None,  # gates late labels
+        "statistics.interval.ms": STATISTICS_INTERVAL_MS,
+        **CONSUMER_FETCH,
+        **callbacks,
+        **client_config(settings),
+    }
 
 
 def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], asynchronous: bool) -> bool:

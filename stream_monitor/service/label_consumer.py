@@ -22,7 +22,11 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
 from stream_monitor.config.settings import Settings
-from stream_monitor.service.kafka_clients import STATISTICS_INTERVAL_MS, client_config
+from stream_monitor.service.kafka_clients import (
+    CONSUMER_FETCH,
+    STATISTICS_INTERVAL_MS,
+    client_config,
+)
 from stream_monitor.sources.kafka import FatalKafkaError, MissingTopicError, batch_from_messages
 from stream_monitor.sources.records import RecordBatch
 
@@ -69,6 +73,7 @@ class LabelSource:
                 "auto.offset.reset": settings.auto_offset_reset,  # a position no longer there
                 "isolation.level": "read_committed",
                 "statistics.interval.ms": STATISTICS_INTERVAL_MS,  # its lag, as a metric
+                **CONSUMER_FETCH,
                 **callbacks,
                 **client_config(settings),
             }
