@@ -1,7 +1,7 @@
 """End to end on a real local broker: `stream-monitor run` against a bare consumer.
 
 A topic is pre-filled (6 partitions, 50 models of the synthetic generator, 20 numeric
-features; 200 000 events by default). Each round then reads all of it, each reader with
+features; 1 000 000 events by default). Each round then reads all of it, each reader with
 its own fresh consumer group, in a rotating order:
 
   (a) bare+parse  a bare confluent-kafka consumer: consume(num_messages=1000) and
@@ -11,14 +11,16 @@ its own fresh consumer group, in a rotating order:
                   every 100, default detectors);
   (d) monitor ALO the same with --processing-guarantee at-least-once.
 
-The bare consumers (own process, same consumer settings as the monitor's) time themselves
+The bare consumers (own process, the monitor's consumer settings, its fetch settings
+`CONSUMER_FETCH` included: with librdkafka's default fetch.queue.backoff.ms a parsing
+consumer sits idle most of the time, see docs/benchmarks.md) time themselves
 from their partition assignment to their last message. A monitor is timed from /readyz 200
 to the group's committed offsets reaching the end of the topic (polled every 20 ms from the
 broker; see broker_runs.py for why not its /metrics). Then one more run of (c) and of (d)
 under py-spy attributes their wall time to stages (consume, decode, route/window, check,
 alert state, produce/commit, metrics, other) in µs per event.
 
-    python bench/bench_end_to_end.py [--events 200000] [--rounds 3] [--no-profile]
+    python bench/bench_end_to_end.py [--events 1000000] [--rounds 3] [--no-profile]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import broker_runs
 import stage_profile
 from broker_runs import median, table
 
+from stream_monitor.service.kafka_clients import CONSUMER_FETCH
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.kafka_helpers import create_topics, unique
 
@@ -75,6 +78,7 @@ def bare_consume(
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "isolation.level": "read_committed",
+            **CONSUMER_FETCH,
         }
     )
     consumer.subscribe([topic], on_assign=on_assign)
@@ -189,7 +193,7 @@ def stage_table(profiles: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--partitions", type=int, default=6)
