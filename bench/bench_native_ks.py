@@ -1,14 +1,17 @@
 """The KS statistic of one check: the Python `detectors.ks.ks_statistic` against the native
-kernel (`stream_monitor._native.ks_statistic`, Rust).
+kernel that sorts the keys itself (`stream_monitor._native.ks_statistic`, a radix sort) and
+the one the engine uses (`kernels.window_ks_statistic`: numpy's `np.sort` of the keys along
+the rows, then `_native.ks_statistic_sorted`'s one scan per feature).
 
 The data: F = 20 numeric features, a window of 1000 events in Fortran order (as windows keep
 their keys) against a reference of 10 000 values per feature (synthetic normal data rounded
 to 2 decimals, so that window values tie with reference values; 1% of the window missing),
 keys as the window makes them (32-bit keys: 14 bits per count). The 64-bit keys of a
-reference above 32 766 values are timed too (a reference of 40 000). Both functions get the
+reference above 32 766 values are timed too (a reference of 40 000). Every function gets the
 window's finite counts, as `checks.input_drift` passes them. Repetitions are interleaved
-(Python, native, Python, ...) in one process, so that both see the same machine state; the
-figures are the median of the repetitions, in microseconds per call (all 20 features).
+(Python, radix, sort + scan, Python, ...) in one process, so that all see the same machine
+state; the figures are the median of the repetitions, in microseconds per call (all 20
+features).
 
     python bench/bench_native_ks.py [--repeats 200]
 """
@@ -24,6 +27,7 @@ import numpy as np
 
 from stream_monitor import _native
 from stream_monitor.detectors.ks import key_bits, ks_keys, ks_statistic
+from stream_monitor.kernels import window_ks_statistic
 
 Args = tuple[np.ndarray, np.ndarray, int, np.ndarray]
 
@@ -57,20 +61,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--calls", type=int, default=20, help="calls per timed repetition")
     opts = parser.parse_args()
-    print(f"{'case':<40} {'python us':>10} {'native us':>10} {'ratio':>6}")
+    head = f"{'case':<40} {'python us':>10} {'radix us':>10} {'sort+scan us':>13}"
+    print(f"{head} {'python / sort+scan':>19}")
     for label, m in (
         ("20 x 1000 vs 10 000 (32-bit keys)", 10_000),
         ("20 x 1000 vs 40 000 (64-bit keys)", 40_000),
     ):
         args = window_case(1000, m, 20)
-        want, got = ks_statistic(*args), _native.ks_statistic(*args)
-        assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
-        py, rs = [], []
+        want = ks_statistic(*args)
+        for got in (_native.ks_statistic(*args), window_ks_statistic(*args)):
+            assert np.array_equal(want[0], got[0]) and np.array_equal(want[1], got[1])
+        py, rs, ss = [], [], []
         for _ in range(opts.repeats):
             py.append(per_call_us(lambda a=args: ks_statistic(*a), opts.calls))
             rs.append(per_call_us(lambda a=args: _native.ks_statistic(*a), opts.calls))
-        p, r = statistics.median(py), statistics.median(rs)
-        print(f"{label:<40} {p:>10.1f} {r:>10.1f} {p / r:>6.2f}")
+            ss.append(per_call_us(lambda a=args: window_ks_statistic(*a), opts.calls))
+        p, r, s = statistics.median(py), statistics.median(rs), statistics.median(ss)
+        print(f"{label:<40} {p:>10.1f} {r:>10.1f} {s:>13.1f} {p / s:>19.2f}")
 
 
 if __name__ == "__main__":

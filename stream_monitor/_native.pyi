@@ -17,6 +17,17 @@ def ks_statistic(
     GIL released). Raises TypeError for a wrong dtype or shape, ValueError for keys, sizes
     or `bits` that do not fit together, naming the argument."""
 
+def ks_statistic_sorted(
+    sorted_keys: npt.NDArray[np.int64] | npt.NDArray[np.int32],
+    ref_sizes: npt.NDArray[np.int64],
+    bits: int = 32,
+    window_sizes: npt.NDArray[np.int64] | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """`ks_statistic` of keys already sorted ascending along the rows (`np.sort(keys,
+    axis=0)`: numpy's SIMD sort of the keys, then one exact scan per feature). Keys that are
+    not ascending, or `window_sizes` that are not the counts of keys that are not missing,
+    raise ValueError naming the argument."""
+
 def reference_keys(
     flat: npt.NDArray[np.float64],
     column_starts: npt.NDArray[np.int64],

@@ -19,6 +19,7 @@ from stream_monitor.detectors.ks import (
     ks_statistic,
     missing_key,
 )
+from stream_monitor.kernels import window_ks_statistic
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -85,6 +86,10 @@ def test_native_equals_python_and_scipy(
         assert np.array_equal(got, want), (got, want)
         assert np.array_equal(got.view(np.uint64), want.view(np.uint64))  # +0.0 included
         assert np.array_equal(got_sizes, want_sizes)
+        # numpy's sort along the rows, then the native scan: the same bits
+        fast, fast_sizes = window_ks_statistic(keys, ref_sizes, bits, hint)
+        assert np.array_equal(fast.view(np.uint64), want.view(np.uint64))
+        assert np.array_equal(fast_sizes, want_sizes)
 
     scipy_like = as_scipy_default(got, ref_sizes, got_sizes)
     for j, col in enumerate(reference):
@@ -108,6 +113,9 @@ def test_a_window_slice_of_any_order() -> None:
         want = ks_statistic(part, ref_sizes[: part.shape[1]], key_bits(sizes))
         got = _native.ks_statistic(part, ref_sizes[: part.shape[1]], key_bits(sizes))
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        ordered = np.sort(part, axis=0)  # C order: columns are strided
+        got = _native.ks_statistic_sorted(ordered, ref_sizes[: part.shape[1]], key_bits(sizes))
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def test_empty_windows() -> None:
@@ -117,8 +125,9 @@ def test_empty_windows() -> None:
         assert stat.shape == sizes.shape == (shape[1],)
         assert not stat.any() and not sizes.any()
     every = np.full((4, 2), missing_key(32), dtype=np.int64)
-    stat, sizes = _native.ks_statistic(every, np.array([10, 10]))
-    assert not stat.any() and not sizes.any()
+    for kernel in (_native.ks_statistic, _native.ks_statistic_sorted):
+        stat, sizes = kernel(every, np.array([10, 10]))
+        assert not stat.any() and not sizes.any()
 
 
 @pytest.mark.parametrize(
@@ -181,6 +190,30 @@ def test_empty_windows() -> None:
             ),
             ValueError,
             "window_sizes[0]: 2, but the window holds 3 keys that are not missing",
+        ),
+        (
+            lambda: _native.ks_statistic_sorted(
+                np.array([[2 << 32], [1 << 32]], dtype=np.int64), np.array([4])
+            ),
+            ValueError,
+            "sorted_keys[1, 0]: 4294967296 is below the key before it",
+        ),
+        (
+            lambda: _native.ks_statistic_sorted(np.full((3, 1), 7 << 32, dtype=np.int64), [4]),
+            TypeError,
+            "ref_sizes: expected a 1-d int64 array, got a list",
+        ),
+        (
+            lambda: _native.ks_statistic_sorted(
+                np.full((3, 1), 7 << 32, dtype=np.int64), np.array([4])
+            ),
+            ValueError,
+            "sorted_keys[0, 0]: 30064771072 does not pack counts",
+        ),
+        (
+            lambda: _native.ks_statistic_sorted(np.zeros((3, 2)), np.ones(2, dtype=np.int64)),
+            TypeError,
+            "sorted_keys: expected a 2-d int64 (bits=32) array",
         ),
     ],
 )

@@ -60,30 +60,35 @@ fn int64_vector<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonl
 /// counts of keys that are not missing). Returns (statistic float64[F], sizes int64[F]).
 /// The kernel over a window of any memory order; Fortran order (each feature contiguous,
 /// as windows keep their keys) reads each feature as one slice, which is faster.
+/// The statistic of every column of a window's keys, through the kernel that sorts them or
+/// (`sorted`) the one that reads them sorted already.
 fn window_statistic<T: Copy + Sync>(
     view: &ArrayView2<'_, T>,
     widen: impl Fn(&T) -> i64 + Copy,
     refs: &[i64],
     layout: ks::Layout,
     wins: Option<&[i64]>,
+    sorted: bool,
 ) -> Result<(Vec<f64>, Vec<i64>), ks::KsError> {
     let (n, f) = view.dim();
     let transposed = view.t();
-    match transposed.as_slice() {
-        Some(data) => ks::ks_statistic(
-            f,
-            |j| data[j * n..(j + 1) * n].iter().map(widen),
-            refs,
-            layout,
-            wins,
-        ),
-        None => ks::ks_statistic(
-            f,
-            |j| view.column(j).into_iter().map(widen),
-            refs,
-            layout,
-            wins,
-        ),
+    match (transposed.as_slice(), sorted) {
+        (Some(data), false) => {
+            let column = |j: usize| data[j * n..(j + 1) * n].iter().map(widen);
+            ks::ks_statistic(f, column, refs, layout, wins)
+        }
+        (Some(data), true) => {
+            let column = |j: usize| data[j * n..(j + 1) * n].iter().map(widen);
+            ks::sorted_ks_statistic(f, column, refs, layout, wins)
+        }
+        (None, false) => {
+            let column = |j: usize| view.column(j).into_iter().map(widen);
+            ks::ks_statistic(f, column, refs, layout, wins)
+        }
+        (None, true) => {
+            let column = |j: usize| view.column(j).into_iter().map(widen);
+            ks::sorted_ks_statistic(f, column, refs, layout, wins)
+        }
     }
 }
 
@@ -95,6 +100,40 @@ fn ks_statistic<'py>(
     ref_sizes: &Bound<'py, PyAny>,
     bits: u32,
     window_sizes: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Statistics<'py>> {
+    statistics(py, keys, "keys", ref_sizes, bits, window_sizes, false)
+}
+
+/// `ks_statistic` of keys sorted along the rows (see `ks::sorted_ks_statistic`).
+#[pyfunction]
+#[pyo3(signature = (sorted_keys, ref_sizes, bits = 32, window_sizes = None))]
+fn ks_statistic_sorted<'py>(
+    py: Python<'py>,
+    sorted_keys: &Bound<'py, PyAny>,
+    ref_sizes: &Bound<'py, PyAny>,
+    bits: u32,
+    window_sizes: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Statistics<'py>> {
+    statistics(
+        py,
+        sorted_keys,
+        "sorted_keys",
+        ref_sizes,
+        bits,
+        window_sizes,
+        true,
+    )
+}
+
+/// Both KS entry points: the arguments checked and converted, the kernel run without the GIL.
+fn statistics<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    field: &str,
+    ref_sizes: &Bound<'py, PyAny>,
+    bits: u32,
+    window_sizes: Option<&Bound<'py, PyAny>>,
+    sorted: bool,
 ) -> PyResult<Statistics<'py>> {
     let layout = ks::Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
     let wide = keys.cast::<PyArray2<i64>>().ok().map(|a| a.readonly());
@@ -109,7 +148,7 @@ fn ks_statistic<'py>(
                 "int32 (bits<32)"
             };
             return Err(PyTypeError::new_err(format!(
-                "keys: expected a 2-d {want} array, got {}",
+                "{field}: expected a 2-d {want} array, got {}",
                 describe(keys)
             )));
         }
@@ -126,8 +165,8 @@ fn ks_statistic<'py>(
         let wins = window_view.map(|w| w.to_vec());
         let wins = wins.as_deref();
         match &view {
-            Keys::Wide(v) => window_statistic(v, |&k| k, &refs, layout, wins),
-            Keys::Narrow(v) => window_statistic(v, |&k| i64::from(k), &refs, layout, wins),
+            Keys::Wide(v) => window_statistic(v, |&k| k, &refs, layout, wins, sorted),
+            Keys::Narrow(v) => window_statistic(v, |&k| i64::from(k), &refs, layout, wins, sorted),
         }
     });
     let (stat, sizes) = result.map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -782,6 +821,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ReferenceColumns>()?;
     m.add_function(wrap_pyfunction!(bin_index, m)?)?;
     m.add_function(wrap_pyfunction!(decode_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(ks_statistic_sorted, m)?)?;
     m.add_class::<NativeDecoded>()?;
     m.add_class::<NativeModel>()?;
     m.add_class::<fleet::WindowFleet>()?;

@@ -38,7 +38,7 @@ from stream_monitor.detectors import cvm, ranks
 from stream_monitor.detectors import numeric as num
 from stream_monitor.detectors.combine import adjust, effect_size_gate
 from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue
-from stream_monitor.kernels import ks_statistic  # bit for bit detectors.ks.ks_statistic
+from stream_monitor.kernels import window_ks_statistic  # bit for bit detectors.ks's
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.window.ring import ModelWindow
 
@@ -113,7 +113,8 @@ def input_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     ks_raw = ks_sizes = None
     if "ks" in plan.numeric or eager_p:
         finite = window.count - window.missing_count - window.nonfinite_count  # running tallies
-        ks_raw, ks_sizes = ks_statistic(window.ks_key[rows], ref.sizes, window.key_bits, finite)
+        keys = window.ks_key[rows]
+        ks_raw, ks_sizes = window_ks_statistic(keys, ref.sizes, window.key_bits, finite)
     for test, idx in plan.numeric.items():
         if test == "ks":
             assert ks_raw is not None and ks_sizes is not None
