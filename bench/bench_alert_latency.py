@@ -337,6 +337,9 @@ def main() -> None:
     parser.add_argument("--rate-share", type=float, default=0.5, help="of the maximal rate")
     parser.add_argument("--max-rate-events", type=int, default=200_000)
     parser.add_argument("--seconds", type=float, default=100.0, help="how long to produce")
+    parser.add_argument(
+        "--max-events", type=int, default=1_500_000, help="fewer seconds at higher rates"
+    )
     parser.add_argument("--models", type=int, default=50)
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--partitions", type=int, default=6)
@@ -378,7 +381,8 @@ def main() -> None:
             print(f"(windows full; {maxima[-1]['events_per_s']:,.0f} overall): feeding {rate:,.0f}")
         probe_wait = probe_consume_wait(kafka.bootstrap)
         print("consume(1000, 0.5) under a trickle:", probe_wait)
-        stream = Stream(args, int(rate * args.seconds))
+        # every event is encoded before the run: bound the memory that takes
+        stream = Stream(args, min(int(rate * args.seconds), args.max_events))
         for r in range(args.rounds):
             for name, extra in configs:
                 res = run_config(name, shlex.split(extra), args, stream, kafka, rate)
