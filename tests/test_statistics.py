@@ -8,7 +8,13 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import as_scipy_default, ks_keys, ks_pvalue, ks_statistic
+from stream_monitor.detectors.ks import (
+    as_scipy_default,
+    as_scipy_default_one,
+    ks_keys,
+    ks_pvalue,
+    ks_statistic,
+)
 from stream_monitor.detectors.performance import (
     latency_percentiles,
     linear_percentiles,
@@ -168,3 +174,30 @@ def test_linear_percentiles_equal_numpy_to_the_last_bit(seed: int) -> None:
     lat = np.concatenate([rng.lognormal(3, 0.5, 500), [np.nan, np.inf]])
     q = latency_percentiles(lat)  # non-finite latencies are left out
     assert [q["p50"], q["p95"], q["p99"]] == np.percentile(lat[:500], (50, 95, 99)).tolist()
+
+
+def test_one_statistic_is_snapped_as_the_array_version_snaps_it() -> None:
+    """`as_scipy_default_one` (Python arithmetic) equals `as_scipy_default` (numpy) to the
+    last bit, on both sides of the exact method's size limit, and equals ks_2samp."""
+    rng = np.random.default_rng(11)
+    for _ in range(2000):
+        m = int(rng.choice([1, 3, 50, 999, 5000, 10_000, 10_001, 40_000]))
+        n = int(rng.choice([1, 2, 7, 100, 1000, 10_000, 12_000]))
+        d = int(rng.integers(0, m * n + 1))
+        raw = d / (m * n) + float(rng.choice([0.0, 1e-16, -1e-16]))
+        want = as_scipy_default(np.array([raw]), np.array([m]), np.array([n]))[0]
+        assert as_scipy_default_one(raw, m, n) == want, (raw, m, n)
+    reference = np.round(rng.normal(size=900), 1)
+    sample = np.round(rng.normal(0.3, 1, size=400), 1)
+    raw = ks_statistic(  # the window kernel's statistic of the same samples
+        *(_keys_of(np.sort(reference), sample)), 32
+    )[0][0]
+    assert as_scipy_default_one(raw, 900, 400) == ks_2samp(reference, sample).statistic
+    assert np.isnan(as_scipy_default_one(float("nan"), 5, 3))
+
+
+def _keys_of(reference: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    right = np.searchsorted(reference, sample, side="right")[:, None]
+    left = np.searchsorted(reference, sample, side="left")[:, None]
+    keys = ks_keys(right, left, np.zeros(right.shape, dtype=bool), 32)
+    return keys, np.array([reference.size], dtype=np.int64)

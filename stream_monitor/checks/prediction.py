@@ -18,7 +18,7 @@ from stream_monitor.detectors.categorical import (
 from stream_monitor.detectors.categorical import js_distance as category_js
 from stream_monitor.detectors.categorical import psi as category_psi
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
-from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue
+from stream_monitor.detectors.ks import as_scipy_default_one, ks_pvalue
 from stream_monitor.kernels import ks_sorted_statistic  # bit for bit detectors.ks's
 from stream_monitor.window.ring import ModelWindow
 
@@ -38,7 +38,7 @@ def prediction_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     if counts.sum() < plan.min_window:
         reason = f"{counts.sum()} numeric predictions in the window, {plan.min_window} needed"
         return not_judged("prediction_drift", test, threshold, reason)
-    js = js_distance(smoothed(ref.prediction_counts), smoothed(counts))
+    js = js_distance(ref.smoothed_prediction_counts(), smoothed(counts))
     # the KS p-value (kstwo.sf) costs more than the statistic: only when KS is judged
     ks, ks_p = prediction_ks(ref.sorted_predictions, window.prediction[rows], test == "ks")
     details: dict[str, float | str | None] = {"jensenshannon": js, "ks": ks}
@@ -61,13 +61,15 @@ def prediction_ks(
     per-event state is kept for it.
     """
     values = np.sort(predictions[np.isfinite(predictions)])
-    m = np.array([sorted_reference.size], dtype=np.int64)
-    raw = np.array([ks_sorted_statistic(sorted_reference, values)])
-    sizes = np.array([values.size if sorted_reference.size else 0], dtype=np.int64)
-    if sizes[0] == 0:
+    m, n = sorted_reference.size, values.size
+    if m == 0 or n == 0:
         return 0.0, math.nan
-    p = float(ks_pvalue(raw, m, sizes)[0]) if with_pvalue else math.nan
-    return float(as_scipy_default(raw, m, sizes)[0]), p
+    raw = ks_sorted_statistic(sorted_reference, values)
+    p = math.nan
+    if with_pvalue:
+        sizes = np.array([m]), np.array([n])
+        p = float(ks_pvalue(np.array([raw]), *sizes)[0])
+    return as_scipy_default_one(raw, m, n), p
 
 
 def _class_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:

@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.detectors.categorical import CategoricalReference
+from stream_monitor.detectors.histogram import smoothed
 from stream_monitor.detectors.ks import key_bits
 from stream_monitor.detectors.numeric import NumericReference
 from stream_monitor.kernels import ReferenceColumns
@@ -53,6 +54,7 @@ class PreparedReference:
     column_starts: IntArray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     _key_bits: int = -1
     _columns: ReferenceColumns | None = None
+    _smoothed_predictions: FloatArray | None = None
 
     def columns(self) -> ReferenceColumns:
         """The sorted columns as the native look-ups read them (built on first use; the
@@ -62,6 +64,14 @@ class PreparedReference:
                 raise InvalidReference(f"{self.model}: a compact reference has no columns")
             self._columns = ReferenceColumns(self.flat_columns, self.column_starts)
         return self._columns
+
+    def smoothed_prediction_counts(self) -> FloatArray:
+        """The prediction histogram as the Jensen-Shannon check compares it
+        (`detectors.histogram.smoothed`), made once; the reference has numeric predictions."""
+        if self._smoothed_predictions is None:
+            assert self.prediction_counts is not None
+            self._smoothed_predictions = smoothed(self.prediction_counts)
+        return self._smoothed_predictions
 
     @property
     def key_bits(self) -> int:
