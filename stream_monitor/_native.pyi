@@ -28,6 +28,15 @@ def ks_statistic_sorted(
     not ascending, or `window_sizes` that are not the counts of keys that are not missing,
     raise ValueError naming the argument."""
 
+def ks_scipy_default(
+    stat: npt.NDArray[np.float64],
+    ref_sizes: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float64]:
+    """`detectors.ks.as_scipy_default` to the last bit: each statistic snapped to the nearest
+    multiple of 1/lcm(n, m) (ties to even) where both sizes are at most 10 000. Raises
+    TypeError / ValueError naming the argument."""
+
 def reference_keys(
     flat: npt.NDArray[np.float64],
     column_starts: npt.NDArray[np.int64],

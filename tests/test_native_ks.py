@@ -92,6 +92,8 @@ def test_native_equals_python_and_scipy(
         assert np.array_equal(fast_sizes, want_sizes)
 
     scipy_like = as_scipy_default(got, ref_sizes, got_sizes)
+    native_like = _native.ks_scipy_default(got, ref_sizes, got_sizes)
+    assert np.array_equal(native_like.view(np.uint64), scipy_like.view(np.uint64))
     for j, col in enumerate(reference):
         values = window[:, j][np.isfinite(window[:, j])]
         if col.size and values.size:
@@ -209,6 +211,18 @@ def test_empty_windows() -> None:
             ),
             ValueError,
             "sorted_keys[0, 0]: 30064771072 does not pack counts",
+        ),
+        (
+            lambda: _native.ks_scipy_default(np.zeros(2), np.ones(2, dtype=np.int64), np.ones(3)),
+            TypeError,
+            "sizes: expected a 1-d int64 array",
+        ),
+        (
+            lambda: _native.ks_scipy_default(
+                np.zeros(2), np.ones(1, dtype=np.int64), np.ones(2, dtype=np.int64)
+            ),
+            ValueError,
+            "ref_sizes: 1 values for 2 statistics",
         ),
         (
             lambda: _native.ks_statistic_sorted(np.zeros((3, 2)), np.ones(2, dtype=np.int64)),

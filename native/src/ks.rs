@@ -147,6 +147,39 @@ impl fmt::Display for KsError {
 
 impl std::error::Error for KsError {}
 
+/// Above this size either sample, `scipy.stats.ks_2samp`'s default method is not exact and
+/// it reports the statistic as computed.
+pub const EXACT_MAX_N: i64 = 10_000;
+
+/// The statistic as `ks_2samp` with its default method reports it: where both samples have
+/// at most `EXACT_MAX_N` values, snapped to the nearest multiple of 1/lcm(n, m) (ties to
+/// even, as numpy's `round`): `detectors.ks.as_scipy_default` of one feature.
+pub fn as_scipy_default(stat: f64, ref_size: i64, size: i64) -> f64 {
+    let (n1, n2) = (ref_size.max(1), size.max(1));
+    if n1.max(n2) > EXACT_MAX_N {
+        return stat;
+    }
+    let lcm = ((n1 / gcd(n1, n2)) * n2) as f64;
+    round_half_even(stat * lcm) / lcm
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `x` rounded to the nearest integer, ties to even (numpy's `round`, IEEE's default).
+fn round_half_even(x: f64) -> f64 {
+    let r = x.round(); // ties away from zero
+    if (x - x.trunc()).abs() == 0.5 {
+        2.0 * (x / 2.0).round()
+    } else {
+        r
+    }
+}
+
 /// A key the LSD radix sort can sort: an unsigned integer read as u64.
 pub trait RadixKey: Copy + Ord + Default {
     const BITS: u32;
@@ -695,6 +728,20 @@ mod tests {
         let all_missing = [layout.missing_key(); 2];
         let got = sorted_ks_statistic(1, |_| all_missing, &[3], layout, None).unwrap();
         assert_eq!(got, (vec![0.0], vec![0]));
+    }
+
+    #[test]
+    fn snapping_rounds_ties_to_even_within_the_exact_sizes() {
+        assert_eq!(round_half_even(2.5), 2.0);
+        assert_eq!(round_half_even(3.5), 4.0);
+        assert_eq!(round_half_even(-2.5), -2.0);
+        assert_eq!(round_half_even(2.4999999), 2.0);
+        assert_eq!(
+            as_scipy_default(0.46666666666666673, 5, 3),
+            0.4666666666666667
+        );
+        assert_eq!(as_scipy_default(0.123, 20_000, 3), 0.123); // above EXACT_MAX_N: as is
+        assert!(as_scipy_default(f64::NAN, 5, 3).is_nan());
     }
 
     #[test]

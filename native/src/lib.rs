@@ -173,6 +173,32 @@ fn statistics<'py>(
     Ok((stat.into_pyarray(py), sizes.into_pyarray(py)))
 }
 
+/// `detectors.ks.as_scipy_default` of every feature (see `ks::as_scipy_default`).
+#[pyfunction]
+fn ks_scipy_default<'py>(
+    py: Python<'py>,
+    stat: &Bound<'py, PyAny>,
+    ref_sizes: &Bound<'py, PyAny>,
+    sizes: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let stat = float64_vector(stat, "stat")?;
+    let ref_sizes = int64_vector(ref_sizes, "ref_sizes")?;
+    let sizes = int64_vector(sizes, "sizes")?;
+    let (stat, ref_sizes, sizes) = (stat.as_array(), ref_sizes.as_array(), sizes.as_array());
+    for (field, len) in [("ref_sizes", ref_sizes.len()), ("sizes", sizes.len())] {
+        if len != stat.len() {
+            return Err(PyValueError::new_err(format!(
+                "{field}: {len} values for {} statistics",
+                stat.len()
+            )));
+        }
+    }
+    let out: Vec<f64> = (0..stat.len())
+        .map(|j| ks::as_scipy_default(stat[j], ref_sizes[j], sizes[j]))
+        .collect();
+    Ok(out.into_pyarray(py))
+}
+
 fn float64_vector<'py>(
     obj: &Bound<'py, PyAny>,
     field: &str,
@@ -824,6 +850,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bin_index, m)?)?;
     m.add_function(wrap_pyfunction!(decode_predictions, m)?)?;
     m.add_function(wrap_pyfunction!(ks_statistic_sorted, m)?)?;
+    m.add_function(wrap_pyfunction!(ks_scipy_default, m)?)?;
     m.add_class::<NativeDecoded>()?;
     m.add_class::<NativeModel>()?;
     m.add_class::<fleet::WindowFleet>()?;

@@ -37,8 +37,11 @@ from stream_monitor.detectors import categorical as cat
 from stream_monitor.detectors import cvm, ranks
 from stream_monitor.detectors import numeric as num
 from stream_monitor.detectors.combine import adjust, effect_size_gate
-from stream_monitor.detectors.ks import as_scipy_default, ks_pvalue
-from stream_monitor.kernels import window_ks_statistic  # bit for bit detectors.ks's
+from stream_monitor.detectors.ks import ks_pvalue
+from stream_monitor.kernels import (  # bit for bit detectors.ks's
+    ks_scipy_default,
+    window_ks_statistic,
+)
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.window.ring import ModelWindow
 
@@ -118,7 +121,7 @@ def input_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     for test, idx in plan.numeric.items():
         if test == "ks":
             assert ks_raw is not None and ks_sizes is not None
-            stat = as_scipy_default(ks_raw, ref.sizes, ks_sizes)[idx]
+            stat = ks_scipy_default(ks_raw, ref.sizes, ks_sizes)[idx]
             p = None
             if eager_p:
                 p = ks_pvalue(ks_raw, ref.sizes, ks_sizes)[idx]
