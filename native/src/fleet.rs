@@ -45,6 +45,8 @@ struct Enrolled {
     feature_bin: Py<PyArray2<i16>>,
     tallies: Py<PyArray2<i64>>,
     reference: Option<Py<ReferenceColumns>>,
+    /// the reference's column offsets and its sparse index's, checked once at enrolment
+    offsets: (Vec<usize>, Vec<usize>),
     sizes: Vec<i64>,
     layout: Layout,
     prediction_edges: Option<Vec<f64>>,
@@ -56,7 +58,7 @@ struct Enrolled {
 
 /// A model's fast events of the batch being ingested, and how many are in its window.
 pub(crate) struct Staged {
-    name: String,
+    slot: usize,
     positions: Vec<i64>,
     features: Vec<f64>,
     prediction: Vec<f64>,
@@ -70,10 +72,13 @@ pub(crate) struct Staged {
     paused: bool,
 }
 
-/// The models whose windows the native core writes (see the module docstring).
+/// The models whose windows the native core writes (see the module docstring). A model is
+/// found by name once per batch (`slot_of`); the rest of the batch addresses it by its slot.
 #[pyclass(module = "stream_monitor._native")]
 pub struct WindowFleet {
-    models: HashMap<String, Enrolled>,
+    slots: Vec<Option<Enrolled>>,
+    by_name: HashMap<String, usize>,
+    free: Vec<usize>,
     staged: Vec<Staged>,
     latency_bounds: Vec<f64>,
 }
@@ -100,19 +105,33 @@ fn shape_error(field: &str, got: &[usize], expected: String) -> PyErr {
 }
 
 impl WindowFleet {
-    /// Schemas of the enrolled models, for the decoder.
-    pub(crate) fn schema(&self, name: &str) -> Option<&[String]> {
-        self.models.get(name).map(|e| e.schema.as_slice())
+    /// The slot of an enrolled model.
+    pub(crate) fn slot_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The schema of the model in `slot` (enrolled), for the decoder.
+    pub(crate) fn schema_at(&self, slot: usize) -> &[String] {
+        self.slots[slot]
+            .as_ref()
+            .map_or(&[], |e| e.schema.as_slice())
+    }
+
+    fn entry(&self, slot: usize) -> PyResult<&Enrolled> {
+        self.slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| PyKeyError::new_err(format!("slot {slot} holds no enrolled model")))
     }
 
     pub(crate) fn clear_staged(&mut self) {
         self.staged.clear();
     }
 
-    /// Keeps a fast model's columns for `ingest` (`name` is enrolled).
-    pub(crate) fn stage(&mut self, name: &str, columns: decode::Columns<'_>) {
+    /// Keeps a fast model's columns for `ingest` (`slot` holds an enrolled model).
+    pub(crate) fn stage(&mut self, slot: usize, columns: decode::Columns<'_>) {
         self.staged.push(Staged {
-            name: name.to_string(),
+            slot,
             positions: columns.positions,
             features: columns.features,
             prediction: columns.prediction,
@@ -131,7 +150,8 @@ impl WindowFleet {
     }
 
     fn staged_index(&self, name: &str) -> Option<usize> {
-        self.staged.iter().position(|s| s.name == name)
+        let slot = self.slot_of(name)?;
+        self.staged.iter().position(|s| s.slot == slot)
     }
 
     /// Appends a staged model's events until its next due check (returns that event's
@@ -143,15 +163,15 @@ impl WindowFleet {
         windows: &Bound<'_, PyDict>,
     ) -> PyResult<Option<i64>> {
         let staged = &mut self.staged[at];
-        let entry = self.models.get(&staged.name).ok_or_else(|| {
-            PyKeyError::new_err(format!("model {:?} is not enrolled", staged.name))
+        let entry = self.slots[staged.slot].as_ref().ok_or_else(|| {
+            PyKeyError::new_err(format!("slot {} holds no enrolled model", staged.slot))
         })?;
         let model = entry.model.bind(py);
         let window = entry.window.bind(py);
         if !model.getattr("window")?.is(window) {
             return Err(PyRuntimeError::new_err(format!(
-                "model {:?}: its window was replaced without enrolling the new one",
-                staged.name
+                "model {}: its window was replaced without enrolling the new one",
+                entry.name.bind(py)
             )));
         }
         let mut pos = Position {
@@ -192,12 +212,10 @@ impl WindowFleet {
                 .map(|r| r.get().flat.bind(py).readonly());
             let columns = match (&entry.reference, &flat) {
                 (Some(r), Some(flat)) => {
-                    let r = r.get();
-                    let flat = flat.as_slice()?;
-                    let f = r.starts.len().saturating_sub(1);
-                    let columns =
-                        lookup::Columns::new(flat, &r.starts, f).map_err(crate::lookup_error)?;
-                    let index = lookup::Columns::new(&r.index, &r.index_starts, f)
+                    let (columns, index) = &entry.offsets;
+                    let columns = lookup::Columns::with_offsets(flat.as_slice()?, columns)
+                        .map_err(crate::lookup_error)?;
+                    let index = lookup::Columns::with_offsets(&r.get().index, index)
                         .map_err(crate::lookup_error)?;
                     Some((columns, index))
                 }
@@ -325,7 +343,9 @@ impl WindowFleet {
             ));
         }
         Ok(WindowFleet {
-            models: HashMap::new(),
+            slots: Vec::new(),
+            by_name: HashMap::new(),
+            free: Vec::new(),
             staged: Vec::new(),
             latency_bounds,
         })
@@ -448,14 +468,22 @@ impl WindowFleet {
                 format!("({}, {width}) in C order", ring::BINS + bins),
             ));
         }
+        let mut offsets = (Vec::new(), Vec::new());
         if let Some(r) = &reference {
-            let f = r.get().starts.len().saturating_sub(1);
+            let r = r.get();
+            let f = r.starts.len().saturating_sub(1);
             if f != width || sizes.len() != width {
                 return Err(PyValueError::new_err(format!(
                     "reference: {f} columns and {} sizes for {width} features",
                     sizes.len()
                 )));
             }
+            let flat = r.flat.bind(py).readonly();
+            let columns = lookup::Columns::new(flat.as_slice()?, &r.starts, f)
+                .map_err(crate::lookup_error)?;
+            let index =
+                lookup::Columns::new(&r.index, &r.index_starts, f).map_err(crate::lookup_error)?;
+            offsets = (columns.offsets().to_vec(), index.offsets().to_vec());
         }
         let entry = Enrolled {
             name: name.clone().unbind(),
@@ -468,6 +496,7 @@ impl WindowFleet {
             feature_bin: numeric_bin.unbind(),
             tallies: tallies.unbind(),
             reference,
+            offsets,
             sizes,
             layout,
             prediction_edges,
@@ -477,28 +506,45 @@ impl WindowFleet {
             width,
         };
         let _ = py;
-        self.models.insert(name.to_str()?.to_string(), entry);
+        let key = name.to_str()?.to_string();
+        self.drop(&key); // enrolled again: a fresh slot, nothing staged for the old one
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.by_name.insert(key, slot);
         Ok(())
     }
 
     /// Takes a model out of the fleet (its Python objects keep their state).
     fn drop(&mut self, name: &str) {
-        self.models.remove(name);
-        self.staged.retain(|s| s.name != name);
+        if let Some(slot) = self.by_name.remove(name) {
+            self.slots[slot] = None;
+            self.free.push(slot);
+            self.staged.retain(|s| s.slot != slot);
+        }
     }
 
     /// Every model out of the fleet.
     fn clear(&mut self) {
-        self.models.clear();
+        self.slots.clear();
+        self.by_name.clear();
+        self.free.clear();
         self.staged.clear();
     }
 
     fn __contains__(&self, name: &str) -> bool {
-        self.models.contains_key(name)
+        self.by_name.contains_key(name)
     }
 
     fn __len__(&self) -> usize {
-        self.models.len()
+        self.by_name.len()
     }
 
     /// Whether the last batch decoded holds fast events of `name` for `ingest`.
@@ -545,16 +591,15 @@ impl WindowFleet {
         let mut dues = Vec::new();
         let mut seconds = Vec::new();
         for at in 0..self.staged.len() {
-            let (name, last) = {
+            let (name, model, last) = {
                 let s = &self.staged[at];
-                let entry = self.models.get(&s.name).ok_or_else(|| {
-                    PyKeyError::new_err(format!("model {:?} is not enrolled", s.name))
-                })?;
+                let entry = self.entry(s.slot)?;
                 if s.counted || s.positions.is_empty() {
                     continue;
                 }
                 (
                     entry.name.clone_ref(py),
+                    entry.model.clone_ref(py),
                     *s.positions.last().unwrap_or(&0) as usize,
                 )
             };
@@ -562,7 +607,7 @@ impl WindowFleet {
             s.counted = true;
             let bound = name.bind(py);
             ok_counts.set_item(bound, s.positions.len())?;
-            let model = self.models[&s.name].model.bind(py);
+            let model = model.bind(py);
             let partition = PyTuple::new(py, [topics.get_item(last)?, partitions.get_item(last)?])?;
             model.setattr("partition", partition)?;
             seconds.clear();

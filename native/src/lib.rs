@@ -720,13 +720,12 @@ fn decode_predictions<'py>(
     // the schemas of the batch's models only (a service may know thousands), their names
     // borrowed from the Python strings
     let mut given: Vec<Option<Vec<Bound<'py, PyString>>>> = Vec::new();
-    let mut enrolled: Vec<bool> = Vec::new();
+    // each model looked up in the fleet once: its slot, used for the rest of the batch
+    let mut slots: Vec<Option<usize>> = Vec::new();
     for model in &validated.models {
-        let in_fleet = fleet
-            .as_ref()
-            .is_some_and(|f| f.schema(model.as_ref()).is_some());
-        enrolled.push(in_fleet);
-        if in_fleet {
+        let slot = fleet.as_ref().and_then(|f| f.slot_of(model.as_ref()));
+        slots.push(slot);
+        if slot.is_some() {
             given.push(None);
             continue;
         }
@@ -766,11 +765,10 @@ fn decode_predictions<'py>(
     let decoded = {
         let found: Vec<Option<decode::Schema<'_>>> = given
             .iter()
-            .zip(&validated.models)
-            .zip(&enrolled)
-            .map(|((names, model), &in_fleet)| {
-                if in_fleet {
-                    let names = fleet.as_ref()?.schema(model.as_ref())?;
+            .zip(&slots)
+            .map(|(names, &slot)| {
+                if let Some(slot) = slot {
+                    let names = fleet.as_ref()?.schema_at(slot);
                     return Some(decode::Schema::new(names.iter().map(|n| Some(n.as_str()))));
                 }
                 let names = names.as_ref()?;
@@ -793,16 +791,15 @@ fn decode_predictions<'py>(
     let slow_positions = PyList::new(py, decoded.slow_positions())?;
     let undecided_positions = PyList::new(py, &decoded.undecided)?;
     let mut staged = 0;
-    for m in decoded.models {
+    // decoded.models is in the order of validated.models (`decode::columns`), as slots is
+    for (m, slot) in decoded.models.into_iter().zip(&slots) {
         if !m.fast {
             continue;
         }
-        if let Some(f) = fleet.as_mut() {
-            if f.schema(m.name.as_ref()).is_some() {
-                f.stage(m.name.as_ref(), m.columns);
-                staged += 1;
-                continue;
-            }
+        if let (Some(f), Some(slot)) = (fleet.as_mut(), *slot) {
+            f.stage(slot, m.columns);
+            staged += 1;
+            continue;
         }
         let c = m.columns;
         let n = c.positions.len();

@@ -11,6 +11,7 @@
 //! numpy's whatever the order of evaluation. Nothing here knows Python: `lib.rs` wraps it.
 
 use crate::ks::Layout;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why the look-ups cannot be made; `lib.rs` raises these as ValueError.
@@ -160,7 +161,7 @@ pub fn prefix_lens<const STRICT: bool>(column: &[f64], xs: &[f64], out: &mut [us
 /// The reference's sorted columns laid end to end: feature j is `flat[starts[j]..starts[j+1]]`.
 pub struct Columns<'a> {
     flat: &'a [f64],
-    starts: Vec<usize>,
+    starts: Cow<'a, [usize]>,
 }
 
 impl<'a> Columns<'a> {
@@ -186,7 +187,33 @@ impl<'a> Columns<'a> {
             out.push(start as usize);
         }
         out.push(starts[features].max(0) as usize);
-        Ok(Columns { flat, starts: out })
+        Ok(Columns {
+            flat,
+            starts: Cow::Owned(out),
+        })
+    }
+
+    /// The offsets of columns made by `new` (`offsets()`), with the same `flat`: checked
+    /// again only against its length, and not copied (a window's per-batch look-ups).
+    pub fn with_offsets(flat: &'a [f64], offsets: &'a [usize]) -> Result<Self, LookupError> {
+        let last = offsets.last().copied().unwrap_or(0);
+        if offsets.is_empty() || last > flat.len() {
+            return Err(LookupError::Offsets {
+                feature: offsets.len().saturating_sub(1),
+                start: 0,
+                stop: last as i64,
+                len: flat.len(),
+            });
+        }
+        Ok(Columns {
+            flat,
+            starts: Cow::Borrowed(offsets),
+        })
+    }
+
+    /// The column offsets, checked, for `with_offsets`.
+    pub fn offsets(&self) -> &[usize] {
+        &self.starts
     }
 
     pub fn features(&self) -> usize {
@@ -338,6 +365,17 @@ mod tests {
         let layout = Layout::new(4).unwrap(); // at most 14 values per feature
         let err = ks_keys(&columns, None, layout, |_| std::iter::empty(), |_, _, _| {});
         assert!(matches!(err, Err(LookupError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn columns_rebuilt_from_their_offsets_are_the_same_columns() {
+        let flat = [1.0, 2.0, 2.0, 10.0, 20.0];
+        let columns = Columns::new(&flat, &[0, 3, 5], 2).unwrap();
+        let again = Columns::with_offsets(&flat, columns.offsets()).unwrap();
+        assert_eq!(again.features(), 2);
+        assert_eq!(again.column(1), &[10.0, 20.0]);
+        assert!(Columns::with_offsets(&flat[..4], columns.offsets()).is_err());
+        assert!(Columns::with_offsets(&flat, &[]).is_err());
     }
 
     #[test]
