@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-import stream_monitor.engine.core as core
+import stream_monitor.engine.native_windows as native_windows
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
@@ -83,7 +83,7 @@ def test_native_and_python_decoding_give_the_same_engine(
     native, native_seen = Engine(settings, refs), _Count()
     native.observe(native_seen)
     got = _run(native, values, size)
-    monkeypatch.setattr(core, "_natively_read", lambda model: False)
+    monkeypatch.setattr(native_windows, "reads_natively", lambda model: False)
     python, python_seen = Engine(settings, refs), _Count()
     python.observe(python_seen)
     want = _run(python, values, size)

@@ -505,7 +505,6 @@ impl WindowFleet {
             size,
             width,
         };
-        let _ = py;
         let key = name.to_str()?.to_string();
         self.drop(&key); // enrolled again: a fresh slot, nothing staged for the old one
         let slot = match self.free.pop() {

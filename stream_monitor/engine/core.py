@@ -13,17 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_monitor.alerts.outcome import BatchOutcome, LatencyCounts
+from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
-from stream_monitor.decode.native import decode_native
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine.models import MonitoredModel, cadence
-from stream_monitor.engine.native_windows import enroll, new_fleet, writes_natively
+from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.status import model_status
 from stream_monitor.reference.compact import summarise_for
@@ -61,36 +60,23 @@ class Engine:
         self.references = references
         self.models: dict[str, MonitoredModel] = {}
         self.observers = Observers()
-        # the feature names of the models the native decoder reads into arrays itself
-        self._native_schemas: dict[str, tuple[str, ...]] = {}
-        # the models whose windows the native core writes (engine/native_windows.py); none
-        # while an observer wants each batch's events of a model
-        self._fleet = new_fleet()
-        self._fleet_on = native_windows
+        # the models the native core reads and writes (engine/native_windows.py)
+        self._native = NativePaths(native_windows)
 
     def observe(self, observer: EngineObserver) -> None:
         """Tell `observer` of every model's events and every check from now on."""
         self.observers.add(observer)
         if type(observer).events_taken is not EngineObserver.events_taken:
-            self._fleet_on = False  # it reads each batch's events: the Python path has them
-            self._fleet.clear()
+            self._native.windows_off()  # it reads each batch's events: the Python has them
 
     # -- batches -------------------------------------------------------------------------
 
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Every record of the batch, in order: its alerts, dead letters and counts."""
         outcome = BatchOutcome()
-        fleet = self._fleet if self._fleet_on and len(self._fleet) else None
-        decoded = decode_native(batch, self._native_schemas, fleet)
+        decoded, dues = self._native.decode(batch, outcome)
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
-        dues: list[tuple[int, str, int]] = []
-        if fleet is not None and decoded.staged:
-            dues, (names, counts, sums) = fleet.ingest(
-                batch.topics, batch.partitions, outcome.ok_counts, outcome.windows
-            )
-            if names:
-                outcome.latency_counts.append(LatencyCounts(names, counts, sums))
         due = 0  # the fleet's models with checks due, taken in first-seen order with the rest
         for name, read in decoded.by_model.items():
             events = read.events
@@ -115,8 +101,7 @@ class Engine:
             seen = model.events_seen
             self._advance(model, block, good, events, batch, outcome, labels)
             self.observers.events_taken(TakenEvents(model, read, good, block, seen))
-            if self._fleet_on and self._fleet_wants(model) != (name in self._fleet):
-                self._enrol(model)  # its bootstrap reference is built, or it met class labels
+            self._native.follow(model)
         for _first, name, at in dues[due:]:
             self._fleet_checks(name, at, batch, outcome)
         return outcome
@@ -128,43 +113,28 @@ class Engine:
         index: int | None = at
         while index is not None:
             self._due_check(model, index, batch, outcome)
-            index = self._fleet.resume(name, outcome.windows)
+            index = self._native.resume(name, outcome)
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""
         for name in [n for n, s in self.models.items() if s.partition in partitions]:
             del self.models[name]
-            self._native_schemas.pop(name, None)
-            self._fleet.drop(name)
+            self._native.forget(name)
 
     def reads_natively(self, name: str) -> bool:
         """Whether the native decoder reads the model's events into arrays by itself."""
-        return name in self._native_schemas
+        return name in self._native.schemas
 
     def writes_natively(self, name: str) -> bool:
         """Whether the native core writes the model's window (engine/native_windows.py)."""
-        return name in self._fleet
+        return name in self._native.fleet
 
     def adopt(self, model: MonitoredModel) -> None:
         """Keep `model` (new, or restored from the changelog): its events are routed to it,
         read natively into arrays when nothing in them needs the decoded objects, and its
         window written natively when nothing in it needs them either."""
         self.models[model.name] = model
-        if _natively_read(model):
-            self._native_schemas[model.name] = model.feature_names
-        else:
-            self._native_schemas.pop(model.name, None)
-        self._enrol(model)
-
-    def _fleet_wants(self, model: MonitoredModel) -> bool:
-        return self._fleet_on and _natively_read(model) and writes_natively(model)
-
-    def _enrol(self, model: MonitoredModel) -> None:
-        """Into the fleet when the native core can write its window, else out of it."""
-        if self._fleet_wants(model):
-            enroll(self._fleet, model)
-        else:
-            self._fleet.drop(model.name)
+        self._native.adopt(model)
 
     # -- per model -----------------------------------------------------------------------
 
@@ -394,13 +364,6 @@ class Engine:
                 for name, model in sorted(self.models.items())
             }
         }
-
-
-def _natively_read(model: MonitoredModel) -> bool:
-    """Whether the native decoder's arrays are all a model's windows need: not when its
-    reference encodes categorical features or class labels (they read the decoded values)."""
-    reference = model.reference
-    return reference is None or (reference.categorical is None and reference.classes is None)
 
 
 def _feature_notes(reference: PreparedReference, first: dict[str, object]) -> list[str]:

@@ -1,22 +1,89 @@
-"""Which models' windows the native core writes (`_native.WindowFleet`), and their
-enrolment.
+"""Which models the native core reads and writes, and the batch it ingests for them.
 
-A model is written natively when nothing in its window needs a decoded Python value: it has
-a window (no bootstrap reference being taken), no class labels, and no reference or an exact
-numeric one (a compact reference's look-ups and categorical codes stay in Python). The
-fleet writes the window's own arrays, so a model can leave or join it between any two
-batches: its state is where it always was.
+A model's events are read natively into arrays when nothing in its window needs a decoded
+Python value (its reference encodes no categorical features or class labels). Its window
+is also written natively (`_native.WindowFleet`) when, besides, it has a window (no
+bootstrap reference being taken), no class labels, and no reference or an exact numeric
+one (a compact reference's look-ups stay in Python), and no observer reads each batch's
+events. The fleet writes the window's own arrays, so a model can leave or join it between
+any two batches: its state is where it always was.
 """
 
 from __future__ import annotations
 
-from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS
+from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome, LatencyCounts
+from stream_monitor.decode.native import NativeBatch, decode_native
 from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.kernels import WindowFleet
+from stream_monitor.sources.records import RecordBatch
+
+Due = tuple[int, str, int]  # (first batch position of the model, model, position of the due event)
 
 
-def new_fleet() -> WindowFleet:
-    return WindowFleet(list(LATENCY_BUCKETS_SECONDS))
+class NativePaths:
+    """The models the native decoder reads (their schemas) and the fleet writes."""
+
+    def __init__(self, windows: bool = True) -> None:
+        self.schemas: dict[str, tuple[str, ...]] = {}
+        self.fleet = WindowFleet(list(LATENCY_BUCKETS_SECONDS))
+        self.windows_on = windows
+
+    def decode(self, batch: RecordBatch, outcome: BatchOutcome) -> tuple[NativeBatch, list[Due]]:
+        """The batch decoded; the fleet's models' events ingested up to their due checks."""
+        fleet = self.fleet if self.windows_on and len(self.fleet) else None
+        decoded = decode_native(batch, self.schemas, fleet)
+        dues: list[Due] = []
+        if fleet is not None and decoded.staged:
+            dues, (names, counts, sums) = fleet.ingest(
+                batch.topics, batch.partitions, outcome.ok_counts, outcome.windows
+            )
+            if names:
+                outcome.latency_counts.append(LatencyCounts(names, counts, sums))
+        return decoded, dues
+
+    def resume(self, name: str, outcome: BatchOutcome) -> int | None:
+        """A model stopped at a due check goes on: its next due event, or None."""
+        return self.fleet.resume(name, outcome.windows)
+
+    def windows_off(self) -> None:
+        """From now on the Python writes every window (an observer reads each batch)."""
+        self.windows_on = False
+        self.fleet.clear()
+
+    def adopt(self, model: MonitoredModel) -> None:
+        """Read and write `model` natively where it can be (see the module docstring)."""
+        if reads_natively(model):
+            self.schemas[model.name] = model.feature_names
+        else:
+            self.schemas.pop(model.name, None)
+        self.enrol(model)
+
+    def follow(self, model: MonitoredModel) -> None:
+        """After a batch the Python took for `model`: into or out of the fleet if that
+        changed (its bootstrap reference was built, or it met class labels)."""
+        if self.windows_on and self._wants(model) != (model.name in self.fleet):
+            self.enrol(model)
+
+    def enrol(self, model: MonitoredModel) -> None:
+        """Into the fleet when the native core can write its window, else out of it."""
+        if self._wants(model):
+            enroll(self.fleet, model)
+        else:
+            self.fleet.drop(model.name)
+
+    def forget(self, name: str) -> None:
+        self.schemas.pop(name, None)
+        self.fleet.drop(name)
+
+    def _wants(self, model: MonitoredModel) -> bool:
+        return self.windows_on and reads_natively(model) and writes_natively(model)
+
+
+def reads_natively(model: MonitoredModel) -> bool:
+    """Whether the native decoder's arrays are all a model's windows need: not when its
+    reference encodes categorical features or class labels (they read the decoded values)."""
+    reference = model.reference
+    return reference is None or (reference.categorical is None and reference.classes is None)
 
 
 def writes_natively(model: MonitoredModel) -> bool:
@@ -27,9 +94,7 @@ def writes_natively(model: MonitoredModel) -> bool:
     reference = model.reference
     if reference is None:
         return window.n_features == 0
-    return (
-        reference.summary is None and reference.categorical is None and reference.classes is None
-    )
+    return reference.summary is None and reference.categorical is None and reference.classes is None
 
 
 def enroll(fleet: WindowFleet, model: MonitoredModel) -> None:
