@@ -182,6 +182,7 @@ class WindowFleet:
         bits: int,
         prediction_edges: list[float] | None,
         feature_edges: list[list[float]] | None,
+        charts: SequentialCharts | None = None,
     ) -> None: ...
     def drop(self, name: str) -> None: ...
     def clear(self) -> None: ...
@@ -196,7 +197,51 @@ class WindowFleet:
         ok_counts: dict[str, int],
         windows: dict[str, tuple[int, bool]],
     ) -> tuple[
-        list[tuple[int, str, int]],
+        list[tuple[int, str, int, bool]],
         tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64]],
     ]: ...
-    def resume(self, name: str, windows: dict[str, tuple[int, bool]]) -> int | None: ...
+    def resume(
+        self, name: str, windows: dict[str, tuple[int, bool]]
+    ) -> tuple[int, bool] | None: ...
+
+class NormalScores:
+    """The normal score Phi^-1((R + 1/2) / (m + 1)) of each rank R in 0..m of a reference of
+    m values (ascending, finite), shared by every model and feature of that size."""
+
+    def __init__(self, table: npt.NDArray[np.float64]) -> None: ...
+    def __len__(self) -> int: ...
+
+class SequentialCharts:
+    """One model's CUSUM charts on the normal scores of its features' reference ranks (up,
+    down and scale per feature), fed each event's KS keys; transitions (firing at the event
+    a chart crosses its threshold, resolved when every fired chart is back) wait until taken."""
+
+    def __init__(
+        self,
+        name: str,
+        k: float,
+        c: float,
+        thresholds: list[list[float]],
+        scores: list[NormalScores],
+        events_seen: int = 0,
+    ) -> None: ...
+    def update(
+        self,
+        keys: npt.NDArray[np.int64] | npt.NDArray[np.int32],
+        bits: int,
+        first_event: int,
+        timestamps: npt.NDArray[np.float64],
+        positions: npt.NDArray[np.int64],
+    ) -> int: ...
+    @property
+    def pending(self) -> bool: ...
+    @property
+    def firing(self) -> bool: ...
+    def take_pending(
+        self,
+    ) -> list[
+        tuple[str, int, int, float, str | None, list[tuple[int, int, float, float, int, float]]]
+    ]: ...
+    def values(self) -> npt.NDArray[np.float64]: ...
+    def state(self) -> dict[str, Any]: ...
+    def restore(self, state: dict[str, Any]) -> None: ...

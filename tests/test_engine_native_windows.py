@@ -105,15 +105,24 @@ class _Checks(EngineObserver):
 
 
 @pytest.mark.parametrize(
-    "seed,sizes,numeric_test",
-    [(1, [500], "ks"), (2, [137, 1, 64], "ks"), (3, [1000, 3], "psi"), (4, [250], "jensenshannon")],
+    "seed,sizes,numeric_test,rule",
+    [
+        (1, [500], "ks", "window"),
+        (2, [137, 1, 64], "ks", "both"),
+        (3, [1000, 3], "psi", "sequential"),
+        (4, [250], "jensenshannon", "window"),
+    ],
 )
 def test_native_and_python_windows_give_the_same_engine(
-    seed: int, sizes: list[int], numeric_test: str
+    seed: int, sizes: list[int], numeric_test: str, rule: str
 ) -> None:
     values = _stream(seed)
     settings = DetectorSettings(
-        bootstrap_reference=700, check_every=50, window_size=400, numeric_test=numeric_test
+        bootstrap_reference=700,
+        check_every=50,
+        window_size=400,
+        numeric_test=numeric_test,
+        input_drift_rule=rule,
     )
     refs = references([DRIFTING, STEADY], n=2000)
     native, python = Engine(settings, refs), Engine(settings, refs, native_windows=False)
@@ -129,6 +138,7 @@ def test_native_and_python_windows_give_the_same_engine(
     alerts = [a.model_dump() for o in got for a in o.alerts]
     assert alerts == [a.model_dump() for o in want for a in o.alerts]
     assert any(a["model"] == "fraud" for a in alerts)
+    assert any(a["test"] == "cusum" for a in alerts) == (rule != "window")
     for g, w in zip(got, want, strict=True):
         assert g.dead_letters == w.dead_letters
         assert g.dead_letter_models == w.dead_letter_models
@@ -156,6 +166,9 @@ def test_native_and_python_windows_give_the_same_engine(
         assert model.errors.changed == other.errors.changed
         assert model.errors.detector is not None and other.errors.detector is not None
         assert model.errors.detector.state() == other.errors.detector.state()
+        if rule != "window" and model.reference is not None:
+            assert model.charts is not None and other.charts is not None
+            assert model.charts.state() == other.charts.state()
 
 
 def test_an_observer_of_events_turns_the_native_windows_off() -> None:

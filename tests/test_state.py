@@ -37,8 +37,10 @@ class Changelog:
         return [decode(k, v) for k, v in self.records.items()]
 
 
-def _settings() -> DetectorSettings:
-    return DetectorSettings(window_size=500, check_every=50, bootstrap_reference=700)
+def _settings(rule: str = "window") -> DetectorSettings:
+    return DetectorSettings(
+        window_size=500, check_every=50, bootstrap_reference=700, input_drift_rule=rule
+    )
 
 
 def _refs() -> dict:
@@ -59,8 +61,12 @@ def test_record_round_trip_is_exact() -> None:
     )
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(seed: int) -> None:
+@pytest.mark.parametrize(
+    "seed,rule", [(0, "window"), (1, "window"), (2, "both"), (3, "both"), (4, "sequential")]
+)
+def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(
+    seed: int, rule: str
+) -> None:
     events = interleave([m.events(0, 7000) for m in MODELS])
     rng = np.random.default_rng(seed)
     sizes = rng.integers(20, 700, size=200)
@@ -71,12 +77,16 @@ def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(seed: int
         batches.extend(batches_of_events(events[pos : pos + int(size)], int(size)))
         pos += int(size)
 
-    reference = Engine(_settings(), _refs())
+    reference = Engine(_settings(rule), _refs())
     expected = [a for b in batches for a in reference.process(b).alerts]
     assert any(a.model == "boot" for a in expected)  # the bootstrapped model is covered
+    sequential = [a for a in expected if a.test == "cusum"]
+    assert bool(sequential) == (rule != "window")
+    if rule != "window":  # the charts' state is restored: a firing and its resolution
+        assert {a.status for a in sequential} == {"firing", "resolved"}
 
     log = Changelog()
-    engine, tracker = Engine(_settings(), _refs()), StateTracker(500)
+    engine, tracker = Engine(_settings(rule), _refs()), StateTracker(500)
     crashes = set(rng.choice(len(batches), size=8, replace=False).tolist())
     got = []
     for i, batch in enumerate(batches):
@@ -86,7 +96,7 @@ def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(seed: int
             tracker.appended(model, n)
         log.write(tracker.records(engine, outcome.ok_counts))
         if i in crashes:  # lose everything in memory; come back from the changelog
-            engine, tracker = Engine(_settings(), _refs()), StateTracker(500)
+            engine, tracker = Engine(_settings(rule), _refs()), StateTracker(500)
             restored = restore(engine, log.read(), tracker)
             assert sorted(restored) == sorted(m.name for m in MODELS)
     assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]

@@ -10,6 +10,7 @@
 //! a batch the Python path takes for a model (a record the fast path cannot read) finds them
 //! as it always did.
 
+use crate::charts::SequentialCharts;
 use crate::decode;
 use crate::ks::Layout;
 use crate::lookup;
@@ -54,7 +55,13 @@ struct Enrolled {
     schema: Vec<String>,
     size: usize,
     width: usize,
+    /// the model's sequential charts, fed each event's keys as it enters
+    charts: Option<Py<SequentialCharts>>,
 }
+
+/// Where `advance` stopped a model: the batch position of the event, and whether its
+/// checks are due there (else its charts changed state in the run that ended there).
+type Stop = (i64, bool);
 
 /// A model's fast events of the batch being ingested, and how many are in its window.
 pub(crate) struct Staged {
@@ -154,14 +161,15 @@ impl WindowFleet {
         self.staged.iter().position(|s| s.slot == slot)
     }
 
-    /// Appends a staged model's events until its next due check (returns that event's
-    /// batch position) or its last event (returns None, after booking its window).
+    /// Appends a staged model's events until its next due check, or the end of a run in
+    /// which its charts changed state (returns where it stopped), or its last event (returns
+    /// None, after booking its window).
     fn advance(
         &mut self,
         py: Python<'_>,
         at: usize,
         windows: &Bound<'_, PyDict>,
-    ) -> PyResult<Option<i64>> {
+    ) -> PyResult<Option<Stop>> {
         let staged = &mut self.staged[at];
         let entry = self.slots[staged.slot].as_ref().ok_or_else(|| {
             PyKeyError::new_err(format!("slot {} holds no enrolled model", staged.slot))
@@ -240,10 +248,16 @@ impl WindowFleet {
             if !fresh {
                 buffers.recount(&look, pos.count);
             }
+            let charts = entry.charts.as_ref().map(|c| c.bind(py));
+            let mut charts = match charts {
+                Some(c) if look.columns.is_some() => Some(c.try_borrow_mut()?),
+                _ => None,
+            };
             let mut errors = Vec::new();
             while staged.done < n {
                 let take = (n - staged.done).min((every - since % every) as usize);
                 errors.clear();
+                let mut changed = false;
                 for r in staged.done..staged.done + take {
                     let event = Event {
                         features: &staged.features[r * width..(r + 1) * width],
@@ -253,6 +267,18 @@ impl WindowFleet {
                         timestamp: staged.timestamp[r],
                     };
                     buffers.push(&look, &mut pos, &event);
+                    if let Some(c) = charts.as_mut() {
+                        let row = (pos.head + entry.size - 1) % entry.size;
+                        let number = seen + (r - staged.done) as u64 + 1;
+                        let counts = |j| buffers.counts_at(look.layout, j, row);
+                        let position = staged.positions[r];
+                        if c.inner.step(number, event.timestamp, position, counts) {
+                            if let Some(t) = c.inner.pending.last_mut() {
+                                t.version.clone_from(&staged.versions[r]);
+                            }
+                            changed = true;
+                        }
+                    }
                     let error = (event.prediction - event.actual).abs();
                     if error.is_finite() {
                         errors.push(error);
@@ -264,8 +290,8 @@ impl WindowFleet {
                 staged.done += take;
                 seen += take as u64;
                 since = (since + take as u64) % every;
-                if since == 0 {
-                    due = Some(staged.positions[staged.done - 1]);
+                if since == 0 || changed {
+                    due = Some((staged.positions[staged.done - 1], since == 0));
                     break;
                 }
             }
@@ -354,7 +380,8 @@ impl WindowFleet {
     /// Enrolls a model: from now on the decoder reads its fast events into the fleet.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (name, model, window, schema, features, scalars, ks_key, prediction_bin,
-        numeric_bin, tallies, reference, sizes, bits, prediction_edges, feature_edges))]
+        numeric_bin, tallies, reference, sizes, bits, prediction_edges, feature_edges,
+        charts = None))]
     fn enroll(
         &mut self,
         py: Python<'_>,
@@ -373,6 +400,7 @@ impl WindowFleet {
         bits: u32,
         prediction_edges: Option<Vec<f64>>,
         feature_edges: Option<Vec<Vec<f64>>>,
+        charts: Option<Py<SequentialCharts>>,
     ) -> PyResult<()> {
         let layout = Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let features = array2::<f64>(features, "features", "a 2-d float64 array")?;
@@ -504,6 +532,7 @@ impl WindowFleet {
             schema,
             size,
             width,
+            charts,
         };
         let key = name.to_str()?.to_string();
         self.drop(&key); // enrolled again: a fresh slot, nothing staged for the old one
@@ -564,7 +593,8 @@ impl WindowFleet {
     /// next due check. Sets `ok_counts[model]` (events taken) and, for a model with no check
     /// left in the batch, `windows[model]` = (window fill, has a reference); `topics` and
     /// `partitions` (the batch's) give each model's partition. Returns the due checks as
-    /// (first batch position of the model, model, batch position of the due event), and
+    /// (first batch position of the model, model, batch position of the event, whether
+    /// checks are due there: else its charts changed state in the run ending there), and
     /// the latency histogram of the batch: (models, counts (M, bounds + 1) int64, sums of
     /// seconds (M,) float64) over each model's finite latencies.
     #[allow(clippy::type_complexity)]
@@ -576,7 +606,7 @@ impl WindowFleet {
         ok_counts: &Bound<'py, PyDict>,
         windows: &Bound<'py, PyDict>,
     ) -> PyResult<(
-        Vec<(i64, Py<PyString>, i64)>,
+        Vec<(i64, Py<PyString>, i64, bool)>,
         (
             Bound<'py, PyList>,
             Bound<'py, PyArray2<i64>>,
@@ -626,8 +656,8 @@ impl WindowFleet {
                 names.append(bound)?;
             }
             let first = s.positions[0];
-            if let Some(due) = self.advance(py, at, windows)? {
-                dues.push((first, name, due));
+            if let Some((due, check)) = self.advance(py, at, windows)? {
+                dues.push((first, name, due, check));
                 self.staged[at].paused = true;
             }
         }
@@ -641,14 +671,15 @@ impl WindowFleet {
         ))
     }
 
-    /// A model stopped at a due check goes on: its events until its next due check (that
-    /// event's batch position) or its last (None; `windows[model]` set as by `ingest`).
+    /// A model stopped by `ingest` goes on: its events until its next stop (that event's
+    /// batch position, and whether checks are due there) or its last (None;
+    /// `windows[model]` set as by `ingest`).
     fn resume(
         &mut self,
         py: Python<'_>,
         name: &str,
         windows: &Bound<'_, PyDict>,
-    ) -> PyResult<Option<i64>> {
+    ) -> PyResult<Option<Stop>> {
         let Some(at) = self.staged_index(name) else {
             return Err(PyKeyError::new_err(format!(
                 "model {name:?} has no events waiting"

@@ -6,11 +6,13 @@
 //! the GIL around the work and raises the kernels' errors as ValueError.
 
 pub mod adwin;
+pub mod charts;
 pub mod decode;
 pub mod fleet;
 pub mod ks;
 pub mod lookup;
 pub mod ring;
+pub mod sequential;
 
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -851,5 +853,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeDecoded>()?;
     m.add_class::<NativeModel>()?;
     m.add_class::<fleet::WindowFleet>()?;
+    m.add_class::<charts::NormalScores>()?;
+    m.add_class::<charts::SequentialCharts>()?;
     Ok(())
 }

@@ -146,6 +146,17 @@ impl Buffers<'_> {
         pos.count = (pos.count + 1).min(self.size);
     }
 
+    /// The reference counts (left, right) of feature `j` at row `at`, as its KS key holds
+    /// them; None for a missing value or a window without keys.
+    pub fn counts_at(&self, layout: Layout, j: usize, at: usize) -> Option<(i64, i64)> {
+        if !self.keys.present() {
+            return None;
+        }
+        let key = self.keys.get(j * self.size + at);
+        let bits = layout.bits();
+        (key != layout.missing_key()).then_some((key & ((1i64 << bits) - 1), key >> bits))
+    }
+
     /// Adds (`sign` 1) or takes away (-1) what the row at `at` counts in the tallies.
     fn tally(&mut self, look: &Lookups<'_>, at: usize, sign: i64) {
         let f = self.width();

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
@@ -26,6 +26,7 @@ KINDS: tuple[Kind, ...] = (
     "data_quality",
     "concept_drift",
 )
+OPTIONAL_FIELDS = ("score_kind", "direction", "change_start_event")
 RETRAIN_KINDS = frozenset({"input_drift", "prediction_drift", "performance", "concept_drift"})
 
 _NAMESPACE = uuid.UUID("6f1c1f3e-2b7a-4c55-9a53-5d1c2e7b9a10")
@@ -70,9 +71,21 @@ class Alert(BaseModel):
     detected_at: str | None
     recommendation: Literal["retrain"] | None
     details: dict[str, float | str | None] = {}
+    # contract section 4's optional fields: absent (not null) when unknown
+    score_kind: Literal["statistic", "p_value", "chart"] | None = None
+    direction: Literal["up", "down", "scale"] | None = None
+    change_start_event: int | None = None
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        return orjson.dumps(self.as_dict())
+
+    def as_dict(self) -> dict[str, Any]:
+        """The published object: the optional fields only where known."""
+        data = self.model_dump(mode="json")
+        for name in OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
 
 def rfc3339(epoch_seconds: float) -> str | None:

@@ -24,6 +24,13 @@ class CheckResult:
     feature_results: Callable[[], list[FeatureResult]] | None = None
     # (feature, score) without p-values: cheap, for per-feature gauges
     feature_scores: Callable[[], list[tuple[str, float]]] | None = None
+    # the firing state it belongs to, when not its kind's (sequential input drift keeps
+    # its own beside the window test's)
+    channel: str | None = None
+
+    @property
+    def state_key(self) -> str:
+        return self.channel or self.kind
 
     def features(self) -> list[FeatureResult]:
         return [] if self.feature_results is None else self.feature_results()

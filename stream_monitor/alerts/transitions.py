@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from stream_monitor.alerts.contract import (
+    OPTIONAL_FIELDS,
     RETRAIN_KINDS,
     Alert,
     SourcePosition,
@@ -32,18 +33,21 @@ class FiringAlerts:
         """The alert this result causes, if it changes the state."""
         if result.healthy is None:
             return None
-        was_firing = result.kind in self.firing
+        key = result.state_key
+        was_firing = key in self.firing
         if result.healthy == (not was_firing):
             return None
         if result.healthy:
-            severity = self.firing.pop(result.kind)
+            severity = self.firing.pop(key)
             status: Literal["firing", "resolved"] = "resolved"
         else:
             severity = severity_of(result.score, result.threshold)
-            self.firing[result.kind] = severity
+            self.firing[key] = severity
             status = "firing"
+        details = dict(result.details)
+        extra = {name: details.pop(name) for name in OPTIONAL_FIELDS if name in details}
         return Alert(
-            alert_id=alert_id(ctx.model, result.kind, status, ctx.events_seen, ctx.labels_joined),
+            alert_id=alert_id(ctx.model, key, status, ctx.events_seen, ctx.labels_joined),
             model=ctx.model,
             model_version=ctx.model_version,
             kind=result.kind,
@@ -64,5 +68,6 @@ class FiringAlerts:
             recommendation="retrain"
             if status == "firing" and result.kind in RETRAIN_KINDS
             else None,
-            details=result.details,
+            details=details,
+            **extra,
         )

@@ -18,6 +18,7 @@ from stream_monitor.config.options import (
     DriftRule,
     FeatureSettings,
     GateEffect,
+    InputDriftRule,
     ModelSettings,
     NumericTest,
     PredictionTest,
@@ -94,6 +95,22 @@ class DetectorSettings(BaseSettings):
         description=(
             "drift test of categorical (string, bool) features (auto: chi2 for windows up to "
             f"{AUTO_CHI2_MAX_WINDOW} events, jensenshannon above)"
+        ),
+    )
+    input_drift_rule: InputDriftRule = Field(
+        "window",
+        description=(
+            "input drift: window (the window test every --check-every events, judged by "
+            "--drift-rule), sequential (CUSUM charts on each feature's normal scores, judged "
+            "at every event against thresholds from --false-alarm-events), or both"
+        ),
+    )
+    false_alarm_events: float = Field(
+        1e7,
+        gt=1,
+        description=(
+            "sequential input drift: events per false alarm per model on a stationary "
+            "stream (the charts' thresholds are derived from it and the reference's size)"
         ),
     )
     drift_rule: DriftRule = Field(

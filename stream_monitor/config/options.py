@@ -20,6 +20,8 @@ DriftRule = Literal["max", "share", "bonferroni", "bh", "gate"]
 GateEffect = Literal["psi", "wasserstein", "jensenshannon"]
 Correction = Literal["bh", "bonferroni"]
 PredictionTest = Literal["jensenshannon", "ks", "psi"]  # psi: class-label models
+# sequential: CUSUM charts at every event; window: the window test every N events
+InputDriftRule = Literal["sequential", "window", "both"]
 JS_DISTANCE_MAX = math.sqrt(math.log(2.0))  # Jensen-Shannon distance (natural log) is below it
 NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
 CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
@@ -73,6 +75,8 @@ class ModelSettings(BaseModel):
     gate_min_samples: int | None = Field(None, gt=0)
     gate_correction: Correction | None = None
     prediction_test: PredictionTest | None = None
+    input_drift_rule: InputDriftRule | None = None
+    false_alarm_events: float | None = Field(None, gt=1)
     reference_summary: int | None = Field(None, ge=0)
     test_thresholds: dict[str, float] | None = None
     features: dict[str, FeatureSettings] = Field(default_factory=dict)

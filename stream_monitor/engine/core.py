@@ -16,6 +16,7 @@ import numpy as np
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
+from stream_monitor.checks import sequential
 from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
 from stream_monitor.config.detector import DetectorSettings
@@ -77,11 +78,12 @@ class Engine:
         decoded, dues = self._native.decode(batch, outcome)
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
-        due = 0  # the fleet's models with checks due, taken in first-seen order with the rest
+        due = 0  # the fleet's models stopped mid-batch, taken in first-seen order with the rest
         for name, read in decoded.by_model.items():
             events = read.events
             while due < len(dues) and dues[due][0] < events.index[0]:
-                self._fleet_checks(dues[due][1], dues[due][2], batch, outcome)
+                _first, stopped, at, check = dues[due]
+                self._fleet_stops(stopped, (at, check), batch, outcome)
                 due += 1
             model = self.models.get(name) or self.add_model(name, events)
             arrays = read.arrays
@@ -102,18 +104,23 @@ class Engine:
             self._advance(model, block, good, events, batch, outcome, labels)
             self.observers.events_taken(TakenEvents(model, read, good, block, seen))
             self._native.follow(model)
-        for _first, name, at in dues[due:]:
-            self._fleet_checks(name, at, batch, outcome)
+        for _first, name, at, check in dues[due:]:
+            self._fleet_stops(name, (at, check), batch, outcome)
         return outcome
 
-    def _fleet_checks(self, name: str, at: int, batch: RecordBatch, outcome: BatchOutcome) -> None:
-        """A model of the fleet stopped at a due check: the check, and its events on to the
-        next due check (checked too) or to its last."""
+    def _fleet_stops(
+        self, name: str, stop: tuple[int, bool], batch: RecordBatch, outcome: BatchOutcome
+    ) -> None:
+        """A model of the fleet stopped at a due check or after its charts changed state:
+        their transitions, the check if due, and its events on to the next stop or its last."""
         model = self.models[name]
-        index: int | None = at
-        while index is not None:
-            self._due_check(model, index, batch, outcome)
-            index = self._native.resume(name, outcome)
+        at: tuple[int, bool] | None = stop
+        while at is not None:
+            index, check = at
+            self._sequential(model, batch, outcome)
+            if check:
+                self._due_check(model, index, batch, outcome)
+            at = self._native.resume(name, outcome)
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""
@@ -234,16 +241,32 @@ class Engine:
                 good, pos = good[pos:], 0
         window = model.window
         every = model.plan.check_every
+        charts = model.charts if block.ks_key is not None else None
+        positions = np.asarray(good, dtype=np.int64) if charts is not None else None
         for take, due in cadence(len(block) - pos, model.since_check, every):
             window.append(block, pos, pos + take)
             if labels is not None and model.class_tally is not None:
                 model.class_tally.write(
                     window, labels[0][pos : pos + take], labels[1][pos : pos + take]
                 )
+            changed = False
+            if charts is not None and block.ks_key is not None and positions is not None:
+                run = slice(pos, pos + take)
+                changed = bool(
+                    charts.update(
+                        block.ks_key[run],
+                        window.key_bits,
+                        model.events_seen + 1,
+                        block.timestamp[run],
+                        positions[run],
+                    )
+                )
             model.errors.watch(block.error[pos : pos + take])
             pos += take
             model.events_seen += take
             model.since_check = (model.since_check + take) % every
+            if changed:
+                self._sequential(model, batch, outcome, version_by_index)
             if not due:
                 continue
             index = good[pos - 1]
@@ -255,6 +278,29 @@ class Engine:
         last_version = version_by_index[good[-1]] if good else None
         if last_version is not None:
             model.version = last_version
+
+    def _sequential(
+        self,
+        model: MonitoredModel,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+        versions: dict[int, str | None] | None = None,
+    ) -> None:
+        """The alerts of the transitions waiting in the model's charts."""
+        charts = model.charts
+        if charts is None or not charts.pending:
+            return
+
+        def where(position: int) -> tuple[str, int, int]:
+            return batch.topics[position], batch.partitions[position], batch.offsets[position]
+
+        for transition in sequential.take(charts, versions):
+            result = transition.result(model.feature_names)
+            alert = model.alerts.update(
+                result, transition.context(model.name, model.version, where)
+            )
+            if alert is not None:
+                outcome.alerts.append(alert)
 
     def _due_check(
         self, model: MonitoredModel, index: int, batch: RecordBatch, outcome: BatchOutcome
@@ -306,10 +352,12 @@ class Engine:
         model.last_results = results
         outcome.checks[model.name] = results
         outcome.check_counts[model.name] = outcome.check_counts.get(model.name, 0) + 1
+        window_alerts = model.settings.input_drift_rule != "sequential"
         for result in results:
             if kinds is not None and result.kind not in kinds:
                 continue
-            alert = model.alerts.update(result, ctx)
+            muted = result.kind == "input_drift" and not window_alerts
+            alert = None if muted else model.alerts.update(result, ctx)
             self.observers.checked(result, ctx, alert)
             if alert is not None:
                 outcome.alerts.append(alert)

@@ -12,7 +12,9 @@ from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.concept import ErrorStream
 from stream_monitor.checks.plan import CheckPlan
+from stream_monitor.checks.sequential import build_charts, wants_charts
 from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.kernels import SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.class_tally import ClassTally
@@ -44,6 +46,7 @@ class MonitoredModel:
     errors: ErrorStream = field(default_factory=lambda: ErrorStream(0.002))
     class_tally: ClassTally | None = None  # class-label codes of the window's rows
     labels_joined: int = 0  # late labels joined to this model's predictions
+    charts: SequentialCharts | None = None  # sequential input drift (checks/sequential.py)
 
     @classmethod
     def start(
@@ -53,7 +56,7 @@ class MonitoredModel:
         feature_names: tuple[str, ...],
         settings: DetectorSettings,
     ) -> MonitoredModel:
-        return cls(
+        model = cls(
             name,
             reference,
             feature_names,
@@ -61,11 +64,22 @@ class MonitoredModel:
             CheckPlan.build(settings, reference),
             errors=ErrorStream(settings.concept_delta),
         )
+        model.charts = model.new_charts()
+        return model
 
     def use_reference(self, reference: PreparedReference) -> None:
-        """Judge this model against `reference` from now on: its plan is rebuilt."""
+        """Judge this model against `reference` from now on: its plan and charts are
+        rebuilt."""
         self.reference = reference
         self.plan = CheckPlan.build(self.settings, reference)
+        self.charts = self.new_charts()
+
+    def new_charts(self) -> SequentialCharts | None:
+        """Fresh sequential charts against the model's reference, when it gets them."""
+        if not wants_charts(self.settings, self.reference):
+            return None
+        assert self.reference is not None
+        return build_charts(self.name, self.reference, self.settings, self.events_seen)
 
     def new_window(self, n_features: int | None = None) -> ModelWindow:
         """An empty window for this model's plan and reference."""

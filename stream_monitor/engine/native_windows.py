@@ -17,7 +17,9 @@ from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.kernels import WindowFleet
 from stream_monitor.sources.records import RecordBatch
 
-Due = tuple[int, str, int]  # (first batch position of the model, model, position of the due event)
+# (first batch position of the model, model, position of the event it stopped at, whether
+# its checks are due there: else its charts changed state in the run that ended there)
+Due = tuple[int, str, int, bool]
 
 
 class NativePaths:
@@ -41,8 +43,8 @@ class NativePaths:
                 outcome.latency_counts.append(LatencyCounts(names, counts, sums))
         return decoded, dues
 
-    def resume(self, name: str, outcome: BatchOutcome) -> int | None:
-        """A model stopped at a due check goes on: its next due event, or None."""
+    def resume(self, name: str, outcome: BatchOutcome) -> tuple[int, bool] | None:
+        """A model stopped by the fleet goes on: its next stop (as in `Due`), or None."""
         return self.fleet.resume(name, outcome.windows)
 
     def windows_off(self) -> None:
@@ -130,4 +132,5 @@ def enroll(fleet: WindowFleet, model: MonitoredModel) -> None:
         window.key_bits,
         prediction_edges,
         feature_edges,
+        model.charts if reference is not None else None,
     )

@@ -22,7 +22,7 @@ _SLACK_TEXT_MAX = 2900  # under Slack's 3000 characters of a section's text
 
 def format_json(alert: Alert) -> dict[str, Any]:
     """The alert's contract JSON (what the alerts topic carries), as a dict."""
-    return alert.model_dump(mode="json")
+    return alert.as_dict()
 
 
 def _esc(text: str) -> str:

@@ -188,6 +188,7 @@ def _meta(state: MonitoredModel, p: WindowProgress) -> dict[str, Any]:
         "labels": None if state.class_tally is None else list(state.class_tally.vocabulary),
         "patches": p.patches,
         "labels_joined": state.labels_joined,
+        "charts": None if state.charts is None else state.charts.state(),
     }
 
 
@@ -256,6 +257,8 @@ def _restore_model(
     if meta.get("concept") is not None:
         state.errors.detector = Adwin.from_state(meta["concept"])
     state.errors.changed = bool(meta.get("concept_changed", False))
+    if state.charts is not None and meta.get("charts") is not None:
+        state.charts.restore(meta["charts"])
     if state.window is not None:
         state.window.classes = bool(meta.get("classes", False))
     if meta["partition"]:
