@@ -14,12 +14,19 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from stream_monitor.alerts.contract import FeatureResult
 from stream_monitor.alerts.results import CheckContext, CheckResult
+from stream_monitor.arrays import IntArray
 from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.detectors.categorical import MISSING, CategoricalReference
+from stream_monitor.detectors.ks import KeyArray, ks_keys, missing_key
 from stream_monitor.detectors.sequential_design import ChartDesign, normal_scores
 from stream_monitor.kernels import NormalScores, SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.window.ring import WindowBlock
 
 CHANNEL = "input_drift/sequential"  # its own firing state, beside the window check's
 TEST = "cusum"
@@ -45,14 +52,81 @@ def scores_for(m: int) -> NormalScores:
 
 
 def wants_charts(settings: DetectorSettings, reference: PreparedReference | None) -> bool:
-    """Whether a model gets charts: the rule asks for them and the reference is exact and
-    numeric (a compact reference's ranks are approximate: its window checks remain)."""
+    """Whether a model gets charts: the rule asks for them and the reference is exact (a
+    compact reference's ranks are approximate: its models keep the window test)."""
     return (
         settings.input_drift_rule != "window"
         and reference is not None
         and reference.summary is None
-        and reference.n_features > 0
+        and len(chart_features(reference)) > 0
     )
+
+
+def chart_features(reference: PreparedReference) -> tuple[str, ...]:
+    """The features the charts watch, in their order: numeric, then categorical."""
+    categorical = reference.categorical
+    return reference.feature_names + (() if categorical is None else categorical.feature_names)
+
+
+def chart_sizes(reference: PreparedReference) -> list[int]:
+    """Each charted feature's reference size (values its ranks are taken among)."""
+    sizes = [int(m) for m in reference.sizes]
+    if reference.categorical is not None:
+        sizes += [int(m) for m in reference.categorical.sizes]
+    return sizes
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRanks:
+    """The reference counts (left, right) of each category code, categories ordered by
+    their reference frequency, most frequent first, and unseen ones above them all: the up
+    chart watches a move towards rarer or new categories, the down chart one towards the
+    common ones, the scale chart one towards both ends (docs/detectors.md)."""
+
+    left: IntArray  # (K_max + 2, C): row code + 2 (MISSING -2, UNSEEN -1, then categories)
+    right: IntArray
+
+    @classmethod
+    def of(cls, reference: CategoricalReference) -> CategoryRanks:
+        rows = int(reference.n_categories.max(initial=0)) + 2
+        left = np.zeros((rows, reference.n_features), dtype=np.int64)
+        right = np.zeros_like(left)
+        for j, table in enumerate(reference.tables):
+            counts = table.counts
+            order = np.argsort(-counts, kind="stable")
+            below = np.zeros(counts.size, dtype=np.int64)
+            below[order] = np.cumsum(counts[order]) - counts[order]
+            total = int(counts.sum())
+            left[1, j] = right[1, j] = total  # unseen: above every reference value
+            left[2 : 2 + counts.size, j] = below
+            right[2 : 2 + counts.size, j] = below + counts
+        return cls(left, right)
+
+    def counts(self, codes: IntArray) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+        """(left, right, missing) of an (n, C) block of codes."""
+        rows = codes + 2
+        cols = np.arange(codes.shape[1])
+        return self.left[rows, cols], self.right[rows, cols], codes == MISSING
+
+
+def chart_keys(
+    block: WindowBlock, run: slice, bits: int, ranks: CategoryRanks | None
+) -> tuple[KeyArray, int]:
+    """The keys the charts read for rows `run` of a block: its KS keys, and with
+    categorical features theirs after them (as 64-bit keys)."""
+    numeric = block.ks_key[run] if block.ks_key is not None else None
+    if ranks is None or block.categorical is None:
+        assert numeric is not None
+        return numeric, bits
+    left, right, missing = ranks.counts(block.categorical[run])
+    keys = ks_keys(right, left, missing)
+    if numeric is None or numeric.shape[1] == 0:
+        return keys, 32
+    if bits != 32:  # narrow keys: unpack and pack again with 32-bit halves
+        absent = numeric == missing_key(bits)
+        wide = numeric.astype(np.int64)
+        numeric = ks_keys(wide >> bits, wide & ((1 << bits) - 1), absent)
+    return np.concatenate([numeric, keys], axis=1), 32
 
 
 def build_charts(
@@ -62,7 +136,7 @@ def build_charts(
     events_seen: int,
 ) -> SequentialCharts:
     """Fresh charts of a model judged against `reference` from event `events_seen` on."""
-    sizes = [int(m) for m in reference.sizes]
+    sizes = chart_sizes(reference)
     design = ChartDesign.solve(tuple(design_size(m) for m in sizes), settings.false_alarm_events)
     return SequentialCharts(
         name,

@@ -241,7 +241,7 @@ class Engine:
                 good, pos = good[pos:], 0
         window = model.window
         every = model.plan.check_every
-        charts = model.charts if block.ks_key is not None else None
+        charts = model.charts
         positions = np.asarray(good, dtype=np.int64) if charts is not None else None
         for take, due in cadence(len(block) - pos, model.since_check, every):
             window.append(block, pos, pos + take)
@@ -250,16 +250,12 @@ class Engine:
                     window, labels[0][pos : pos + take], labels[1][pos : pos + take]
                 )
             changed = False
-            if charts is not None and block.ks_key is not None and positions is not None:
+            if charts is not None and positions is not None:
                 run = slice(pos, pos + take)
+                keys, bits = sequential.chart_keys(block, run, window.key_bits, model.chart_ranks)
+                first = model.events_seen + 1
                 changed = bool(
-                    charts.update(
-                        block.ks_key[run],
-                        window.key_bits,
-                        model.events_seen + 1,
-                        block.timestamp[run],
-                        positions[run],
-                    )
+                    charts.update(keys, bits, first, block.timestamp[run], positions[run])
                 )
             model.errors.watch(block.error[pos : pos + take])
             pos += take
@@ -295,7 +291,7 @@ class Engine:
             return batch.topics[position], batch.partitions[position], batch.offsets[position]
 
         for transition in sequential.take(charts, versions):
-            result = transition.result(model.feature_names)
+            result = transition.result(model.chart_features)
             alert = model.alerts.update(
                 result, transition.context(model.name, model.version, where)
             )

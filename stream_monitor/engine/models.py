@@ -12,7 +12,12 @@ from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.concept import ErrorStream
 from stream_monitor.checks.plan import CheckPlan
-from stream_monitor.checks.sequential import build_charts, wants_charts
+from stream_monitor.checks.sequential import (
+    CategoryRanks,
+    build_charts,
+    chart_features,
+    wants_charts,
+)
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.kernels import SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
@@ -47,6 +52,7 @@ class MonitoredModel:
     class_tally: ClassTally | None = None  # class-label codes of the window's rows
     labels_joined: int = 0  # late labels joined to this model's predictions
     charts: SequentialCharts | None = None  # sequential input drift (checks/sequential.py)
+    chart_ranks: CategoryRanks | None = None  # the charts' ranks of categorical features
 
     @classmethod
     def start(
@@ -76,10 +82,18 @@ class MonitoredModel:
 
     def new_charts(self) -> SequentialCharts | None:
         """Fresh sequential charts against the model's reference, when it gets them."""
-        if not wants_charts(self.settings, self.reference):
+        reference = self.reference
+        if not wants_charts(self.settings, reference):
             return None
-        assert self.reference is not None
-        return build_charts(self.name, self.reference, self.settings, self.events_seen)
+        assert reference is not None
+        categorical = reference.categorical
+        self.chart_ranks = None if categorical is None else CategoryRanks.of(categorical)
+        return build_charts(self.name, reference, self.settings, self.events_seen)
+
+    @property
+    def chart_features(self) -> tuple[str, ...]:
+        """The features its charts watch, in their order."""
+        return () if self.reference is None else chart_features(self.reference)
 
     def new_window(self, n_features: int | None = None) -> ModelWindow:
         """An empty window for this model's plan and reference."""

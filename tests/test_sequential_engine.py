@@ -1,0 +1,115 @@
+"""Sequential input drift in the engine: the alert at the crossing event, what it says, the
+rules, categorical features, and a wrong setting refused at start-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+from pydantic import ValidationError
+from scipy.stats import chisquare
+
+from stream_monitor.checks.sequential import CategoryRanks
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.detectors.categorical import CategoricalReference
+from stream_monitor.engine.core import Engine
+from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.tools.synthetic import SyntheticModel
+from tests.helpers import batches_of_events, references
+from tests.test_engine_detectors import BASE, COUNTRIES, with_country
+
+DRIFT = SyntheticModel("fraud", n_features=8, drift_start=1500, drift_shift=1.0, drift_features=1)
+
+
+def _alerts(settings: DetectorSettings, events: list[dict[str, object]], refs, size: int = 250):  # type: ignore[no-untyped-def]
+    engine = Engine(settings, refs)
+    return engine, [a for b in batches_of_events(events, size) for a in engine.process(b).alerts]
+
+
+def test_the_alert_fires_at_the_crossing_event_and_says_where_the_change_began() -> None:
+    events = DRIFT.events(0, 3000)
+    engine, alerts = _alerts(
+        DetectorSettings(input_drift_rule="sequential"), events, references([DRIFT])
+    )
+    fired = [a for a in alerts if a.kind == "input_drift"]
+    assert [(a.test, a.status) for a in fired] == [("cusum", "firing")]
+    alert = fired[0]
+    assert 1500 < alert.events_seen < 1700  # a 1 sd shift: about h / (1 - k) = 56 events
+    assert alert.direction == "up" and alert.score_kind == "chart"
+    assert alert.change_start_event is not None
+    assert 1400 <= alert.change_start_event <= 1510
+    assert alert.score > alert.threshold
+    assert [f.name for f in alert.features] == ["f00"] and alert.features[0].drifted
+    assert alert.window.size == alert.events_seen - alert.change_start_event
+    # the record that crossed: its offset (events of one model, one partition)
+    assert alert.source.offset == alert.events_seen - 1
+    published = orjson.loads(alert.to_json())
+    assert published["direction"] == "up" and published["score_kind"] == "chart"
+    # the window test ran all along, but under the sequential rule it does not alert
+    model = engine.models["fraud"]
+    assert any(r.kind == "input_drift" and r.test == "ks" for r in model.last_results)
+
+
+def test_window_alerts_carry_none_of_the_sequential_fields() -> None:
+    events = DRIFT.events(0, 3000)
+    _, alerts = _alerts(DetectorSettings(input_drift_rule="both"), events, references([DRIFT]))
+    tests = {a.test for a in alerts if a.kind == "input_drift"}
+    assert tests == {"cusum", "ks"}
+    for a in alerts:
+        data = orjson.loads(a.to_json())
+        assert ("direction" in data) == (a.test == "cusum")
+    ks, cusum = (min(a.events_seen for a in alerts if a.test == t) for t in ("ks", "cusum"))
+    assert cusum < ks
+
+
+def test_category_ranks_are_uniform_under_no_drift() -> None:
+    # the rank R = left + floor(V (right - left + 1)) is uniform on 0..m for a category
+    # drawn from the reference's own frequencies (ordered most frequent first)
+    rng = np.random.default_rng(4)
+    ref = CategoricalReference.prepare(["c"], [list(rng.choice(COUNTRIES, 1000, p=BASE))])
+    ranks = CategoryRanks.of(ref)
+    m = int(ref.sizes[0])
+    codes = rng.choice(4, size=(200_000, 1), p=ref.tables[0].counts / m)
+    left, right, missing = ranks.counts(codes)
+    assert not missing.any()
+    r = left[:, 0] + np.floor(rng.random(len(codes)) * (right[:, 0] - left[:, 0] + 1)).astype(int)
+    observed = np.bincount(r * 10 // (m + 1), minlength=10)
+    assert chisquare(observed).pvalue > 1e-4
+    # the most frequent category takes the lowest ranks; unseen values sit above all
+    top = int(np.argmax(ref.tables[0].counts))
+    assert ranks.left[top + 2, 0] == 0
+    assert ranks.left[1, 0] == ranks.right[1, 0] == m
+
+
+def test_a_categorical_shift_is_seen_by_the_charts() -> None:
+    model = SyntheticModel("shop", n_features=4)
+    reference = with_country(model.reference(4000), 1, BASE)
+    refs = {"shop": prepare_from_events("shop", reference, 20, "test")}
+    events = with_country(model.events(0, 2000), 2, BASE)
+    events += with_country(model.events(2000, 2000), 3, [0.1, 0.2, 0.3, 0.4])
+    _, alerts = _alerts(DetectorSettings(input_drift_rule="sequential"), events, refs)
+    fired = [a for a in alerts if a.kind == "input_drift" and a.status == "firing"]
+    assert fired and fired[0].test == "cusum"
+    assert 2000 < fired[0].events_seen < 2300
+    assert "country" in {f.name for f in fired[0].features}
+
+
+def test_categorical_charts_do_not_depend_on_batch_sizes() -> None:
+    model = SyntheticModel("shop", n_features=4)
+    reference = with_country(model.reference(4000), 1, BASE)
+    refs = {"shop": prepare_from_events("shop", reference, 20, "test")}
+    events = with_country(model.events(0, 1500), 2, BASE)
+    events += with_country(model.events(1500, 1500), 3, [0.1, 0.2, 0.3, 0.4])
+    settings = DetectorSettings(input_drift_rule="both")
+    one = _alerts(settings, events, refs, size=1)[1]
+    many = _alerts(settings, events, refs, size=700)[1]
+    assert [a.model_dump() for a in one] == [a.model_dump() for a in many]
+    assert any(a.test == "cusum" for a in one)
+
+
+@pytest.mark.parametrize("value", [1, 0.5, -3])
+def test_a_budget_of_one_event_or_less_fails_at_start_up(value: float) -> None:
+    with pytest.raises(ValidationError, match="false_alarm_events"):
+        DetectorSettings(false_alarm_events=value)
+    with pytest.raises(ValidationError, match="input_drift_rule"):
+        DetectorSettings(input_drift_rule="sometimes")  # type: ignore[arg-type]
