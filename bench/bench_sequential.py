@@ -120,13 +120,20 @@ def engine_delays(streams: int) -> None:
             engine = Engine(settings, {"m": ref})
             batch = RecordBatch()
             for e, row in enumerate(values):
-                event = {"model": "m", "features": dict(zip(names, row.tolist(), strict=True)),
-                         "prediction": 0.0, "timestamp": 1.7e9 + e}
+                event = {
+                    "model": "m",
+                    "features": dict(zip(names, row.tolist(), strict=True)),
+                    "prediction": 0.0,
+                    "timestamp": 1.7e9 + e,
+                }
                 batch.append(b"m", orjson.dumps(event), "predictions", 0, e, None)
             alerts = engine.process(batch).alerts
             for test in found:
-                fired = [a.events_seen - n0 for a in alerts
-                         if a.test == test and a.status == "firing" and a.events_seen > n0]
+                fired = [
+                    a.events_seen - n0
+                    for a in alerts
+                    if a.test == test and a.status == "firing" and a.events_seen > n0
+                ]
                 if fired:
                     found[test].append(fired[0])
                 else:
@@ -146,8 +153,12 @@ def cost(repeats: int) -> None:
     rng = np.random.default_rng(1)
     reference = np.sort(rng.standard_normal((M, F)), axis=0)
     values = rng.standard_normal((100_000, F))
-    left = np.column_stack([np.searchsorted(reference[:, j], values[:, j], "left") for j in range(F)])
-    right = np.column_stack([np.searchsorted(reference[:, j], values[:, j], "right") for j in range(F)])
+    left = np.column_stack(
+        [np.searchsorted(reference[:, j], values[:, j], "left") for j in range(F)]
+    )
+    right = np.column_stack(
+        [np.searchsorted(reference[:, j], values[:, j], "right") for j in range(F)]
+    )
     bits = key_bits(np.full(F, M))
     keys = ks_keys(right, left, np.isnan(values), bits)
     design = ChartDesign.solve((design_size(M),) * F, BUDGET)
@@ -167,8 +178,12 @@ def cost(repeats: int) -> None:
     for start in range(0, 100_000, 500):
         batch = RecordBatch()
         for e in range(start, start + 500):
-            event = {"model": "m", "features": dict(zip(names, values[e].round(6).tolist(), strict=True)),
-                     "prediction": 0.0, "timestamp": 1.7e9 + e}
+            event = {
+                "model": "m",
+                "features": dict(zip(names, values[e].round(6).tolist(), strict=True)),
+                "prediction": 0.0,
+                "timestamp": 1.7e9 + e,
+            }
             batch.append(b"m", orjson.dumps(event), "predictions", 0, e, None)
         batches.append(batch)
     seconds: dict[str, list[float]] = {"window": [], "sequential": []}
@@ -183,8 +198,10 @@ def cost(repeats: int) -> None:
     n = 500 * (len(batches) - 1)
     w, s = statistics.median(seconds["window"]), statistics.median(seconds["sequential"])
     print(f"  Engine.process, rule window:     {w / n * 1e6:.3f} µs per event")
-    print(f"  Engine.process, rule sequential: {s / n * 1e6:.3f} µs per event "
-          f"(+{(s - w) / n * 1e6:.3f})")
+    print(
+        f"  Engine.process, rule sequential: {s / n * 1e6:.3f} µs per event "
+        f"(+{(s - w) / n * 1e6:.3f})"
+    )
 
 
 def main() -> None:
@@ -196,8 +213,10 @@ def main() -> None:
     opts = parser.parse_args()
     design = ChartDesign.solve((design_size(M),) * F, BUDGET)
     h, _, hq = design.thresholds[0]
-    print(f"design: F={F}, m={M}, one false alarm per {BUDGET:.0e} events: k={design.k}, "
-          f"h={h:.2f}, c={design.c:.4f}, h_scale={hq:.2f}")
+    print(
+        f"design: F={F}, m={M}, one false alarm per {BUDGET:.0e} events: k={design.k}, "
+        f"h={h:.2f}, c={design.c:.4f}, h_scale={hq:.2f}"
+    )
     false_alarms(opts.fa_events)
     delays(opts.streams)
     engine_delays(opts.engine_streams)
