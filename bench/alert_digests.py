@@ -5,9 +5,11 @@ Streams (written to --workdir, then replayed with `stream-monitor replay`, no br
 
 - `demo`: the demo's traffic (`stream_monitor.tools.demo`: three models, 20 000 events each,
   seed 1, event times from a fixed start, one malformed record per 5 000 events, in the
-  order the demo sends them), with the demo's references, under four settings: the
-  defaults; `--latency-p99-threshold-ms 40 --min-accuracy 0.5`; the same with
-  `--prediction-test ks`; and a stream whose regressor's actuals jump by 3 after event 9 000;
+  order the demo sends them), with the demo's references, under four settings with the
+  window test judging input drift (`--input-drift-rule window`, the rule these digests were
+  first taken with): the other defaults; `--latency-p99-threshold-ms 40 --min-accuracy
+  0.5`; the same with `--prediction-test ks`; and a stream whose regressor's actuals jump by
+  3 after event 9 000; then the defaults with the sequential rule (its own digest);
 - `nile`: the shipped Nile backtest (`examples/nile`), whose alerts must equal
   `docs/backtest/alerts.jsonl`.
 
@@ -79,11 +81,13 @@ def main() -> int:
         demo_stream(plain)
         demo_stream(jumped, jump_actuals=True)
         labelled = ["--latency-p99-threshold-ms", "40", "--min-accuracy", "0.5"]
+        window = ["--input-drift-rule", "window"]  # the input-drift rule the digests began with
         runs = [
-            ("demo, defaults", plain, []),
-            ("demo, latency and accuracy", plain, labelled),
-            ("demo, prediction KS", plain, [*labelled, "--prediction-test", "ks"]),
-            ("demo, regressor's actuals jump", jumped, []),
+            ("demo, defaults", plain, window),
+            ("demo, latency and accuracy", plain, [*window, *labelled]),
+            ("demo, prediction KS", plain, [*window, *labelled, "--prediction-test", "ks"]),
+            ("demo, regressor's actuals jump", jumped, window),
+            ("demo, sequential input drift", plain, ["--input-drift-rule", "sequential"]),
         ]
         for name, stream, extra in runs:
             n, digest = replay(stream, work / "alerts.jsonl", ["--reference", str(refs), *extra])

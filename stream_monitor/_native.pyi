@@ -224,6 +224,13 @@ class SequentialCharts:
         thresholds: list[list[float]],
         scores: list[NormalScores],
         events_seen: int = 0,
+        projection: tuple[
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+            npt.NDArray[np.float64],
+        ]
+        | None = None,
     ) -> None: ...
     def update(
         self,
@@ -232,11 +239,13 @@ class SequentialCharts:
         first_event: int,
         timestamps: npt.NDArray[np.float64],
         positions: npt.NDArray[np.int64],
+        features: npt.NDArray[np.float64] | None = None,
     ) -> int: ...
     @property
     def pending(self) -> bool: ...
     @property
     def firing(self) -> bool: ...
+    def evidence(self) -> float: ...
     def take_pending(
         self,
     ) -> list[
@@ -245,3 +254,13 @@ class SequentialCharts:
     def values(self) -> npt.NDArray[np.float64]: ...
     def state(self) -> dict[str, Any]: ...
     def restore(self, state: dict[str, Any]) -> None: ...
+
+def projection_errors(
+    mean: npt.NDArray[np.float64],
+    scale: npt.NDArray[np.float64],
+    components: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """The squared reconstruction error of each (n, F) row in the subspace of `components`
+    ((k, F), orthonormal rows) after standardising by `mean` and `scale`; NaN for a row with
+    a value that is not finite."""

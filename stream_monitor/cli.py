@@ -77,6 +77,8 @@ def _settings(args: argparse.Namespace, names: list[str]) -> Settings:
 
 
 def _references(settings: Settings) -> dict[str, PreparedReference]:
+    for note in settings.silent_window_options():
+        log.warning("%s", note)
     if settings.reference is None:
         log.warning("no --reference: every model needs --bootstrap-reference to be drift-checked")
         return {}

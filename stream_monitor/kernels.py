@@ -24,6 +24,7 @@ from stream_monitor._native import (
     ks_sorted_statistic,
     ks_statistic,
     ks_statistic_sorted,
+    projection_errors,
     reference_keys,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "ks_sorted_statistic",
     "ks_statistic",
     "ks_statistic_sorted",
+    "projection_errors",
     "reference_keys",
     "window_ks_statistic",
 ]

@@ -21,7 +21,7 @@ Example (the original design's `ModelMonitor(reference).log_prediction(...)`):
 >>> alerts = monitor.log_arrays("scorer", shifted, names, shifted.sum(axis=1))
 >>> for a in alerts:
 ...     print(a.kind, a.status, a.events_seen, a.test, round(a.score, 3), a.recommendation)
-input_drift firing 1200 ks 0.104 retrain
+input_drift firing 1064 cusum 41.45 retrain
 prediction_drift firing 1400 jensenshannon 0.105 retrain
 >>> monitor.status()["models"]["scorer"]["should_retrain"]
 True

@@ -252,3 +252,12 @@ def test_tail_stops_on_signal(alerts_topic: AlertsTopic, child_lines: Any, signu
     proc.send_signal(signum)
     assert proc.wait(timeout=15) == 0
     assert lines.get(timeout=5) is None  # nothing more was printed
+
+
+def test_format_line_of_a_sequential_alert_names_its_chart_and_start() -> None:
+    alert = make_alert(events_seen=8063, score=45.2, drifted=("f00",)).model_copy(
+        update={"test": "cusum", "threshold": 44.8, "direction": "up", "change_start_event": 8001}
+    )
+    line = format_line(orjson.loads(alert.to_json()))
+    assert "cusum=45.2 threshold=44.8 severity=critical events_seen=8063" in line
+    assert line.endswith("direction=up change_start_event=8001 drifted=f00 -> retrain")

@@ -29,7 +29,7 @@ def stream() -> list[dict[str, object]]:
 
 
 def test_drift_fires_once_then_resolves_once(stream: list[dict[str, object]]) -> None:
-    engine = Engine(DetectorSettings(), references(ALL))
+    engine = Engine(DetectorSettings(input_drift_rule="window"), references(ALL))
     alerts = _run(engine, stream)
     input_alerts = [a for a in alerts if a.kind == "input_drift"]
     assert [(a.model, a.status) for a in input_alerts] == [

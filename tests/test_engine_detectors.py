@@ -50,6 +50,10 @@ def reference() -> dict[str, PreparedReference]:
 
 
 def run(settings: DetectorSettings, events: list[dict[str, object]]) -> tuple[Engine, list[Alert]]:
+    """The engine over `events`; these tests judge input drift by the window test (the
+    rule's default is the sequential charts: tests/test_sequential_engine.py)."""
+    if "input_drift_rule" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"input_drift_rule": "window"})
     engine = Engine(settings, reference())
     alerts = [a for b in batches_of_events(events, 500) for a in engine.process(b).alerts]
     return engine, alerts
@@ -172,6 +176,7 @@ def test_per_model_configuration_from_yaml(tmp_path: Path) -> None:
     cfg = tmp_path / "monitor.yaml"
     cfg.write_text(
         "drift_threshold: 0.1\n"
+        "input_drift_rule: window\n"
         "models:\n"
         "  shop:\n"
         "    drift_threshold: 0.9\n"

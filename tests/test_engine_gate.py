@@ -44,6 +44,8 @@ def engine_run(
     settings: DetectorSettings, ref: np.ndarray, window: np.ndarray
 ) -> tuple[CheckResult, list[Alert], Engine]:
     refs = {"shop": prepare_from_events("shop", events_of(ref), 20, "test")}
+    if "input_drift_rule" not in settings.model_fields_set:  # the gate is a window rule
+        settings = settings.model_copy(update={"input_drift_rule": "window"})
     engine = Engine(settings, refs)
     batches = batches_of_events(events_of(window), 5000)
     alerts = [a for b in batches for a in engine.process(b).alerts]
@@ -141,6 +143,7 @@ def test_gate_per_model_from_yaml_with_wasserstein_and_bonferroni(tmp_path: Path
     cfg.write_text(
         f"window_size: {N}\n"
         f"check_every: {N}\n"
+        "input_drift_rule: window\n"
         "models:\n"
         "  shop:\n"
         "    drift_rule: gate\n"

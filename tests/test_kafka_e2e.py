@@ -86,7 +86,10 @@ def test_drift_fires_exactly_once_for_the_drifting_model(drift_run: DriftRun) ->
     alert = firing[0]
     assert alert["model"] == "fraud-scorer"
     assert DRIFT_START < alert["events_seen"] <= DRIFT_START + 1000
-    assert alert["score"] > alert["threshold"] == 0.1
+    # the default rule: the sequential charts, at the event a chart crossed its threshold
+    assert alert["test"] == "cusum" and alert["score"] > alert["threshold"]
+    assert alert["direction"] in ("up", "down", "scale")
+    assert DRIFT_START - 100 <= alert["change_start_event"] < alert["events_seen"]
     assert alert["recommendation"] == "retrain"
     assert {f["name"] for f in alert["features"] if f["drifted"]} <= {
         "f00",
@@ -117,7 +120,7 @@ def test_recovery_resolves_once(drift_run: DriftRun) -> None:
     assert [a["status"] for a in inputs] == ["firing", "resolved"]
     resolved = inputs[1]
     assert DRIFT_END < resolved["events_seen"] <= DRIFT_END + 1000
-    assert resolved["score"] <= 0.1
+    assert resolved["test"] == "cusum" and resolved["score"] > resolved["threshold"]
     assert resolved["alert_id"] != inputs[0]["alert_id"]
     status = drift_run.status["models"]["fraud-scorer"]
     assert status["firing"] == [] and status["should_retrain"] is False

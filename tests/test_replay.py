@@ -60,6 +60,8 @@ def test_calibrated_mode_sets_each_models_threshold_from_its_reference(tmp_path:
                 str(out),
                 "--calibrate-false-alarm-events",
                 "1e6",
+                "--input-drift-rule",
+                "window",
             ]
         )
         == 0

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from stream_monitor.detectors.ks import key_bits, ks_keys
 from stream_monitor.detectors.sequential_design import normal_scores
 from stream_monitor.kernels import NormalScores, SequentialCharts
+from stream_monitor.reference.projection import ResidualProjection
 from stream_monitor.tools.drift_streams import (
     Change,
+    correlated,
     gaussian,
     poisson,
     run_streams,
@@ -205,8 +207,12 @@ def test_bad_arguments_are_clear_errors() -> None:
 # -- statistics: a statistical bound, not a timing -----------------------------------------
 
 
-@pytest.mark.parametrize("null", [gaussian, poisson(2.0)], ids=["gaussian", "poisson"])
-def test_the_false_alarm_rate_stays_within_its_budget(null) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "null,multivariate",
+    [(gaussian, False), (poisson(2.0), False), (correlated(0.8, pairs=2), True)],
+    ids=["gaussian", "poisson", "correlated-with-multivariate-chart"],
+)
+def test_the_false_alarm_rate_stays_within_its_budget(null, multivariate: bool) -> None:  # type: ignore[no-untyped-def]
     # 2 * 10^6 stationary events at one false alarm per 2 * 10^4: 100 expected at the
     # budget; the design sits a little under it (0.8 measured). 40..140 holds the rate
     # within [0.4, 1.4] of the budget; a miss by chance is below 10^-4 either side.
@@ -221,6 +227,7 @@ def test_the_false_alarm_rate_stays_within_its_budget(null) -> None:  # type: ig
         false_alarm_events=2e4,
         seed=11,
         random_phase=False,
+        multivariate=multivariate,
     )
     assert run.events == 2_000_000
     assert 40 <= run.false_alarms <= 140, run.false_alarms
@@ -232,8 +239,9 @@ def test_the_false_alarm_rate_stays_within_its_budget(null) -> None:  # type: ig
         (gaussian, shift(0.5), 150),
         (gaussian, scale(1.5), 150),
         (poisson(2.0), Change("poisson 2 -> 2.71", poisson(2.71)), 200),
+        (correlated(0.8), Change("flip", correlated(-0.8), features=2), 1000),
     ],
-    ids=["shift", "scale", "poisson"],
+    ids=["shift", "scale", "poisson", "correlation-flip"],
 )
 def test_default_settings_detect_within_the_issues_targets(null, change, target) -> None:  # type: ignore[no-untyped-def]
     # 20 features, a 5 000-value reference, one false alarm per 10^7 events: the median
@@ -248,6 +256,42 @@ def test_default_settings_detect_within_the_issues_targets(null, change, target)
         after=2000,
         false_alarm_events=1e7,
         seed=5,
+        multivariate=True,  # as the engine's defaults
     )
     assert run.missed == 0
     assert run.median_delay <= target, run.median_delay
+
+
+# -- the multivariate chart ----------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), features=st.integers(2, 8), rows=st.integers(1, 50))
+def test_projection_errors_are_numpys_reconstruction_errors(
+    seed: int, features: int, rows: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((400, features)) @ rng.standard_normal((features, features))
+    p = ResidualProjection.fit(ref)
+    assert p is not None and 1 <= p.components.shape[0] < features
+    assert np.allclose(p.components @ p.components.T, np.eye(p.components.shape[0]))
+    x = rng.standard_normal((rows, features)) * 3
+    x[rng.random((rows, features)) < 0.1] = np.nan
+    z = (x - p.mean) / p.scale
+    residual = z - (z @ p.components.T) @ p.components
+    want = (residual**2).sum(axis=1)
+    got = p.errors(x)
+    complete = np.isfinite(x).all(axis=1)
+    assert np.array_equal(np.isnan(got), ~complete)
+    assert np.allclose(got[complete], want[complete], rtol=1e-10, atol=1e-12)
+
+
+def test_a_projection_needs_two_features_and_enough_complete_rows() -> None:
+    rng = np.random.default_rng(1)
+    assert ResidualProjection.fit(rng.standard_normal((1000, 1))) is None
+    assert ResidualProjection.fit(rng.standard_normal((150, 4))) is None
+    rows = rng.standard_normal((1000, 4))
+    rows[::2, 0] = np.nan  # half the rows incomplete: 500 complete, 250 held out
+    p = ResidualProjection.fit(rows)
+    assert p is not None and p.size == 250
+    assert np.all(np.diff(p.sorted_errors) >= 0)

@@ -14,6 +14,8 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.categorical import CategoricalReference
 from stream_monitor.engine.core import Engine
 from stream_monitor.reference.loading import prepare_from_events
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.tools.drift_streams import correlated
 from stream_monitor.tools.synthetic import SyntheticModel
 from tests.helpers import batches_of_events, references
 from tests.test_engine_detectors import BASE, COUNTRIES, with_country
@@ -113,3 +115,50 @@ def test_a_budget_of_one_event_or_less_fails_at_start_up(value: float) -> None:
         DetectorSettings(false_alarm_events=value)
     with pytest.raises(ValidationError, match="input_drift_rule"):
         DetectorSettings(input_drift_rule="sometimes")  # type: ignore[arg-type]
+
+
+def test_window_options_under_the_sequential_rule_are_named_at_start_up() -> None:
+    settings = DetectorSettings(
+        drift_rule="bh",
+        models={
+            "a": {"numeric_test": "psi"},
+            "b": {"input_drift_rule": "both", "drift_rule": "bh"},
+        },
+    )
+    notes = settings.silent_window_options()
+    assert len(notes) == 2
+    assert notes[0].startswith("drift_rule judge the window test")
+    assert notes[1].startswith("models.a.numeric_test") and "models.a.input_drift_rule" in notes[1]
+    assert (
+        DetectorSettings(drift_rule="bh", input_drift_rule="window").silent_window_options() == []
+    )
+    assert DetectorSettings().silent_window_options() == []
+
+
+def test_a_correlation_flip_is_seen_by_the_multivariate_chart_alone() -> None:
+    # two features correlated at 0.8 turn to -0.8: each keeps its N(0, 1) distribution, so
+    # no per-feature chart and no window test sees it; the residual of the PCA does
+    names = tuple(f"f{j}" for j in range(5))
+    flip = correlated(-0.8)
+    same = correlated(0.8)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        reference = same(rng, 5000, 5)
+        ref = PreparedReference.from_arrays("m", names, reference, reference.sum(axis=1), 20)
+        values = np.vstack([same(rng, 1500, 5), flip(rng, 2000, 5)])
+        events = [
+            {
+                "model": "m",
+                "features": dict(zip(names, row.tolist(), strict=True)),
+                "prediction": float(row.sum()),
+            }
+            for row in values
+        ]
+        _, alerts = _alerts(DetectorSettings(input_drift_rule="both"), events, {"m": ref}, 500)
+        drift = [a for a in alerts if a.kind == "input_drift" and a.status == "firing"]
+        assert [a.test for a in drift] == ["cusum"], drift
+        assert [f.name for f in drift[0].features] == ["(multivariate)"]
+        assert 1500 < drift[0].events_seen <= 1500 + 1000
+    off = DetectorSettings(input_drift_rule="sequential", multivariate_drift=False)
+    _, alerts = _alerts(off, events, {"m": ref}, 500)
+    assert not [a for a in alerts if a.kind == "input_drift"]

@@ -158,7 +158,9 @@ THRESHOLDS = (0.05, 0.1, 0.2)
 def _expected(threshold: float, events: list[dict[str, object]]) -> dict[str, object]:
     """From the engine's own input-drift alerts: the delay (0 if firing at the change, else
     the first firing within 2 windows after it) and the firing alerts outside that span."""
-    settings = DetectorSettings(drift_threshold=threshold, window_size=WINDOW)
+    settings = DetectorSettings(
+        drift_threshold=threshold, window_size=WINDOW, input_drift_rule="window"
+    )
     engine = Engine(settings, references([DRIFTING, STATIONARY]))
     alerts = [
         a
@@ -193,7 +195,7 @@ def test_a_sweep_on_a_known_change_point(tmp_path: Path) -> None:
     report = tmp_path / "report"
     sweep = "drift_threshold=" + ",".join(map(str, THRESHOLDS))
     args = ["backtest", str(log), "--reference", str(tmp_path / "ref"), "--report", str(report)]
-    args += ["--window-size", str(WINDOW)]
+    args += ["--window-size", str(WINDOW), "--input-drift-rule", "window"]
     assert main([*args, "--sweep", sweep, "--kinds", "input_drift"]) == 0
 
     data = orjson.loads((report / "sweep.json").read_bytes())

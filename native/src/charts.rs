@@ -5,7 +5,7 @@
 //! transitions wait in the charts until the engine takes them (`take_pending`).
 
 use crate::ks::Layout;
-use crate::sequential::{self, ChartState, Charts, Design, Status, CHARTS};
+use crate::sequential::{self, ChartState, Charts, Design, Projection, Status, CHARTS};
 use numpy::ndarray::{Array2, ArrayView2};
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
@@ -52,6 +52,7 @@ fn keys_view<'py, T: numpy::Element>(keys: &Bound<'py, PyAny>) -> Option<PyReado
 }
 
 impl SequentialCharts {
+    #[allow(clippy::too_many_arguments)]
     fn feed<T: Copy + Into<i64>>(
         &mut self,
         keys: ArrayView2<'_, T>,
@@ -59,17 +60,30 @@ impl SequentialCharts {
         first_event: u64,
         timestamps: &[f64],
         positions: &[i64],
+        features: Option<ArrayView2<'_, f64>>,
     ) -> PyResult<usize> {
         let (n, f) = keys.dim();
-        if f != self.inner.width() || timestamps.len() != n || positions.len() != n {
+        if f != self.inner.counted_width() || timestamps.len() != n || positions.len() != n {
             return Err(PyValueError::new_err(format!(
                 "keys {:?}, {} timestamps and {} positions for charts of {} features",
                 keys.dim(),
                 timestamps.len(),
                 positions.len(),
-                self.inner.width()
+                self.inner.counted_width()
             )));
         }
+        let width = self.inner.projected_width();
+        let rows = match (&features, width) {
+            (_, 0) => None,
+            (Some(x), w) if x.dim() == (n, w) => Some(x),
+            (x, w) => {
+                return Err(PyValueError::new_err(format!(
+                    "features: {:?} for {n} events of {w} features (the multivariate chart)",
+                    x.as_ref().map(|x| x.dim())
+                )))
+            }
+        };
+        let mut values = vec![0.0; width];
         let missing = layout.missing_key();
         let bits = layout.bits();
         let mask = (1i64 << bits) - 1;
@@ -79,15 +93,69 @@ impl SequentialCharts {
                 let key: i64 = row[j].into();
                 (key != missing).then_some((key & mask, key >> bits))
             };
-            if self
-                .inner
-                .step(first_event + i as u64, timestamps[i], positions[i], counts)
-            {
+            if let Some(x) = rows {
+                values.iter_mut().zip(x.row(i)).for_each(|(a, b)| *a = *b);
+            }
+            if self.inner.step(
+                first_event + i as u64,
+                timestamps[i],
+                positions[i],
+                counts,
+                &values,
+            ) {
                 transitions += 1;
             }
         }
         Ok(transitions)
     }
+}
+
+fn components_of(components: &PyReadonlyArray2<'_, f64>, width: usize) -> PyResult<Vec<f64>> {
+    let c = components.as_array();
+    if c.ncols() != width || c.nrows() == 0 {
+        return Err(PyValueError::new_err(format!(
+            "projection: components {:?} for {width} features",
+            c.dim()
+        )));
+    }
+    Ok(c.iter().copied().collect())
+}
+
+/// The squared reconstruction error of each (n, F) row in the subspace of `components`
+/// ((k, F), orthonormal rows) after standardising by `mean` and `scale`; NaN for a row
+/// with a value that is not finite (`detectors/multivariate.py`).
+#[pyfunction]
+pub fn projection_errors<'py>(
+    py: Python<'py>,
+    mean: PyReadonlyArray1<'py, f64>,
+    scale: PyReadonlyArray1<'py, f64>,
+    components: PyReadonlyArray2<'py, f64>,
+    rows: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Bound<'py, numpy::PyArray1<f64>>> {
+    let f = mean.len()?;
+    let mut p = Projection::new(
+        mean.as_array().to_vec(),
+        scale.as_array().to_vec(),
+        components_of(&components, f)?,
+        Vec::new().into(),
+    )
+    .map_err(design_error)?;
+    let rows = rows.as_array();
+    if rows.ncols() != f {
+        return Err(PyValueError::new_err(format!(
+            "rows: {:?} for {f} features",
+            rows.dim()
+        )));
+    }
+    let mut row = vec![0.0; f];
+    let out: Vec<f64> = rows
+        .outer_iter()
+        .map(|r| {
+            row.iter_mut().zip(r).for_each(|(a, b)| *a = *b);
+            p.error(&row).unwrap_or(f64::NAN)
+        })
+        .collect();
+    Ok(out.into_pyarray(py))
 }
 
 fn float_list(values: &[f64]) -> Vec<Option<f64>> {
@@ -107,8 +175,11 @@ fn item<'py>(state: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny
 impl SequentialCharts {
     /// `name`: the model (it seeds the tie-breaking); `thresholds`: per feature, those of its
     /// (up, down, scale) charts; `scores`: per feature, the table of its reference size.
+    /// `projection` (mean, scale, components (k, F), the held-out errors ascending) adds
+    /// the multivariate chart as the last feature (its score table last in `scores`).
     #[new]
-    #[pyo3(signature = (name, k, c, thresholds, scores, events_seen = 0))]
+    #[pyo3(signature = (name, k, c, thresholds, scores, events_seen = 0, projection = None))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn new(
         name: &str,
         k: f64,
@@ -116,6 +187,12 @@ impl SequentialCharts {
         thresholds: Vec<[f64; CHARTS]>,
         scores: Vec<Py<NormalScores>>,
         events_seen: u64,
+        projection: Option<(
+            PyReadonlyArray1<'_, f64>,
+            PyReadonlyArray1<'_, f64>,
+            PyReadonlyArray2<'_, f64>,
+            PyReadonlyArray1<'_, f64>,
+        )>,
     ) -> PyResult<Self> {
         let f = thresholds.len();
         let design = Design { k, c, thresholds };
@@ -127,12 +204,27 @@ impl SequentialCharts {
             ChartState::new(f, events_seen),
         )
         .map_err(design_error)?;
+        let inner = match projection {
+            None => inner,
+            Some((mean, scale, components, errors)) => {
+                let p = Projection::new(
+                    mean.as_array().to_vec(),
+                    scale.as_array().to_vec(),
+                    components_of(&components, mean.len()?)?,
+                    errors.as_array().to_vec().into(),
+                )
+                .map_err(design_error)?;
+                inner.with_projection(p).map_err(design_error)?
+            }
+        };
         Ok(SequentialCharts { inner })
     }
 
     /// Feeds a block of events: their (n, F) KS keys (int64 for `bits` 32, else int32),
     /// event times and batch positions; `first_event` is the model's event count at the
     /// first of them. Returns how many transitions the block queued.
+    /// `features`: the events' (n, F) numeric values, for the multivariate chart.
+    #[pyo3(signature = (keys, bits, first_event, timestamps, positions, features = None))]
     fn update(
         &mut self,
         keys: &Bound<'_, PyAny>,
@@ -140,7 +232,9 @@ impl SequentialCharts {
         first_event: u64,
         timestamps: PyReadonlyArray1<'_, f64>,
         positions: PyReadonlyArray1<'_, i64>,
+        features: Option<PyReadonlyArray2<'_, f64>>,
     ) -> PyResult<usize> {
+        let features = features.as_ref().map(|x| x.as_array());
         let layout = Layout::new(bits).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let (t, p) = (timestamps.as_array(), positions.as_array());
         let t: Vec<f64> = t.iter().copied().collect();
@@ -152,7 +246,7 @@ impl SequentialCharts {
                     crate::describe(keys)
                 )));
             };
-            self.feed(k.as_array(), layout, first_event, &t, &p)
+            self.feed(k.as_array(), layout, first_event, &t, &p, features)
         } else {
             let Some(k) = keys_view::<i32>(keys) else {
                 return Err(PyTypeError::new_err(format!(
@@ -160,7 +254,7 @@ impl SequentialCharts {
                     crate::describe(keys)
                 )));
             };
-            self.feed(k.as_array(), layout, first_event, &t, &p)
+            self.feed(k.as_array(), layout, first_event, &t, &p, features)
         }
     }
 
@@ -168,6 +262,17 @@ impl SequentialCharts {
     #[getter]
     fn pending(&self) -> bool {
         !self.inner.pending.is_empty()
+    }
+
+    /// The largest chart value over its threshold (1 = the alarm level; 0 at rest).
+    fn evidence(&self) -> f64 {
+        let s = &self.inner.state;
+        let limits = self.inner.design.thresholds.iter().flatten();
+        s.value
+            .iter()
+            .zip(limits)
+            .map(|(v, h)| v / h)
+            .fold(0.0, f64::max)
     }
 
     /// Whether the model's alert is firing.

@@ -272,7 +272,8 @@ impl WindowFleet {
                         let number = seen + (r - staged.done) as u64 + 1;
                         let counts = |j| buffers.counts_at(look.layout, j, row);
                         let position = staged.positions[r];
-                        if c.inner.step(number, event.timestamp, position, counts) {
+                        let raw = event.features;
+                        if c.inner.step(number, event.timestamp, position, counts, raw) {
                             if let Some(t) = c.inner.pending.last_mut() {
                                 t.version.clone_from(&staged.versions[r]);
                             }

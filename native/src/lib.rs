@@ -855,5 +855,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<fleet::WindowFleet>()?;
     m.add_class::<charts::NormalScores>()?;
     m.add_class::<charts::SequentialCharts>()?;
+    m.add_function(wrap_pyfunction!(charts::projection_errors, m)?)?;
     Ok(())
 }

@@ -96,6 +96,87 @@ impl ChartState {
     }
 }
 
+/// A PCA subspace of the reference's standardised rows, and the squared reconstruction
+/// errors of its held-out rows (ascending): an event's error, ranked among them, is the
+/// value of one more chart (the multivariate one; `detectors/multivariate.py`).
+pub struct Projection {
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    /// (k, F) orthonormal rows, row-major
+    components: Vec<f64>,
+    sorted: Arc<[f64]>,
+    scratch: Vec<f64>,
+}
+
+impl Projection {
+    pub fn new(
+        mean: Vec<f64>,
+        scale: Vec<f64>,
+        components: Vec<f64>,
+        sorted: Arc<[f64]>,
+    ) -> Result<Self, DesignError> {
+        let f = mean.len();
+        if f == 0 || scale.len() != f || components.is_empty() || components.len() % f != 0 {
+            return Err(DesignError(format!(
+                "projection: {} means, {} scales and {} component values",
+                f,
+                scale.len(),
+                components.len()
+            )));
+        }
+        if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(DesignError("projection: scales must be positive".into()));
+        }
+        if sorted.iter().any(|x| x.is_nan()) || sorted.windows(2).any(|w| w[0] > w[1]) {
+            return Err(DesignError(
+                "projection: errors must be ascending numbers".into(),
+            ));
+        }
+        Ok(Projection {
+            scratch: vec![0.0; f],
+            mean,
+            scale,
+            components,
+            sorted,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.mean.len()
+    }
+
+    pub fn size(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// The squared reconstruction error of one row; None when a value is not finite.
+    pub fn error(&mut self, x: &[f64]) -> Option<f64> {
+        let f = self.mean.len();
+        if x.len() < f || x[..f].iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        let z = &mut self.scratch;
+        for j in 0..f {
+            z[j] = (x[j] - self.mean[j]) / self.scale[j];
+        }
+        for row in self.components.chunks_exact(f) {
+            let along: f64 = row.iter().zip(z.iter()).map(|(c, v)| c * v).sum();
+            for (v, c) in z.iter_mut().zip(row) {
+                *v -= along * c;
+            }
+        }
+        Some(z.iter().map(|v| v * v).sum())
+    }
+
+    /// (left, right): the held-out errors below and not above a row's error.
+    fn counts(&mut self, x: &[f64]) -> Option<(i64, i64)> {
+        let e = self.error(x)?;
+        let left = self.sorted.partition_point(|&r| r < e);
+        let right = left + self.sorted[left..].partition_point(|&r| r <= e);
+        Some((left as i64, right as i64))
+    }
+}
+
 /// The charts of one model.
 pub struct Charts {
     pub design: Design,
@@ -104,6 +185,8 @@ pub struct Charts {
     seed: u64,
     pub state: ChartState,
     pub pending: Vec<Transition>,
+    /// the multivariate chart's subspace: its chart is the last one
+    projection: Option<Projection>,
 }
 
 /// 64-bit FNV-1a: a stable hash of the model's name (the tie-breaking seed).
@@ -183,29 +266,62 @@ impl Charts {
             seed,
             state,
             pending: Vec::new(),
+            projection: None,
         })
+    }
+
+    /// Adds the multivariate chart: the last of the design's features is the projection's.
+    pub fn with_projection(mut self, projection: Projection) -> Result<Self, DesignError> {
+        let last = self.scores.len().checked_sub(1);
+        match last {
+            Some(j) if self.scores[j].len() == projection.size() + 1 => {
+                self.projection = Some(projection);
+                Ok(self)
+            }
+            _ => Err(DesignError(
+                "projection: the last score table must hold one value more than its errors".into(),
+            )),
+        }
     }
 
     pub fn width(&self) -> usize {
         self.design.thresholds.len()
     }
 
+    /// The features whose counts the caller gives (all but the multivariate chart's).
+    pub fn counted_width(&self) -> usize {
+        self.width() - usize::from(self.projection.is_some())
+    }
+
+    /// The raw features the multivariate chart reads from each event (0 without it).
+    pub fn projected_width(&self) -> usize {
+        self.projection.as_ref().map_or(0, Projection::width)
+    }
+
     /// One event (`event`: the model's event count including it). `counts(j)` gives the
-    /// feature's (left, right) reference counts, None for a missing value. Returns whether
-    /// the event changed the model's state (a transition was queued in `pending`).
+    /// feature's (left, right) reference counts, None for a missing value; `features`, the
+    /// event's numeric values, feed the multivariate chart. Returns whether the event
+    /// changed the model's state (a transition was queued in `pending`).
     pub fn step(
         &mut self,
         event: u64,
         timestamp: f64,
         position: i64,
         counts: impl Fn(usize) -> Option<(i64, i64)>,
+        features: &[f64],
     ) -> bool {
         let (k, c) = (self.design.k, self.design.c);
         let mut returned = false;
         let mut crossed = false;
+        let counted = self.counted_width();
         let s = &mut self.state;
         for j in 0..self.design.thresholds.len() {
-            let Some((left, right)) = counts(j) else {
+            let found = if j < counted {
+                counts(j)
+            } else {
+                self.projection.as_mut().and_then(|p| p.counts(features))
+            };
+            let Some((left, right)) = found else {
                 continue;
             };
             let table = &self.scores[j];
@@ -371,12 +487,12 @@ mod tests {
         let high = |_: usize| Some((95, 95)); // z ~ 2.7 on feature 0 and 1
         let mid = |_: usize| Some((50, 50));
         for e in 1..=10 {
-            c.step(e, e as f64, e as i64, mid);
+            c.step(e, e as f64, e as i64, mid, &[]);
         }
         assert!(c.pending.is_empty());
         let mut fired_at = 0;
         for e in 11..=20 {
-            if c.step(e, e as f64, e as i64, high) {
+            if c.step(e, e as f64, e as i64, high, &[]) {
                 fired_at = e;
                 break;
             }
@@ -389,7 +505,7 @@ mod tests {
         assert_eq!(t.hits[0].start_timestamp, 11.0);
         let mut resolved_at = 0;
         for e in fired_at + 1..=40 {
-            if c.step(e, e as f64, e as i64, mid) {
+            if c.step(e, e as f64, e as i64, mid, &[]) {
                 resolved_at = e;
                 break;
             }
@@ -405,9 +521,24 @@ mod tests {
     fn missing_values_move_nothing() {
         let mut c = charts(1, 5.0);
         for e in 1..=100 {
-            assert!(!c.step(e, 0.0, 0, |_| None));
+            assert!(!c.step(e, 0.0, 0, |_| None, &[]));
         }
         assert!(c.state.value.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn the_projection_error_is_the_distance_from_the_subspace() {
+        // the subspace of (1, 1) / sqrt 2 in two standardised features
+        let r = std::f64::consts::FRAC_1_SQRT_2;
+        let sorted: Arc<[f64]> = vec![0.0, 1.0, 2.0, 2.0, 8.0].into();
+        let mut p = Projection::new(vec![1.0, 0.0], vec![2.0, 1.0], vec![r, r], sorted).unwrap();
+        // z = (1, -1): all of it off the subspace, squared length 2
+        let e = p.error(&[3.0, -1.0]).unwrap();
+        assert!((e - 2.0).abs() < 1e-12, "{e}");
+        assert_eq!(p.counts(&[3.0, -1.0]), Some((2, 4)));
+        assert!(p.error(&[3.0, 1.0]).unwrap().abs() < 1e-12); // on the subspace
+        assert_eq!(p.error(&[f64::NAN, 1.0]), None);
+        assert!(Projection::new(vec![0.0], vec![0.0], vec![1.0], vec![].into()).is_err());
     }
 
     #[test]

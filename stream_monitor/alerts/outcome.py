@@ -41,3 +41,7 @@ class BatchOutcome:
     windows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # fill, has reference
     label_counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, status)
     patched_rows: dict[str, IntArray] = field(default_factory=dict)  # window rows labels set
+    # per model with sequential charts, at each check: the largest chart value over its
+    # threshold (1 = the alarm level), whether its alert fires, and whether the charts (not
+    # the window test) decide the input-drift alert
+    sequential: dict[str, tuple[float, bool, bool]] = field(default_factory=dict)

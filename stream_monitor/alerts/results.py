@@ -27,6 +27,10 @@ class CheckResult:
     # the firing state it belongs to, when not its kind's (sequential input drift keeps
     # its own beside the window test's)
     channel: str | None = None
+    # False for a result that informs but does not decide (the window test's input drift
+    # when the sequential charts raise that alert): no alert, no retraining, no gauge of
+    # detection
+    alerting: bool = True
 
     @property
     def state_key(self) -> str:

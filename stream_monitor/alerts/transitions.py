@@ -29,6 +29,10 @@ class FiringAlerts:
 
     firing: dict[str, Literal["warning", "critical"]] = field(default_factory=dict)
 
+    def firing_kinds(self) -> list[str]:
+        """The kinds firing, sorted (sequential and window input drift are one kind)."""
+        return sorted({key.partition("/")[0] for key in self.firing})
+
     def update(self, result: CheckResult, ctx: CheckContext) -> Alert | None:
         """The alert this result causes, if it changes the state."""
         if result.healthy is None:

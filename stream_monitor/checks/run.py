@@ -36,4 +36,4 @@ def run_checks(
 
 def retrain_recommended(results: Iterable[CheckResult]) -> bool:
     """The original design's decision: any drift or the error above its threshold."""
-    return any(r.healthy is False and r.kind in RETRAIN_KINDS for r in results)
+    return any(r.healthy is False and r.alerting and r.kind in RETRAIN_KINDS for r in results)

@@ -23,9 +23,15 @@ from stream_monitor.arrays import IntArray
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.categorical import MISSING, CategoricalReference
 from stream_monitor.detectors.ks import KeyArray, ks_keys, missing_key
-from stream_monitor.detectors.sequential_design import ChartDesign, normal_scores
+from stream_monitor.detectors.sequential_design import (
+    ChartDesign,
+    ReferenceTooSmall,
+    normal_scores,
+)
 from stream_monitor.kernels import NormalScores, SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.reference.projection import NAME as MULTIVARIATE
+from stream_monitor.reference.projection import ResidualProjection
 from stream_monitor.window.ring import WindowBlock
 
 CHANNEL = "input_drift/sequential"  # its own firing state, beside the window check's
@@ -58,21 +64,27 @@ def wants_charts(settings: DetectorSettings, reference: PreparedReference | None
         settings.input_drift_rule != "window"
         and reference is not None
         and reference.summary is None
-        and len(chart_features(reference)) > 0
+        and len(chart_features(reference, None)) > 0
     )
 
 
-def chart_features(reference: PreparedReference) -> tuple[str, ...]:
-    """The features the charts watch, in their order: numeric, then categorical."""
+def chart_features(
+    reference: PreparedReference, projection: ResidualProjection | None
+) -> tuple[str, ...]:
+    """The features the charts watch, in their order: numeric, categorical, then the
+    multivariate chart's residual."""
     categorical = reference.categorical
-    return reference.feature_names + (() if categorical is None else categorical.feature_names)
+    names = reference.feature_names + (() if categorical is None else categorical.feature_names)
+    return names + ((MULTIVARIATE,) if projection is not None else ())
 
 
-def chart_sizes(reference: PreparedReference) -> list[int]:
+def chart_sizes(reference: PreparedReference, projection: ResidualProjection | None) -> list[int]:
     """Each charted feature's reference size (values its ranks are taken among)."""
     sizes = [int(m) for m in reference.sizes]
     if reference.categorical is not None:
         sizes += [int(m) for m in reference.categorical.sizes]
+    if projection is not None:
+        sizes.append(projection.size)
     return sizes
 
 
@@ -129,23 +141,55 @@ def chart_keys(
     return np.concatenate([numeric, keys], axis=1), 32
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltCharts:
+    """A model's new charts, the features they watch in order, and what to tell of them."""
+
+    charts: SequentialCharts
+    names: tuple[str, ...]
+    notes: list[str]
+
+
 def build_charts(
     name: str,
     reference: PreparedReference,
     settings: DetectorSettings,
     events_seen: int,
-) -> SequentialCharts:
-    """Fresh charts of a model judged against `reference` from event `events_seen` on."""
-    sizes = chart_sizes(reference)
+) -> BuiltCharts:
+    """Fresh charts of a model judged against `reference` from event `events_seen` on.
+    Without the multivariate chart when its reference (half the complete rows) is too small
+    for the budget; `ReferenceTooSmall` when a feature's is."""
+    notes: list[str] = []
+    projection = reference.projection if settings.multivariate_drift else None
+    try:
+        return _build(name, reference, settings, events_seen, projection, notes)
+    except ReferenceTooSmall as e:
+        if projection is None:
+            raise
+        notes.append(f"no multivariate chart: {e}")
+        return _build(name, reference, settings, events_seen, None, notes)
+
+
+def _build(
+    name: str,
+    reference: PreparedReference,
+    settings: DetectorSettings,
+    events_seen: int,
+    p: ResidualProjection | None,
+    notes: list[str],
+) -> BuiltCharts:
+    sizes = chart_sizes(reference, p)
     design = ChartDesign.solve(tuple(design_size(m) for m in sizes), settings.false_alarm_events)
-    return SequentialCharts(
+    charts = SequentialCharts(
         name,
         design.k,
         design.c,
         [list(row) for row in design.thresholds],
         [scores_for(m) for m in sizes],
         events_seen,
+        None if p is None else (p.mean, p.scale, p.components, p.sorted_errors),
     )
+    return BuiltCharts(charts, chart_features(reference, p), notes)
 
 
 Hit = tuple[int, int, float, float, int, float]

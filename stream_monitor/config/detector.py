@@ -24,6 +24,22 @@ from stream_monitor.config.options import (
     PredictionTest,
 )
 
+# the options that decide the window test's input-drift verdict
+WINDOW_JUDGMENT = (
+    "drift_threshold",
+    "drift_rule",
+    "drift_share",
+    "drift_alpha",
+    "gate_effect",
+    "gate_min_effect",
+    "gate_min_samples",
+    "gate_correction",
+    "numeric_test",
+    "categorical_test",
+    "calibrate_false_alarm_events",
+    "test_thresholds",
+)
+
 
 class DetectorSettings(BaseSettings):
     """What the engine needs to decide: window, cadence and thresholds (no Kafka here)."""
@@ -98,11 +114,19 @@ class DetectorSettings(BaseSettings):
         ),
     )
     input_drift_rule: InputDriftRule = Field(
-        "window",
+        "sequential",
         description=(
             "input drift: window (the window test every --check-every events, judged by "
             "--drift-rule), sequential (CUSUM charts on each feature's normal scores, judged "
             "at every event against thresholds from --false-alarm-events), or both"
+        ),
+    )
+    multivariate_drift: bool = Field(
+        True,
+        description=(
+            "sequential input drift: one more chart on each event's distance from the "
+            "reference's principal components (a change of correlation that leaves every "
+            "feature's own distribution unchanged)"
         ),
     )
     false_alarm_events: float = Field(
@@ -179,6 +203,26 @@ class DetectorSettings(BaseSettings):
                     "gate rule could never fire"
                 )
         return self
+
+    def silent_window_options(self) -> list[str]:
+        """Options set here (or per model) that judge the window test, while the sequential
+        rule raises the input-drift alerts: worth a warning at start-up, not an error (the
+        window test still feeds /status, the gauges and the backtest report)."""
+        notes = []
+        scopes = [("", self, self.model_fields_set)]
+        scopes += [
+            (f"models.{name}.", self.for_model(name), own.model_fields_set)
+            for name, own in sorted(self.models.items())
+        ]
+        for where, own, given in scopes:
+            silent = sorted(given & set(WINDOW_JUDGMENT))
+            if silent and own.input_drift_rule == "sequential":
+                notes.append(
+                    f"{where}{', '.join(silent)} judge the window test, which raises no "
+                    "input-drift alert under input_drift_rule sequential (the default): set "
+                    f"{where}input_drift_rule to window or both for its alerts"
+                )
+        return notes
 
     @property
     def effective_min_window(self) -> int:

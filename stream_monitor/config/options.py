@@ -77,6 +77,7 @@ class ModelSettings(BaseModel):
     prediction_test: PredictionTest | None = None
     input_drift_rule: InputDriftRule | None = None
     false_alarm_events: float | None = Field(None, gt=1)
+    multivariate_drift: bool | None = None
     reference_summary: int | None = Field(None, ge=0)
     test_thresholds: dict[str, float] | None = None
     features: dict[str, FeatureSettings] = Field(default_factory=dict)

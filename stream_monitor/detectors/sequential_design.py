@@ -113,6 +113,16 @@ def scale_constant(scale: float) -> float:
     return 2.0 * math.log(scale) / (1.0 - scale**-2)
 
 
+class ReferenceTooSmall(ValueError):
+    """The reference's own sampling error alone would spend the false-alarm budget: some
+    references of its size sit further from the truth than k, and charts against them
+    drift towards any threshold. The model's input drift stays with the window test."""
+
+
+# a design whose mean threshold exceeds this many times the ideal reference's is refused
+MAX_THRESHOLD_FACTOR = 3.0
+
+
 def _solve(rate_of: Callable[[float], float], rate: float, low: float) -> float:
     """The h at which a chart's false-alarm rate (falling in h) equals `rate`: the bracket
     doubles from `low` until it holds the answer."""
@@ -120,7 +130,9 @@ def _solve(rate_of: Callable[[float], float], rate: float, low: float) -> float:
     while rate_of(high) > rate:
         low, high = high, 2.0 * high
         if high > 1e4:
-            raise ValueError(f"no threshold reaches a false-alarm rate of {rate:g} per event")
+            raise ReferenceTooSmall(
+                f"no threshold reaches a false-alarm rate of {rate:g} per event"
+            )
     target = math.log(rate)
     return float(brentq(lambda h: math.log(rate_of(h)) - target, low, high, xtol=1e-4))
 
@@ -163,7 +175,8 @@ class ChartDesign:
         scale: float = DEFAULT_SCALE,
     ) -> ChartDesign:
         """Thresholds for features whose references hold `sizes` values, so that the model
-        raises one false alarm per `false_alarm_events` events."""
+        raises one false alarm per `false_alarm_events` events; `ReferenceTooSmall` when a
+        size needs a threshold over `MAX_THRESHOLD_FACTOR` times an exact reference's."""
         if false_alarm_events <= 1:
             raise ValueError(f"false_alarm_events must exceed 1, got {false_alarm_events}")
         features = max(len(sizes), 1)
@@ -171,8 +184,18 @@ class ChartDesign:
         mean_rate = budget * (1.0 - SCALE_SHARE) / (2 * features)
         scale_rate = budget * SCALE_SHARE / features
         c = scale_constant(scale)
+        ideal = mean_threshold(mean_rate, k, None)
         rows = []
         for m in sizes:
-            h = mean_threshold(mean_rate, k, int(m))
+            try:
+                h = mean_threshold(mean_rate, k, int(m))
+            except ReferenceTooSmall:
+                h = math.inf
+            if h > MAX_THRESHOLD_FACTOR * ideal:
+                raise ReferenceTooSmall(
+                    f"a reference of {m} values is too small for sequential detection at one "
+                    f"false alarm per {false_alarm_events:g} events: its own sampling error "
+                    f"would need a threshold {h / ideal:.3g} times that of an exact one"
+                )
             rows.append((h, h, scale_threshold(scale_rate, c, int(m))))
         return cls(k, c, tuple(rows), false_alarm_events)

@@ -254,9 +254,8 @@ class Engine:
                 run = slice(pos, pos + take)
                 keys, bits = sequential.chart_keys(block, run, window.key_bits, model.chart_ranks)
                 first = model.events_seen + 1
-                changed = bool(
-                    charts.update(keys, bits, first, block.timestamp[run], positions[run])
-                )
+                times, rows = block.timestamp[run], block.features[run]
+                changed = bool(charts.update(keys, bits, first, times, positions[run], rows))
             model.errors.watch(block.error[pos : pos + take])
             pos += take
             model.events_seen += take
@@ -307,6 +306,10 @@ class Engine:
         results = run_checks(model.window, model.plan, model.class_tally)
         results.append(model.errors.check())
         outcome.check_seconds.append(time.perf_counter() - started)
+        charts = model.charts
+        if charts is not None:
+            decides = model.settings.input_drift_rule == "sequential"
+            outcome.sequential[model.name] = (charts.evidence(), charts.firing, decides)
         self._checked(model, results, model.context(batch, index), outcome)
 
     def _bootstrap(self, model: MonitoredModel, block: WindowBlock) -> int:
@@ -348,12 +351,14 @@ class Engine:
         model.last_results = results
         outcome.checks[model.name] = results
         outcome.check_counts[model.name] = outcome.check_counts.get(model.name, 0) + 1
-        window_alerts = model.settings.input_drift_rule != "sequential"
+        # under the sequential rule the window test alerts only for a model without charts
+        charts_decide = model.charts is not None and model.settings.input_drift_rule == "sequential"
         for result in results:
             if kinds is not None and result.kind not in kinds:
                 continue
-            muted = result.kind == "input_drift" and not window_alerts
-            alert = None if muted else model.alerts.update(result, ctx)
+            if charts_decide and result.kind == "input_drift" and result.channel is None:
+                result.alerting = False
+            alert = model.alerts.update(result, ctx) if result.alerting else None
             self.observers.checked(result, ctx, alert)
             if alert is not None:
                 outcome.alerts.append(alert)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,15 +16,17 @@ from stream_monitor.checks.plan import CheckPlan
 from stream_monitor.checks.sequential import (
     CategoryRanks,
     build_charts,
-    chart_features,
     wants_charts,
 )
 from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.detectors.sequential_design import ReferenceTooSmall
 from stream_monitor.kernels import SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.class_tally import ClassTally
 from stream_monitor.window.ring import ModelWindow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ class MonitoredModel:
     labels_joined: int = 0  # late labels joined to this model's predictions
     charts: SequentialCharts | None = None  # sequential input drift (checks/sequential.py)
     chart_ranks: CategoryRanks | None = None  # the charts' ranks of categorical features
+    chart_features: tuple[str, ...] = ()  # the features the charts watch, in their order
 
     @classmethod
     def start(
@@ -88,12 +92,18 @@ class MonitoredModel:
         assert reference is not None
         categorical = reference.categorical
         self.chart_ranks = None if categorical is None else CategoryRanks.of(categorical)
-        return build_charts(self.name, reference, self.settings, self.events_seen)
-
-    @property
-    def chart_features(self) -> tuple[str, ...]:
-        """The features its charts watch, in their order."""
-        return () if self.reference is None else chart_features(self.reference)
+        try:
+            built = build_charts(self.name, reference, self.settings, self.events_seen)
+        except ReferenceTooSmall as e:
+            note = f"{e}; its input drift is judged by the window test (give a larger reference)"
+            log.warning("model %r: %s", self.name, note)
+            self.notes.append(note)
+            return None
+        for note in built.notes:
+            log.warning("model %r: %s", self.name, note)
+        self.notes.extend(built.notes)
+        self.chart_features = built.names
+        return built.charts
 
     def new_window(self, n_features: int | None = None) -> ModelWindow:
         """An empty window for this model's plan and reference."""

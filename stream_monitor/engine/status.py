@@ -40,9 +40,10 @@ def model_status(model: MonitoredModel, window_size: int) -> dict[str, object]:
             "features": list(model.reference.feature_names),
         },
         "drift_checked": model.reference is not None,
-        "firing": sorted(model.alerts.firing),
+        "firing": model.alerts.firing_kinds(),
         "results": results,
-        "should_retrain": retrain_recommended(model.last_results),
+        "should_retrain": retrain_recommended(model.last_results)
+        or (model.charts is not None and model.charts.firing),
         "notes": model.notes,
     }
 

@@ -21,6 +21,7 @@ from stream_monitor.detectors.histogram import smoothed
 from stream_monitor.detectors.ks import key_bits
 from stream_monitor.detectors.numeric import NumericReference
 from stream_monitor.kernels import ReferenceColumns
+from stream_monitor.reference.projection import ResidualProjection
 from stream_monitor.reference.summary import ReferenceSummary, slim_numeric
 
 MIN_REFERENCE_EVENTS = 100
@@ -55,6 +56,9 @@ class PreparedReference:
     _key_bits: int = -1
     _columns: ReferenceColumns | None = None
     _smoothed_predictions: FloatArray | None = None
+    # the multivariate chart's subspace and reference residuals (None: fewer than two
+    # numeric features or too few complete rows)
+    projection: ResidualProjection | None = None
 
     def columns(self) -> ReferenceColumns:
         """The sorted columns as the native look-ups read them (built on first use; the
@@ -153,6 +157,7 @@ class PreparedReference:
             events=n,
             notes=notes,
             sorted_predictions=np.sort(predictions[np.isfinite(predictions)]),
+            projection=ResidualProjection.fit(features),
         )
 
     @property

@@ -175,6 +175,12 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
+        self.input_drift_evidence = Gauge(
+            "stream_monitor_input_drift_evidence",
+            "Sequential input drift: the largest chart value over its threshold (1 = alarm)",
+            ["model"],
+            registry=r,
+        )
         self.threshold = Gauge(
             "stream_monitor_drift_threshold",
             "Threshold the score is compared with",
@@ -253,9 +259,17 @@ class Metrics:
                 if math.isfinite(result.score):
                     self.drift_score.labels(model, result.kind).set(result.score)
                 self.threshold.labels(model, result.kind).set(result.threshold)
-                self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
+                if result.alerting:
+                    self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
             self._record_details(model, results)
-            self.retrain.labels(model).set(1 if retrain_recommended(results) else 0)
+            charts = outcome.sequential.get(model)
+            firing = charts is not None and charts[1]
+            if charts is not None:
+                evidence, _, decides = charts
+                self.input_drift_evidence.labels(model).set(evidence)
+                if decides:
+                    self.drift_detected.labels(model, "input_drift").set(1 if firing else 0)
+            self.retrain.labels(model).set(1 if retrain_recommended(results) or firing else 0)
         for alert in outcome.alerts:
             self.alerts.labels(alert.model, alert.kind, alert.status).inc()
         for model, n in outcome.ok_counts.items():
@@ -310,7 +324,12 @@ class Metrics:
                 for gauge in (self.drift_score, self.drift_detected, self.threshold):
                     with contextlib.suppress(KeyError):
                         gauge.remove(model, kind)
-            for gauge1 in (self.retrain, self.window_events, self.reference_loaded):
+            for gauge1 in (
+                self.retrain,
+                self.window_events,
+                self.reference_loaded,
+                self.input_drift_evidence,
+            ):
                 with contextlib.suppress(KeyError):
                     gauge1.remove(model)
             for metric in ("mae", "rmse", "accuracy"):

@@ -130,6 +130,10 @@ def format_line(alert: Mapping[str, Any]) -> str:
         f"severity={_clean(alert.get('severity') or '-')}",
         f"events_seen={_num(alert.get('events_seen'))}",
     ]
+    if alert.get("direction") is not None:  # sequential detection: which chart, since when
+        parts.append(f"direction={_clean(alert['direction'])}")
+    if alert.get("change_start_event") is not None:
+        parts.append(f"change_start_event={_num(alert['change_start_event'])}")
     features = alert.get("features")
     if isinstance(features, list):
         drifted = [

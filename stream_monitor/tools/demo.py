@@ -59,6 +59,10 @@ def format_alert(value: bytes) -> str:
         f"{a['test']}={a['score']:.3f} threshold={a['threshold']:g} severity={a['severity']} "
         f"events_seen={a['events_seen']}"
     )
+    if a.get("direction"):  # sequential detection: the chart, and where the change began
+        line += f" direction={a['direction']}"
+    if a.get("change_start_event") is not None:
+        line += f" change_start_event={a['change_start_event']}"
     if drifted:
         line += f" drifted={','.join(drifted)}"
     if a.get("recommendation"):

@@ -14,12 +14,27 @@ from stream_monitor.checks.sequential import design_size, scores_for
 from stream_monitor.detectors.ks import key_bits, ks_keys
 from stream_monitor.detectors.sequential_design import DEFAULT_K, ChartDesign
 from stream_monitor.kernels import SequentialCharts
+from stream_monitor.reference.projection import ResidualProjection
 
 Sampler = Callable[[np.random.Generator, int, int], np.ndarray]  # (rng, n, F) -> (n, F)
 
 
 def gaussian(rng: np.random.Generator, n: int, f: int) -> np.ndarray:
     return rng.standard_normal((n, f))
+
+
+def correlated(rho: float, pairs: int = 1) -> Sampler:
+    """N(0, 1) features whose first `pairs` pairs (0 and 1, 2 and 3, ...) correlate at rho:
+    every feature's own distribution is N(0, 1) whatever rho."""
+
+    def draw(rng: np.random.Generator, n: int, f: int) -> np.ndarray:
+        x = rng.standard_normal((n, f))
+        for p in range(pairs):
+            a, b = 2 * p, 2 * p + 1
+            x[:, b] = rho * x[:, a] + np.sqrt(1 - rho * rho) * x[:, b]
+        return x
+
+    return draw
 
 
 def poisson(rate: float) -> Sampler:
@@ -79,6 +94,31 @@ def _keys(reference: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
     return ks_keys(right, left, np.isnan(values), bits), bits
 
 
+def _charts(
+    name: str,
+    features: int,
+    reference_size: int,
+    projection: ResidualProjection | None,
+    false_alarm_events: float,
+    k: float,
+) -> SequentialCharts:
+    sizes = [reference_size] * features
+    if projection is not None:
+        sizes.append(projection.size)
+    design = ChartDesign.solve(tuple(design_size(m) for m in sizes), false_alarm_events, k=k)
+    return SequentialCharts(
+        name,
+        design.k,
+        design.c,
+        [list(row) for row in design.thresholds],
+        [scores_for(m) for m in sizes],
+        0,
+        None
+        if projection is None
+        else (projection.mean, projection.scale, projection.components, projection.sorted_errors),
+    )
+
+
 def run_streams(
     null: Sampler,
     change: Change | None,
@@ -92,14 +132,11 @@ def run_streams(
     seed: int,
     random_phase: bool = True,
     k: float = DEFAULT_K,
+    multivariate: bool = False,
 ) -> StreamRun:
     """`streams` streams of `before` stationary events (a random number between `before`
     and twice it with `random_phase`) then `after` changed ones; the charts restart
     nowhere, as in the engine."""
-    sizes = (reference_size,) * features
-    design = ChartDesign.solve(tuple(design_size(m) for m in sizes), false_alarm_events, k=k)
-    thresholds = [list(row) for row in design.thresholds]
-    scores = [scores_for(reference_size)] * features
     rng = np.random.default_rng(seed)
     run = StreamRun(0, 0, [], 0)
     for i in range(streams):
@@ -110,9 +147,13 @@ def run_streams(
         if change is not None:
             values[n0:, : change.features] = change.after(rng, n1, change.features)
         keys, bits = _keys(reference, values)
-        charts = SequentialCharts(f"stream-{seed}-{i}", design.k, design.c, thresholds, scores)
+        projection = ResidualProjection.fit(reference) if multivariate else None
+        charts = _charts(
+            f"stream-{seed}-{i}", features, reference_size, projection, false_alarm_events, k
+        )
         n = n0 + n1
-        charts.update(keys, bits, 1, np.zeros(n), np.arange(n, dtype=np.int64))
+        times, positions = np.zeros(n), np.arange(n, dtype=np.int64)
+        charts.update(keys, bits, 1, times, positions, values)
         firings = [p[1] for p in charts.take_pending() if p[0] == "firing"]
         run.events += n0
         run.false_alarms += sum(e <= n0 for e in firings)
