@@ -3,6 +3,7 @@ categorical features, data quality; alerts carry per-feature test, score, p-valu
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,11 @@ def test_rules_share_and_benjamini_hochberg() -> None:
     assert not [a for a in by_share if a.kind == "input_drift"]  # 1 of 6 features
     _, by_bh = run(DetectorSettings(drift_rule="bh", drift_alpha=0.001), events)
     fired = [a for a in by_bh if a.kind == "input_drift"]
-    assert fired[0].test == "bh" and fired[0].score <= 0.001
+    # judged by a p-value: reported as -log10 p against -log10 of the level
+    assert fired[0].test == "bh" and fired[0].score_kind == "neg_log10_p_value"
+    p = fired[0].details["p_value"]
+    assert isinstance(p, float) and p <= 0.001
+    assert fired[0].score == pytest.approx(-math.log10(p)) and fired[0].threshold == 3.0
     assert fired[0].details["rule"] == "bh"
 
 

@@ -86,7 +86,9 @@ def test_tiny_shift_fires_bh_but_not_the_gate() -> None:
 
     bh, bh_alerts, _ = engine_run(settings("bh"), REF, TINY)
     assert bh.healthy is False and bh.test == "bh" and bh.details["rule"] == "bh"
-    assert bh.score == pytest.approx(adjusted.min(), rel=1e-9)
+    assert bh.details["p_value"] == pytest.approx(adjusted.min(), rel=1e-9)
+    assert bh.score == pytest.approx(-np.log10(adjusted.min()), rel=1e-9)
+    assert bh.score_kind == "neg_log10_p_value"
     assert [a.status for a in bh_alerts] == ["firing"] and bh_alerts[0].test == "bh"
 
     gate, gate_alerts, engine = engine_run(settings("gate"), REF, TINY)

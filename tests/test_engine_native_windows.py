@@ -111,6 +111,7 @@ class _Checks(EngineObserver):
         (2, [137, 1, 64], "ks", "both"),
         (3, [1000, 3], "psi", "sequential"),
         (4, [250], "jensenshannon", "window"),
+        (5, [333, 2], "ks", "page_hinkley"),  # the default rule, Page-Hinkley on the errors
     ],
 )
 def test_native_and_python_windows_give_the_same_engine(
@@ -122,7 +123,9 @@ def test_native_and_python_windows_give_the_same_engine(
         check_every=50,
         window_size=400,
         numeric_test=numeric_test,
-        input_drift_rule=rule,
+        input_drift_rule="sequential" if rule == "page_hinkley" else rule,
+        concept_detector="page_hinkley" if rule == "page_hinkley" else "adwin",
+        page_hinkley_threshold=5.0,
     )
     refs = references([DRIFTING, STEADY], n=2000)
     native, python = Engine(settings, refs), Engine(settings, refs, native_windows=False)

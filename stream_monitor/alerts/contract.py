@@ -72,7 +72,7 @@ class Alert(BaseModel):
     recommendation: Literal["retrain"] | None
     details: dict[str, float | str | None] = {}
     # contract section 4's optional fields: absent (not null) when unknown
-    score_kind: Literal["statistic", "p_value", "chart"] | None = None
+    score_kind: Literal["statistic", "p_value", "chart", "neg_log10_p_value"] | None = None
     direction: Literal["up", "down", "scale"] | None = None
     change_start_event: int | None = None
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from stream_monitor.alerts.contract import FeatureResult, Kind
+
+ScoreKind = Literal["statistic", "chart", "neg_log10_p_value"]
 
 
 @dataclass(slots=True)
@@ -31,6 +34,11 @@ class CheckResult:
     # when the sequential charts raise that alert): no alert, no retraining, no gauge of
     # detection
     alerting: bool = True
+    # what the score is: "statistic" (a test statistic, a distance, an error), "chart" (a
+    # sequential chart's value) or "neg_log10_p_value" (-log10 of a p-value, against
+    # -log10 of its level: p-values themselves are never compared as scores)
+    score_kind: ScoreKind = "statistic"
+    higher_is_worse: bool = True  # False for accuracy: the alert is below its threshold
 
     @property
     def state_key(self) -> str:

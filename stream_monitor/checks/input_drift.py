@@ -242,9 +242,18 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
     if rule == "max":
         margin = scores.margin()
         j = int(np.argmax(margin))
+        if scores.by_p[j]:  # the lead feature is judged by its p-value
+            return _p_value_result(
+                scores.test[j],
+                float(scores.pvalue[j]),
+                float(scores.threshold[j]),
+                not drifted.any(),
+                features,
+                details,
+            )
         return _result(
             scores.test[j],
-            float(scores.score[j]) if not scores.by_p[j] else float(scores.pvalue[j]),
+            float(scores.score[j]),
             float(scores.threshold[j]),
             not drifted.any(),
             features,
@@ -260,7 +269,7 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
         )
     adjusted = adjust(np.where(tested, scores.pvalue, np.nan), rule)
     best = float(np.nanmin(adjusted)) if np.isfinite(adjusted).any() else 1.0
-    return _result(rule, best, plan.drift_alpha, best > plan.drift_alpha, features, details)
+    return _p_value_result(rule, best, plan.drift_alpha, best > plan.drift_alpha, features, details)
 
 
 def _gate(
@@ -318,6 +327,27 @@ def _result_with_scores(result: CheckResult, scores: _Scores) -> CheckResult:
         (name, float(scores.score[j])) for j, name in enumerate(scores.names) if scores.test[j]
     ]
     return result
+
+
+def _p_value_result(
+    test: str,
+    p_value: float,
+    level: float,
+    healthy: bool,
+    features: Callable[[], list[FeatureResult]],
+    details: dict[str, float | str | None],
+) -> CheckResult:
+    """A decision made by a p-value against its level, reported as evidence: -log10 p
+    against -log10 of the level (the p-value itself stays in `details`)."""
+    details["p_value"] = p_value
+    result = _result(test, neg_log10(p_value), neg_log10(level), healthy, features, details)
+    result.score_kind = "neg_log10_p_value"
+    return result
+
+
+def neg_log10(p: float) -> float:
+    """-log10 p, finite for p = 0 (floored at 1e-300)."""
+    return -math.log10(max(p, 1e-300))
 
 
 def _result(

@@ -67,5 +67,11 @@ def _accuracy(window: ModelWindow, plan: CheckPlan, tally: ClassTally | None) ->
             "performance", "accuracy", threshold or math.nan, reason, accuracy, details
         )
     return CheckResult(
-        "performance", "accuracy", accuracy, threshold, accuracy >= threshold, details=details
+        "performance",
+        "accuracy",
+        accuracy,
+        threshold,
+        accuracy >= threshold,
+        details=details,
+        higher_is_worse=False,
     )

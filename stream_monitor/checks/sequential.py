@@ -213,7 +213,6 @@ class Transition:
         # the chart furthest past its threshold speaks for the alert
         lead = max(self.hits, key=lambda h: h[2] / h[3]) if self.hits else None
         details: dict[str, float | str | None] = {
-            "score_kind": "chart",
             "charts": ", ".join(
                 f"{feature_names[h[0]]}:{DIRECTIONS[h[1]]}={h[2]:.2f}/{h[3]:.2f}" for h in self.hits
             ),
@@ -230,6 +229,7 @@ class Transition:
             details=details,
             feature_results=_features(self.hits, feature_names, drifted=firing),
             channel=CHANNEL,
+            score_kind="chart",
         )
 
     def context(

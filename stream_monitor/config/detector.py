@@ -14,6 +14,7 @@ from stream_monitor.config.options import (
     DEFAULT_TEST_THRESHOLDS,
     JS_DISTANCE_MAX,
     CategoricalTest,
+    ConceptDetector,
     Correction,
     DriftRule,
     FeatureSettings,
@@ -95,6 +96,20 @@ class DetectorSettings(BaseSettings):
     concept_delta: float = Field(
         0.002, gt=0, lt=1, description="concept drift: ADWIN's confidence on the error stream"
     )
+    concept_detector: ConceptDetector = Field(
+        "adwin",
+        description=(
+            "concept drift: the change detector on the error stream, adwin (no scale "
+            "needed) or page_hinkley (two-sided; --page-hinkley-delta and "
+            "--page-hinkley-threshold in the errors' units)"
+        ),
+    )
+    page_hinkley_delta: float = Field(
+        0.05, ge=0, description="page_hinkley: the tolerated change of the error mean"
+    )
+    page_hinkley_threshold: float = Field(
+        25.0, gt=0, description="page_hinkley: lambda, the evidence needed (error units)"
+    )
     calibrate_false_alarm_events: float | None = Field(
         None,
         gt=0,
@@ -119,6 +134,14 @@ class DetectorSettings(BaseSettings):
             "input drift: window (the window test every --check-every events, judged by "
             "--drift-rule), sequential (CUSUM charts on each feature's normal scores, judged "
             "at every event against thresholds from --false-alarm-events), or both"
+        ),
+    )
+    resolve_after_checks: int = Field(
+        3,
+        ge=1,
+        description=(
+            "a window check's alert resolves after this many healthy checks in a row "
+            "(hysteresis: a score near its threshold does not fire and resolve by turns)"
         ),
     )
     multivariate_drift: bool = Field(

@@ -22,6 +22,7 @@ Correction = Literal["bh", "bonferroni"]
 PredictionTest = Literal["jensenshannon", "ks", "psi"]  # psi: class-label models
 # sequential: CUSUM charts at every event; window: the window test every N events
 InputDriftRule = Literal["sequential", "window", "both"]
+ConceptDetector = Literal["adwin", "page_hinkley"]
 JS_DISTANCE_MAX = math.sqrt(math.log(2.0))  # Jensen-Shannon distance (natural log) is below it
 NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
 CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
@@ -78,6 +79,10 @@ class ModelSettings(BaseModel):
     input_drift_rule: InputDriftRule | None = None
     false_alarm_events: float | None = Field(None, gt=1)
     multivariate_drift: bool | None = None
+    resolve_after_checks: int | None = Field(None, ge=1)
+    concept_detector: ConceptDetector | None = None
+    page_hinkley_delta: float | None = Field(None, ge=0)
+    page_hinkley_threshold: float | None = Field(None, gt=0)
     reference_summary: int | None = Field(None, ge=0)
     test_thresholds: dict[str, float] | None = None
     features: dict[str, FeatureSettings] = Field(default_factory=dict)

@@ -95,6 +95,11 @@ class PageHinkley:
         return self._n
 
     @property
+    def mean(self) -> float:
+        """The running mean of the values since the last reset or alarm."""
+        return self._mean
+
+    @property
     def statistic(self) -> float:
         """The larger of m_T - M_T and (two-sided) U_T - u_T: compare with `threshold`."""
         rise = self._up - self._up_min

@@ -358,7 +358,8 @@ class Engine:
                 continue
             if charts_decide and result.kind == "input_drift" and result.channel is None:
                 result.alerting = False
-            alert = model.alerts.update(result, ctx) if result.alerting else None
+            after = model.settings.resolve_after_checks if result.channel is None else 1
+            alert = model.alerts.update(result, ctx, after) if result.alerting else None
             self.observers.checked(result, ctx, alert)
             if alert is not None:
                 outcome.alerts.append(alert)

@@ -72,7 +72,7 @@ class MonitoredModel:
             feature_names,
             settings,
             CheckPlan.build(settings, reference),
-            errors=ErrorStream(settings.concept_delta),
+            errors=ErrorStream.for_settings(settings),
         )
         model.charts = model.new_charts()
         return model

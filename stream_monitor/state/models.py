@@ -3,6 +3,7 @@ back: what lets a restarted or reassigned member continue bit for bit."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ import numpy.typing as npt
 
 from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
+from stream_monitor.detectors.page_hinkley import PageHinkley
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.kernels import Adwin
@@ -179,12 +181,15 @@ def _meta(state: MonitoredModel, p: WindowProgress) -> dict[str, Any]:
         "checks": state.checks,
         "version": state.version,
         "firing": dict(state.alerts.firing),
+        "healthy_streak": dict(state.alerts.healthy_streak),
         "feature_names": list(state.feature_names),
         "partition": list(state.partition) if state.partition else None,
         "bootstrapped": state.bootstrap_source is not None,
         "classes": state.window is not None and state.window.classes,
         "concept": None if state.errors.detector is None else state.errors.detector.state(),
+        "concept_detector": state.errors.method,
         "concept_changed": state.errors.changed,
+        "concept_baseline": state.errors.baseline,
         "labels": None if state.class_tally is None else list(state.class_tally.vocabulary),
         "patches": p.patches,
         "labels_joined": state.labels_joined,
@@ -253,10 +258,17 @@ def _restore_model(
     state.checks = meta["checks"]
     state.labels_joined = int(meta.get("labels_joined", 0))
     state.version = meta["version"]
-    state.alerts = FiringAlerts(firing=dict(meta["firing"]))
+    state.alerts = FiringAlerts(
+        firing=dict(meta["firing"]), healthy_streak=dict(meta.get("healthy_streak", {}))
+    )
     if meta.get("concept") is not None:
-        state.errors.detector = Adwin.from_state(meta["concept"])
+        if meta.get("concept_detector", "adwin") == "page_hinkley":
+            state.errors.detector = PageHinkley.from_state(meta["concept"])
+        else:
+            state.errors.detector = Adwin.from_state(meta["concept"])
     state.errors.changed = bool(meta.get("concept_changed", False))
+    baseline = meta.get("concept_baseline")
+    state.errors.baseline = math.nan if baseline is None else float(baseline)
     if state.charts is not None and meta.get("charts") is not None:
         state.charts.restore(meta["charts"])
     if state.window is not None:
