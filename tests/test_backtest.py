@@ -239,3 +239,34 @@ def test_the_generator_rebuilds_the_shipped_files_from_the_dataset(tmp_path: Pat
     assert generate.main(["--csv", str(csv), "--out", str(tmp_path / "out")]) == 0
     for name in ("nile-flow.jsonl", "reference/nile-flow.jsonl"):
         assert (tmp_path / "out" / name).read_bytes() == (NILE / name).read_bytes(), name
+
+
+def test_the_charts_are_recorded_drawn_and_credited_with_their_detection(tmp_path: Path) -> None:
+    # the default rule: the sequential alert counts as the detection, its series is the
+    # charts' evidence at each check, and the report draws it with the estimated start
+    model = SyntheticModel("m", n_features=6, drift_start=1500, drift_shift=1.0, drift_features=1)
+    events = model.events(0, 3000)
+    events[1500]["change_point"] = True
+    log = tmp_path / "events.jsonl"
+    log.write_bytes(to_jsonl(events))
+    refdir = tmp_path / "ref"
+    refdir.mkdir()
+    (refdir / "m.jsonl").write_bytes(to_jsonl(model.reference(5000)))
+    report = tmp_path / "report"
+    assert main(["backtest", str(log), "--reference", str(refdir), "--report", str(report)]) == 0
+    page = ReportPage((report / "index.html").read_text("utf-8"))
+    rows = {r["kind"]: r for r in page.rows("summary")}
+    assert rows["input_drift/sequential"]["firing"] == "1"
+    assert rows["input_drift/sequential"]["test"] == "cusum"
+    assert rows["input_drift"]["firing"] == "0"  # the window test informs, no alert
+    (change,) = page.rows("changes")
+    assert change["detected by"] == "input_drift"
+    assert 0 < int(change["delay (events)"]) < 150
+    assert (report / "m.png").read_bytes().startswith(PNG_SIGNATURE)
+    settings = DetectorSettings()
+    result = run_backtest(log, settings, load_references(refdir, 20), batch_size=500)
+    series = result.series["m"]["input_drift/sequential"]
+    assert series.events == list(range(100, 3001, 100)) and set(series.thresholds) == {1.0}
+    (mark,) = [m for m in result.marks if m.status == "firing"]
+    assert mark.key == "input_drift/sequential" and mark.start_event is not None
+    assert 1400 <= mark.start_event <= 1510 and mark.start_time is not None

@@ -265,6 +265,21 @@ def _features(
     return build
 
 
+def standing(evidence: float, firing: bool) -> CheckResult:
+    """The charts at a check, for observers: the largest chart value over its threshold
+    (1 = alarm). It never alerts (the transitions do)."""
+    return CheckResult(
+        kind="input_drift",
+        test=TEST,
+        score=evidence,
+        threshold=1.0,
+        healthy=not firing,
+        channel=CHANNEL,
+        score_kind="chart",
+        alerting=False,
+    )
+
+
 def take(charts: SequentialCharts, versions: dict[int, str | None] | None) -> list[Transition]:
     """The transitions waiting in `charts`, oldest first; `versions` (batch position ->
     model_version) fills in what the Python path's charts could not know."""

@@ -16,12 +16,12 @@ import numpy as np
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
-from stream_monitor.checks import sequential
 from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents
+from stream_monitor.engine import charts
 from stream_monitor.engine.models import MonitoredModel, cadence
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
@@ -117,7 +117,7 @@ class Engine:
         at: tuple[int, bool] | None = stop
         while at is not None:
             index, check = at
-            self._sequential(model, batch, outcome)
+            charts.book_transitions(model, batch, outcome, self.observers)
             if check:
                 self._due_check(model, index, batch, outcome)
             at = self._native.resume(name, outcome)
@@ -241,27 +241,20 @@ class Engine:
                 good, pos = good[pos:], 0
         window = model.window
         every = model.plan.check_every
-        charts = model.charts
-        positions = np.asarray(good, dtype=np.int64) if charts is not None else None
+        positions = charts.positions_of(model, good)
         for take, due in cadence(len(block) - pos, model.since_check, every):
             window.append(block, pos, pos + take)
             if labels is not None and model.class_tally is not None:
                 model.class_tally.write(
                     window, labels[0][pos : pos + take], labels[1][pos : pos + take]
                 )
-            changed = False
-            if charts is not None and positions is not None:
-                run = slice(pos, pos + take)
-                keys, bits = sequential.chart_keys(block, run, window.key_bits, model.chart_ranks)
-                first = model.events_seen + 1
-                times, rows = block.timestamp[run], block.features[run]
-                changed = bool(charts.update(keys, bits, first, times, positions[run], rows))
+            changed = charts.feed(model, block, slice(pos, pos + take), positions)
             model.errors.watch(block.error[pos : pos + take])
             pos += take
             model.events_seen += take
             model.since_check = (model.since_check + take) % every
             if changed:
-                self._sequential(model, batch, outcome, version_by_index)
+                charts.book_transitions(model, batch, outcome, self.observers, version_by_index)
             if not due:
                 continue
             index = good[pos - 1]
@@ -274,29 +267,6 @@ class Engine:
         if last_version is not None:
             model.version = last_version
 
-    def _sequential(
-        self,
-        model: MonitoredModel,
-        batch: RecordBatch,
-        outcome: BatchOutcome,
-        versions: dict[int, str | None] | None = None,
-    ) -> None:
-        """The alerts of the transitions waiting in the model's charts."""
-        charts = model.charts
-        if charts is None or not charts.pending:
-            return
-
-        def where(position: int) -> tuple[str, int, int]:
-            return batch.topics[position], batch.partitions[position], batch.offsets[position]
-
-        for transition in sequential.take(charts, versions):
-            result = transition.result(model.chart_features)
-            alert = model.alerts.update(
-                result, transition.context(model.name, model.version, where)
-            )
-            if alert is not None:
-                outcome.alerts.append(alert)
-
     def _due_check(
         self, model: MonitoredModel, index: int, batch: RecordBatch, outcome: BatchOutcome
     ) -> None:
@@ -306,11 +276,9 @@ class Engine:
         results = run_checks(model.window, model.plan, model.class_tally)
         results.append(model.errors.check())
         outcome.check_seconds.append(time.perf_counter() - started)
-        charts = model.charts
-        if charts is not None:
-            decides = model.settings.input_drift_rule == "sequential"
-            outcome.sequential[model.name] = (charts.evidence(), charts.firing, decides)
-        self._checked(model, results, model.context(batch, index), outcome)
+        ctx = model.context(batch, index)
+        charts.report_standing(model, ctx, outcome, self.observers)
+        self._checked(model, results, ctx, outcome)
 
     def _bootstrap(self, model: MonitoredModel, block: WindowBlock) -> int:
         """Take events into the bootstrap reference; returns how many were taken."""

@@ -71,6 +71,13 @@ class AlertMark:
     time: float
     score: float
     threshold: float
+    channel: str = ""  # the firing state it changed (sequential input drift has its own)
+    start_event: int | None = None  # sequential: the estimated start of the change
+    start_time: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.channel or self.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,21 +97,6 @@ class Recorder(EngineObserver):
     marks: list[AlertMark] = field(default_factory=list)
 
     def checked(self, result: CheckResult, ctx: CheckContext, alert: Alert | None) -> None:
-        by_kind = self.series.setdefault(ctx.model, {})
-        series = by_kind.get(result.kind)
-        if series is None:
-            series = by_kind[result.kind] = Series()
-        judged = result.healthy is not None  # an unjudged check has no meaningful score
-        if judged:
-            series.judged += 1
-            if result.test not in series.tests:
-                series.tests.append(result.test)
-        else:
-            series.reason = result.reason
-        series.events.append(ctx.events_seen)
-        series.times.append(ctx.window_end)
-        series.scores.append(result.score if judged else math.nan)
-        series.thresholds.append(result.threshold if judged else math.nan)
         if alert is not None:
             self.marks.append(
                 AlertMark(
@@ -116,8 +108,35 @@ class Recorder(EngineObserver):
                     ctx.window_end,
                     alert.score,
                     alert.threshold,
+                    result.state_key,
+                    alert.change_start_event,
+                    ctx.window_start if alert.change_start_event is not None else None,
                 )
             )
+            if result.channel is not None:
+                return  # a sequential transition: its chart's series comes from the checks
+        key = result.state_key
+        by_kind = self.series.setdefault(ctx.model, {})
+        series = by_kind.get(key)
+        if series is None:
+            series = by_kind[key] = Series()
+        judged = result.healthy is not None  # an unjudged check has no meaningful score
+        if judged:
+            series.judged += 1
+            if result.test not in series.tests:
+                series.tests.append(result.test)
+        else:
+            series.reason = result.reason
+        series.events.append(ctx.events_seen)
+        series.times.append(ctx.window_end)
+        series.scores.append(result.score if judged else math.nan)
+        series.thresholds.append(result.threshold if judged else math.nan)
+
+
+def _kind_order(key: str) -> tuple[int, str]:
+    """Kinds in the contract's order; a kind's own firing states (sequential) after it."""
+    kind = key.partition("/")[0]
+    return (KINDS.index(kind) if kind in KINDS else 99, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +183,9 @@ class BacktestResult:
         for model in self.models:
             own = self.series.get(model, {})
             marks = [m for m in self.marks if m.model == model]
-            kinds = {m.kind for m in marks} | {k for k, s in own.items() if s.judged}
-            for kind in sorted(kinds, key=lambda k: KINDS.index(k) if k in KINDS else 99):
-                of_kind = [m for m in marks if m.kind == kind]
+            kinds = {m.key for m in marks} | {k for k, s in own.items() if s.judged}
+            for kind in sorted(kinds, key=_kind_order):
+                of_kind = [m for m in marks if m.key == kind]
                 firing = [m for m in of_kind if m.status == "firing"]
                 series = own.get(kind)
                 rows.append(

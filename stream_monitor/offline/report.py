@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 
 EXTRA_HINT = "pip install 'stream-monitor[report]'"
 # Kinds whose threshold is not on the score's scale: the score is drawn without it.
-OFF_SCALE = {
-    "concept_drift": "mean error; alerts when ADWIN finds a change (its delta is no threshold)"
+# what a panel's score is, where its name does not say it
+CAPTIONS = {
+    "concept_drift": "error mean; threshold: the error mean at the last check with no change",
+    "input_drift/sequential": "the largest chart value over its threshold (1 = alarm)",
 }
 
 
@@ -59,8 +61,9 @@ def file_stem(model: str, taken: set[str]) -> str:
     return candidate
 
 
-def _kind_order(kind: str) -> int:
-    return KINDS.index(kind) if kind in KINDS else len(KINDS)
+def _kind_order(kind: str) -> tuple[int, str]:
+    base = kind.partition("/")[0]
+    return (KINDS.index(base) if base in KINDS else len(KINDS), kind)
 
 
 def _plotted_kinds(series: dict[str, Series]) -> list[str]:
@@ -102,25 +105,30 @@ def _draw_kind(
     dots = "." if len(xs) <= 300 else None
     ax.plot(x, series.scores, color="C0", lw=1.2, marker=dots, ms=3, label="score")
     title = f"{kind} ({series.test})"
-    if kind in OFF_SCALE:
-        title += f": {OFF_SCALE[kind]}"
-    else:
-        ax.plot(x, series.thresholds, color="C3", ls="--", lw=1.0, label="threshold")
+    if kind in CAPTIONS:
+        title += f": {CAPTIONS[kind]}"
+    ax.plot(x, series.thresholds, color="C3", ls="--", lw=1.0, label="threshold")
     for start, stop in _firing_spans(marks, as_time, max(xs)):
         ax.axvspan(*_axis([start, stop], as_time), color="C3", alpha=0.12, lw=0)
+    sequential = series.test == "cusum"  # drawn as evidence: chart value over threshold
     for status, marker, color in (("firing", "^", "C3"), ("resolved", "v", "C2")):
         picked = [m for m in marks if m.status == status]
         if picked:
             px = [m.time if as_time else float(m.events_seen) for m in picked]
             ax.scatter(
                 _axis(px, as_time),
-                [m.score for m in picked],
+                [m.score / m.threshold if sequential else m.score for m in picked],
                 marker=marker,
                 color=color,
                 s=45,
                 zorder=3,
                 label=f"alert {status}",
             )
+    starts = [m for m in marks if m.status == "firing" and m.start_event is not None]
+    for i, m in enumerate(starts):
+        at = m.start_time if as_time and m.start_time is not None else float(m.start_event or 0)
+        label = "estimated start" if i == 0 else None
+        ax.axvline(_axis([at], as_time)[0], color="C1", ls="-.", lw=1.2, label=label)
     for at in changes:
         ax.axvline(_axis([at], as_time)[0], color="k", ls=":", lw=1.4, label="known change")
     ax.set_title(title, loc="left", fontsize=10)
@@ -158,7 +166,7 @@ def plot_model(result: BacktestResult, model: str, path: Path) -> bool:
     axes = fig.subplots(len(kinds), 1, sharex=True, squeeze=False)[:, 0]
     for ax, kind in zip(axes, kinds, strict=True):
         change_xs = [c.time if as_time else float(c.events_before) for c in changes]
-        _draw_kind(ax, kind, series[kind], [m for m in marks if m.kind == kind], change_xs, as_time)
+        _draw_kind(ax, kind, series[kind], [m for m in marks if m.key == kind], change_xs, as_time)
     handles: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):

@@ -188,9 +188,9 @@ def _firing_at(marks: list[AlertMark], events: int) -> AlertMark | None:
         if mark.events_seen > events:
             break
         if mark.status == "firing":
-            state[mark.kind] = mark
+            state[mark.key] = mark
         else:
-            state.pop(mark.kind, None)
+            state.pop(mark.key, None)
     return min(state.values(), key=lambda m: m.events_seen, default=None)
 
 
