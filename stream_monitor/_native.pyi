@@ -249,7 +249,9 @@ class SequentialCharts:
     def take_pending(
         self,
     ) -> list[
-        tuple[str, int, int, float, str | None, list[tuple[int, int, float, float, int, float]]]
+        tuple[
+            str, int, int, float, str | None, list[tuple[int, int, float, float, int, float, int]]
+        ]
     ]: ...
     def values(self) -> npt.NDArray[np.float64]: ...
     def state(self) -> dict[str, Any]: ...

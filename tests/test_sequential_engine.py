@@ -162,3 +162,23 @@ def test_a_correlation_flip_is_seen_by_the_multivariate_chart_alone() -> None:
     off = DetectorSettings(input_drift_rule="sequential", multivariate_drift=False)
     _, alerts = _alerts(off, events, {"m": ref}, 500)
     assert not [a for a in alerts if a.kind == "input_drift"]
+
+
+def test_a_large_shift_of_the_mean_is_called_up_even_when_the_scale_chart_crosses_first() -> None:
+    # +2 sd: z^2 - c gains about 3.5 a step against z - k's 1.8, so the scale chart crosses
+    # first; the feature's up chart stands past half its threshold: the change is "up"
+    big = SyntheticModel("big", n_features=5, drift_start=1000, drift_shift=2.0, drift_features=1)
+    _, alerts = _alerts(DetectorSettings(), big.events(0, 1500), references([big]))
+    (fired,) = [a for a in alerts if a.kind == "input_drift" and a.status == "firing"]
+    assert "f00:scale=" in str(fired.details["charts"])
+    assert fired.direction == "up"
+    sd = SyntheticModel("sd", n_features=5)
+    events = sd.events(0, 1500)
+    means = {f: float(np.mean([e["features"][f] for e in events[:1000]])) for f in ["f00"]}  # type: ignore[index]
+    for e in events[1000:]:
+        feats = dict(e["features"])  # type: ignore[call-overload]
+        feats["f00"] = means["f00"] + 2.5 * (feats["f00"] - means["f00"])
+        e["features"] = feats
+    _, alerts = _alerts(DetectorSettings(), events, references([sd]))
+    (fired,) = [a for a in alerts if a.kind == "input_drift" and a.status == "firing"]
+    assert fired.direction == "scale"

@@ -283,7 +283,8 @@ impl SequentialCharts {
 
     /// The transitions queued so far, oldest first, as (status "firing" or "resolved",
     /// event, batch position, event time, version or None, hits); each hit is (feature
-    /// index, chart 0 up / 1 down / 2 scale, value, threshold, start event, start time).
+    /// index, chart 0 up / 1 down / 2 scale, value, threshold, start event, start time,
+    /// side: for a scale chart, 1 or -1 when the mean moved up or down with the spread).
     fn take_pending<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         for t in self.inner.pending.drain(..) {
@@ -300,6 +301,7 @@ impl SequentialCharts {
                     h.threshold,
                     h.start_event,
                     h.start_timestamp,
+                    h.side,
                 ))?;
             }
             out.append(PyTuple::new(

@@ -44,6 +44,9 @@ pub struct Hit {
     pub start_event: u64,
     /// the event time of the event after that one (NaN when unknown)
     pub start_timestamp: f64,
+    /// for a scale chart that fired: 1 (-1) when the feature's up (down) chart stands at
+    /// half its threshold or more, the spread having grown with a move of the mean; else 0
+    pub side: i8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,6 +381,7 @@ impl Charts {
                         threshold: h,
                         start_event: s.zero_at[at],
                         start_timestamp: s.zero_timestamp[at],
+                        side: 0,
                     });
                     // back: the chart restarts from here (what it gathered while the
                     // alert fired is not evidence of a new change)
@@ -387,6 +391,17 @@ impl Charts {
                     s.zero_at[at] = event;
                     s.zero_timestamp[at] = f64::NAN;
                 } else if !s.fired[at] && s.value[at] > h {
+                    let side = if chart == SCALE {
+                        let up = s.value[j * CHARTS + UP] / limits[UP];
+                        let down = s.value[j * CHARTS + DOWN] / limits[DOWN];
+                        match (up >= 0.5, down >= 0.5) {
+                            (true, _) if up >= down => 1,
+                            (_, true) => -1,
+                            _ => 0,
+                        }
+                    } else {
+                        0
+                    };
                     fired.push(Hit {
                         feature: j,
                         chart,
@@ -394,6 +409,7 @@ impl Charts {
                         threshold: h,
                         start_event: s.zero_at[at],
                         start_timestamp: s.zero_timestamp[at],
+                        side,
                     });
                     // the chart restarts; it keeps watching for a further change
                     s.fired[at] = true;

@@ -37,6 +37,7 @@ from stream_monitor.window.ring import WindowBlock
 CHANNEL = "input_drift/sequential"  # its own firing state, beside the window check's
 TEST = "cusum"
 DIRECTIONS = ("up", "down", "scale")
+SCALE_CHART = 2
 _TABLES: dict[int, NormalScores] = {}
 
 
@@ -192,7 +193,7 @@ def _build(
     return BuiltCharts(charts, chart_features(reference, p), notes)
 
 
-Hit = tuple[int, int, float, float, int, float]
+Hit = tuple[int, int, float, float, int, float, int]
 Pending = tuple[str, int, int, float, str | None, list[Hit]]
 
 
@@ -218,7 +219,7 @@ class Transition:
             ),
         }
         if lead is not None:
-            details["direction"] = DIRECTIONS[lead[1]]
+            details["direction"] = _direction(lead)
             details["change_start_event"] = lead[4] if firing else None
         return CheckResult(
             kind="input_drift",
@@ -251,6 +252,16 @@ class Transition:
             partition=partition,
             offset=offset,
         )
+
+
+def _direction(hit: Hit) -> str:
+    """The change a chart's crossing says: up, down, or scale; a scale chart that crossed
+    while the feature's mean chart stood at half its threshold or more says up or down
+    (a large shift of the mean widens the scores' spread too, and crosses that chart
+    first)."""
+    if hit[1] == SCALE_CHART and hit[6]:
+        return "up" if hit[6] > 0 else "down"
+    return DIRECTIONS[hit[1]]
 
 
 def _features(
