@@ -76,3 +76,45 @@ def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> Non
     features = {k for k in values if k[0] == "stream_monitor_feature_drift_score"}
     assert len(features) == 2  # bounded by --feature-metrics
     assert any(k[0] == "process_resident_memory_bytes" for k in values)
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for s in f.samples
+    }
+
+
+def test_a_kind_decided_by_p_value_shows_evidence_never_a_p_value_as_a_score() -> None:
+    from stream_monitor.alerts.outcome import BatchOutcome
+    from stream_monitor.alerts.results import CheckResult
+
+    metrics = Metrics()
+    key = (("kind", "input_drift"), ("model", "m"))
+    by_p = CheckResult("input_drift", "bh", 5.2, 3.0, False, score_kind="neg_log10_p_value")
+    metrics.record(BatchOutcome(checks={"m": [by_p]}))
+    values = _samples(metrics)
+    assert values[("stream_monitor_drift_neg_log10_p_value", key)] == 5.2
+    assert values[("stream_monitor_drift_neg_log10_level", key)] == 3.0
+    assert ("stream_monitor_drift_score", key) not in values
+    statistic = CheckResult("input_drift", "ks", 0.04, 0.1, True)
+    metrics.record(BatchOutcome(checks={"m": [statistic]}))
+    values = _samples(metrics)
+    assert values[("stream_monitor_drift_score", key)] == 0.04
+    assert ("stream_monitor_drift_neg_log10_p_value", key) not in values  # one unit at a time
+
+
+def test_sequential_charts_set_their_evidence_and_the_detection_gauge() -> None:
+    from stream_monitor.alerts.outcome import BatchOutcome
+    from stream_monitor.alerts.results import CheckResult
+
+    metrics = Metrics()
+    window = CheckResult("input_drift", "ks", 0.2, 0.1, False, alerting=False)
+    outcome = BatchOutcome(checks={"m": [window]}, sequential={"m": (0.4, False, True)})
+    metrics.record(outcome)
+    values = _samples(metrics)
+    assert values[("stream_monitor_input_drift_evidence", (("model", "m"),))] == 0.4
+    # the window test is over its threshold, but the charts decide: not detected
+    assert values[("stream_monitor_drift_detected", (("kind", "input_drift"), ("model", "m")))] == 0
+    assert values[("stream_monitor_retrain_recommended", (("model", "m"),))] == 0

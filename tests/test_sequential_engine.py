@@ -83,10 +83,15 @@ def test_category_ranks_are_uniform_under_no_drift() -> None:
     assert ranks.left[1, 0] == ranks.right[1, 0] == m
 
 
-def test_a_categorical_shift_is_seen_by_the_charts() -> None:
+def _shop() -> tuple[SyntheticModel, dict[str, PreparedReference]]:
+    """A model with a categorical `country` feature, and its reference."""
     model = SyntheticModel("shop", n_features=4)
     reference = with_country(model.reference(4000), 1, BASE)
-    refs = {"shop": prepare_from_events("shop", reference, 20, "test")}
+    return model, {"shop": prepare_from_events("shop", reference, 20, "test")}
+
+
+def test_a_categorical_shift_is_seen_by_the_charts() -> None:
+    model, refs = _shop()
     events = with_country(model.events(0, 2000), 2, BASE)
     events += with_country(model.events(2000, 2000), 3, [0.1, 0.2, 0.3, 0.4])
     _, alerts = _alerts(DetectorSettings(input_drift_rule="sequential"), events, refs)
@@ -97,9 +102,7 @@ def test_a_categorical_shift_is_seen_by_the_charts() -> None:
 
 
 def test_categorical_charts_do_not_depend_on_batch_sizes() -> None:
-    model = SyntheticModel("shop", n_features=4)
-    reference = with_country(model.reference(4000), 1, BASE)
-    refs = {"shop": prepare_from_events("shop", reference, 20, "test")}
+    model, refs = _shop()
     events = with_country(model.events(0, 1500), 2, BASE)
     events += with_country(model.events(1500, 1500), 3, [0.1, 0.2, 0.3, 0.4])
     settings = DetectorSettings(input_drift_rule="both")

@@ -90,6 +90,14 @@ impl ChartState {
         }
     }
 
+    /// One chart from zero at `event`, its reverse chart too.
+    fn restart_chart(&mut self, at: usize, event: u64) {
+        self.reverse[at] = 0.0;
+        self.value[at] = 0.0;
+        self.zero_at[at] = event;
+        self.zero_timestamp[at] = f64::NAN;
+    }
+
     fn restart(&mut self, event: u64) {
         self.value.fill(0.0);
         self.zero_at.fill(event);
@@ -373,23 +381,21 @@ impl Charts {
         for (j, limits) in self.design.thresholds.iter().enumerate() {
             for (chart, &h) in limits.iter().enumerate() {
                 let at = j * CHARTS + chart;
+                let hit = |value: f64, side: i8| Hit {
+                    feature: j,
+                    chart,
+                    value,
+                    threshold: h,
+                    start_event: s.zero_at[at],
+                    start_timestamp: s.zero_timestamp[at],
+                    side,
+                };
                 if s.fired[at] && s.reverse[at] > h {
-                    back.push(Hit {
-                        feature: j,
-                        chart,
-                        value: s.reverse[at],
-                        threshold: h,
-                        start_event: s.zero_at[at],
-                        start_timestamp: s.zero_timestamp[at],
-                        side: 0,
-                    });
+                    back.push(hit(s.reverse[at], 0));
                     // back: the chart restarts from here (what it gathered while the
                     // alert fired is not evidence of a new change)
                     s.fired[at] = false;
-                    s.reverse[at] = 0.0;
-                    s.value[at] = 0.0;
-                    s.zero_at[at] = event;
-                    s.zero_timestamp[at] = f64::NAN;
+                    s.restart_chart(at, event);
                 } else if !s.fired[at] && s.value[at] > h {
                     let side = if chart == SCALE {
                         let up = s.value[j * CHARTS + UP] / limits[UP];
@@ -402,21 +408,10 @@ impl Charts {
                     } else {
                         0
                     };
-                    fired.push(Hit {
-                        feature: j,
-                        chart,
-                        value: s.value[at],
-                        threshold: h,
-                        start_event: s.zero_at[at],
-                        start_timestamp: s.zero_timestamp[at],
-                        side,
-                    });
+                    fired.push(hit(s.value[at], side));
                     // the chart restarts; it keeps watching for a further change
                     s.fired[at] = true;
-                    s.reverse[at] = 0.0;
-                    s.value[at] = 0.0;
-                    s.zero_at[at] = event;
-                    s.zero_timestamp[at] = f64::NAN;
+                    s.restart_chart(at, event);
                 }
             }
         }

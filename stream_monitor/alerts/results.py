@@ -25,8 +25,8 @@ class CheckResult:
     # Per-feature results are built only when an alert needs them (p-values cost more
     # than the statistics they come from).
     feature_results: Callable[[], list[FeatureResult]] | None = None
-    # (feature, score) without p-values: cheap, for per-feature gauges
-    feature_scores: Callable[[], list[tuple[str, float]]] | None = None
+    # (feature, test, score) without p-values: cheap, for per-feature gauges
+    feature_scores: Callable[[], list[tuple[str, str, float]]] | None = None
     # the firing state it belongs to, when not its kind's (sequential input drift keeps
     # its own beside the window test's)
     channel: str | None = None

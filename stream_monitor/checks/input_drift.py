@@ -324,7 +324,9 @@ def _gate(
 
 def _result_with_scores(result: CheckResult, scores: _Scores) -> CheckResult:
     result.feature_scores = lambda: [
-        (name, float(scores.score[j])) for j, name in enumerate(scores.names) if scores.test[j]
+        (name, scores.test[j], float(scores.score[j]))
+        for j, name in enumerate(scores.names)
+        if scores.test[j]
     ]
     return result
 

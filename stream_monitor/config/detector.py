@@ -38,7 +38,6 @@ WINDOW_JUDGMENT = (
     "numeric_test",
     "categorical_test",
     "calibrate_false_alarm_events",
-    "test_thresholds",
 )
 
 

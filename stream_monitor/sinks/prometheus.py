@@ -150,8 +150,9 @@ class Metrics:
         )
         self.feature_drift_score = Gauge(
             "stream_monitor_feature_drift_score",
-            "Input-drift score per feature (only with --feature-metrics N, first N features)",
-            ["model", "feature"],
+            "Input-drift statistic per feature and test (only with --feature-metrics N, the "
+            "first N features): a KS statistic and a chi-squared one are separate series",
+            ["model", "feature", "test"],
             registry=r,
         )
         self.events = Counter(
@@ -172,6 +173,18 @@ class Metrics:
         self.drift_detected = Gauge(
             "stream_monitor_drift_detected",
             "1 while the last check of this kind was unhealthy",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.evidence = Gauge(
+            "stream_monitor_drift_neg_log10_p_value",
+            "A check decided by a p-value: -log10 p (never the p-value as a score)",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.evidence_threshold = Gauge(
+            "stream_monitor_drift_neg_log10_level",
+            "-log10 of the level its -log10 p is compared with",
             ["model", "kind"],
             registry=r,
         )
@@ -256,9 +269,7 @@ class Metrics:
             for result in results:
                 if result.healthy is None:
                     continue
-                if math.isfinite(result.score):
-                    self.drift_score.labels(model, result.kind).set(result.score)
-                self.threshold.labels(model, result.kind).set(result.threshold)
+                self._record_score(model, result)
                 if result.alerting:
                     self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
             self._record_details(model, results)
@@ -285,6 +296,27 @@ class Metrics:
     def webhook_result(self, sink: str, outcome: str) -> None:
         self.webhook_deliveries.labels(sink, outcome).inc()
 
+    def _record_score(self, model: str, result: CheckResult) -> None:
+        """A score and its threshold in the gauges of their unit: statistics in
+        drift_score/drift_threshold, decisions by p-value as -log10 p and -log10 of the
+        level in their own pair (a kind's series of the other pair is removed: one
+        (model, kind) never shows two units)."""
+        kind = result.kind
+        by_p = result.score_kind == "neg_log10_p_value"
+        score, threshold = (
+            (self.evidence, self.evidence_threshold) if by_p else (self.drift_score, self.threshold)
+        )
+        stale = (
+            (self.drift_score, self.threshold) if by_p else (self.evidence, self.evidence_threshold)
+        )
+        for gauge in stale:
+            with contextlib.suppress(KeyError):
+                gauge.remove(model, kind)
+        if math.isfinite(result.score):
+            score.labels(model, kind).set(result.score)
+        if math.isfinite(result.threshold):
+            threshold.labels(model, kind).set(result.threshold)
+
     def _record_details(self, model: str, results: list[CheckResult]) -> None:
         for result in results:
             if result.kind == "performance":
@@ -293,8 +325,8 @@ class Metrics:
                     if isinstance(value, float) and math.isfinite(value):
                         self.model_error.labels(model, metric).set(value)
             if result.kind == "input_drift" and self.feature_limit and result.feature_scores:
-                for name, score in result.feature_scores()[: self.feature_limit]:
-                    self.feature_drift_score.labels(model, name).set(score)
+                for name, test, score in result.feature_scores()[: self.feature_limit]:
+                    self.feature_drift_score.labels(model, name, test).set(score)
 
     def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> bool:
         """Consumer lag per assigned partition from a librdkafka statistics document.
@@ -321,7 +353,13 @@ class Metrics:
         gauges here while the new owner reports the model)."""
         for model in models:
             for kind in KINDS:
-                for gauge in (self.drift_score, self.drift_detected, self.threshold):
+                for gauge in (
+                    self.drift_score,
+                    self.drift_detected,
+                    self.threshold,
+                    self.evidence,
+                    self.evidence_threshold,
+                ):
                     with contextlib.suppress(KeyError):
                         gauge.remove(model, kind)
             for gauge1 in (
