@@ -192,10 +192,15 @@ class ChartDesign:
             except ReferenceTooSmall:
                 h = math.inf
             if h > MAX_THRESHOLD_FACTOR * ideal:
+                need = (
+                    "no threshold could hold that budget"
+                    if math.isinf(h)
+                    else f"it would need a threshold {h / ideal:.3g} times an exact one's"
+                )
                 raise ReferenceTooSmall(
                     f"a reference of {m} values is too small for sequential detection at one "
-                    f"false alarm per {false_alarm_events:g} events: its own sampling error "
-                    f"would need a threshold {h / ideal:.3g} times that of an exact one"
+                    f"false alarm per {false_alarm_events:g} events (its own sampling error: "
+                    f"{need})"
                 )
             rows.append((h, h, scale_threshold(scale_rate, c, int(m))))
         return cls(k, c, tuple(rows), false_alarm_events)

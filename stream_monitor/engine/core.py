@@ -22,7 +22,7 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine import charts
-from stream_monitor.engine.models import MonitoredModel, cadence
+from stream_monitor.engine.models import MonitoredModel, cadence, feature_notes
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.status import model_status
@@ -153,7 +153,7 @@ class Engine:
         if reference is not None:
             model = MonitoredModel.start(name, reference, reference.feature_names, settings)
             model.window = model.new_window()
-            model.notes.extend(_feature_notes(reference, first))
+            model.notes.extend(feature_notes(reference, first))
         else:
             names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
             if settings.bootstrap_reference > 0:
@@ -297,7 +297,10 @@ class Engine:
                 model.settings.prediction_bins,
             )
             reference = summarise_for(exact, model.settings)  # compact if configured
+            known = len(model.notes)
             model.use_reference(reference)
+            for note in model.notes[known:]:  # what the new reference's charts say
+                log.warning("model %r: %s", model.name, note)
             model.bootstrap_source = (features, predictions)
             model.bootstrap_rows.clear()
             model.bootstrap_predictions.clear()
@@ -382,18 +385,3 @@ class Engine:
                 for name, model in sorted(self.models.items())
             }
         }
-
-
-def _feature_notes(reference: PreparedReference, first: dict[str, object]) -> list[str]:
-    """What an operator should know when a model's events and its reference disagree."""
-    known = set(reference.feature_names)
-    if reference.categorical is not None:
-        known |= set(reference.categorical.feature_names)
-    notes = []
-    unknown = sorted(set(first) - known)
-    absent = sorted(known - set(first))
-    if unknown:
-        notes.append(f"features not in the reference (ignored): {unknown}")
-    if absent:
-        notes.append(f"reference features absent from events: {absent}")
-    return [*notes, *reference.notes]

@@ -96,11 +96,8 @@ class MonitoredModel:
             built = build_charts(self.name, reference, self.settings, self.events_seen)
         except ReferenceTooSmall as e:
             note = f"{e}; its input drift is judged by the window test (give a larger reference)"
-            log.warning("model %r: %s", self.name, note)
-            self.notes.append(note)
+            self.notes.append(note)  # logged with the model's other notes
             return None
-        for note in built.notes:
-            log.warning("model %r: %s", self.name, note)
         self.notes.extend(built.notes)
         self.chart_features = built.names
         return built.charts
@@ -151,3 +148,18 @@ def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:
         count -= take
         done += take
         yield take, done % every == 0
+
+
+def feature_notes(reference: PreparedReference, first: dict[str, object]) -> list[str]:
+    """What an operator should know when a model's events and its reference disagree."""
+    known = set(reference.feature_names)
+    if reference.categorical is not None:
+        known |= set(reference.categorical.feature_names)
+    notes = []
+    unknown = sorted(set(first) - known)
+    absent = sorted(known - set(first))
+    if unknown:
+        notes.append(f"features not in the reference (ignored): {unknown}")
+    if absent:
+        notes.append(f"reference features absent from events: {absent}")
+    return [*notes, *reference.notes]
