@@ -37,6 +37,7 @@ from stream_monitor.sources.records import RecordBatch
 from stream_monitor.tools.drift_streams import (
     Change,
     Sampler,
+    delay_summary,
     gaussian,
     poisson,
     run_streams,
@@ -139,12 +140,10 @@ def engine_delays(streams: int) -> None:
                 else:
                     missed[test] += 1
             del s
-        parts = []
-        for test, label in (("cusum", "charts"), ("ks", "window KS")):
-            d = found[test]
-            med = statistics.median(d) if d else float("inf")
-            p90 = float(np.percentile(d, 90)) if d else float("inf")
-            parts.append(f"{label} {med:6.1f} / {p90:6.1f} (missed {missed[test]})")
+        parts = [
+            f"{label} {delay_summary(found[test])} (missed {missed[test]})"
+            for test, label in (("cusum", "charts"), ("ks", "window KS"))
+        ]
         print(f"  {change.name:24s} " + "   ".join(parts))
 
 

@@ -22,7 +22,6 @@ Needs scikit-learn (not a dependency of the package): `pip install scikit-learn`
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -33,6 +32,7 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
+from stream_monitor.tools.drift_streams import delay_summary
 
 NAMES = tuple(f"px{j:02d}" for j in range(64))
 Draw = Callable[[np.random.Generator, np.ndarray, np.ndarray, int], np.ndarray]
@@ -132,12 +132,10 @@ def main() -> None:
                     found[test].append(fired[0])
                 else:
                     missed[test] += 1
-        parts = []
-        for test, label in (("cusum", "charts"), ("ks", "window KS")):
-            d = found[test]
-            med = statistics.median(d) if d else float("inf")
-            p90 = float(np.percentile(d, 90)) if d else float("inf")
-            parts.append(f"{label} {med:6.1f} / {p90:6.1f} (missed {missed[test]})")
+        parts = [
+            f"{label} {delay_summary(found[test])} (missed {missed[test]})"
+            for test, label in (("cusum", "charts"), ("ks", "window KS"))
+        ]
         print(f"  {name:32s} " + "   ".join(parts) + f"   alarms before the change: {early}")
 
 

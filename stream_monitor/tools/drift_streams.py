@@ -85,6 +85,13 @@ class StreamRun:
         return float(np.percentile(self.delays, q)) if self.delays else float("inf")
 
 
+def delay_summary(delays: list[int] | list[float]) -> str:
+    """`median / p90` of detection delays, as the benchmarks print them."""
+    if not delays:
+        return "   inf /    inf"
+    return f"{float(np.median(delays)):6.1f} / {float(np.percentile(delays, 90)):6.1f}"
+
+
 def _keys(reference: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, int]:
     m, f = reference.shape
     bits = key_bits(np.full(f, m))
