@@ -126,3 +126,33 @@ def test_changelog_bytes_are_bounded() -> None:
     per_event = log.bytes_written / len(events)
     assert per_event < 2.0 * raw_per_event
     assert len(log.records) <= 2 + 64  # bounded keys per model after compaction
+
+
+def test_a_restored_page_hinkley_continues_exactly() -> None:
+    # the error stream's Page-Hinkley detector (and the sequential charts) restored mid-stream
+    model = SyntheticModel("ph", n_features=4)
+    events = model.events(0, 3000)
+    for e in events[1500:]:
+        e["actual"] = float(e["actual"]) + 2.0  # type: ignore[arg-type]
+    settings = DetectorSettings(
+        window_size=300, check_every=50, concept_detector="page_hinkley", page_hinkley_threshold=5.0
+    )
+    refs = references([model], 2000)
+    batches = batches_of_events(events, 250)
+    whole = Engine(settings, refs)
+    expected = [a for b in batches for a in whole.process(b).alerts]
+    assert any(a.kind == "concept_drift" and a.test == "page_hinkley" for a in expected)
+    log, engine, tracker = Changelog(), Engine(settings, refs), StateTracker(300)
+    got = []
+    for i, batch in enumerate(batches):
+        outcome = engine.process(batch)
+        got.extend(outcome.alerts)
+        for name, n in outcome.ok_counts.items():
+            tracker.appended(name, n)
+        log.write(tracker.records(engine, outcome.ok_counts))
+        if i in (3, 7):
+            engine, tracker = Engine(settings, refs), StateTracker(300)
+            assert restore(engine, log.read(), tracker) == ["ph"]
+    assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]
+    detector = engine.models["ph"].errors.detector
+    assert detector is not None and detector.state() == whole.models["ph"].errors.detector.state()  # type: ignore[union-attr]
