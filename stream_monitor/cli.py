@@ -342,11 +342,32 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(func=alerts_tail.run)
 
     demo = sub.add_parser("demo", help="local broker, monitor and drifting traffic; shows alerts")
-    demo.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
-    demo.add_argument("--events-per-model", type=int, default=30_000)
-    demo.add_argument("--rate", type=float, default=3000.0, help="events per second, all models")
-    demo.add_argument("--metrics-port", type=int, default=9108)
-    demo.add_argument("--workdir", default=".demo", help="where references and logs go")
+    demo.add_argument(
+        "--bootstrap-servers",
+        default="127.0.0.1:9092",
+        help="the broker; a local one is started there if none answers (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--events-per-model",
+        type=int,
+        default=30_000,
+        help="events sent for each of the three models (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=3000.0,
+        help="events per second, all models (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9108,
+        help="the monitor's /metrics, /status and /healthz, on 127.0.0.1 (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--workdir", default=".demo", help="where references and logs go (default: %(default)s)"
+    )
     demo.add_argument(
         "--no-broker",
         action="store_true",

@@ -185,3 +185,28 @@ def test_a_large_shift_of_the_mean_is_called_up_even_when_the_scale_chart_crosse
     _, alerts = _alerts(DetectorSettings(), events, references([sd]))
     (fired,) = [a for a in alerts if a.kind == "input_drift" and a.status == "firing"]
     assert fired.direction == "scale"
+
+
+def test_a_models_notes_are_logged_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    # a backtest sweep builds the same model once per value: its notes are said once
+    import logging
+
+    small = SyntheticModel("tiny-ref", n_features=3)
+    refs = references([small], n=150)  # too small for the sequential budget: a note
+    caplog.set_level(logging.WARNING, logger="stream_monitor.engine.core")
+    for _ in range(3):
+        _alerts(DetectorSettings(), small.events(0, 10), refs)
+    notes = [r.getMessage() for r in caplog.records if "too small for sequential" in r.getMessage()]
+    assert len(notes) == 1 and "'tiny-ref'" in notes[0]
+
+
+def test_configuration_errors_carry_no_pydantic_prefix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from stream_monitor.config.loading import ConfigError, load_settings
+
+    cfg = tmp_path / "monitor.yaml"
+    cfg.write_text("window_size: 50\ndrift_rule: gate\ngate_min_samples: 100\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings({}, cfg)
+    message = str(err.value)
+    assert "gate_min_samples 100 exceeds window_size 50" in message
+    assert "Value error" not in message

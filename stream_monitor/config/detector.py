@@ -241,7 +241,8 @@ class DetectorSettings(BaseSettings):
             if silent and own.input_drift_rule == "sequential":
                 notes.append(
                     f"{where}{', '.join(silent)} judge the window test, which raises no "
-                    "input-drift alert under input_drift_rule sequential (the default): set "
+                    "input-drift alert for a model with sequential charts under "
+                    "input_drift_rule sequential (the default): set "
                     f"{where}input_drift_rule to window or both for its alerts"
                 )
         return notes

@@ -82,6 +82,8 @@ def format_validation_error(exc: ValidationError) -> str:
         reason = err["msg"]
         if err["type"] == "extra_forbidden":
             reason = "unknown option"
+        elif err["type"] == "value_error":  # our own validators' reasons, without the prefix
+            reason = reason.removeprefix("Value error, ")
         value = err.get("input")
         secret = bool(err["loc"]) and err["loc"][0] in ("webhooks", "kafka")  # URLs, passwords
         shown = "" if secret or isinstance(value, dict) or value is None else f" (got {value!r})"

@@ -35,6 +35,15 @@ from stream_monitor.window.ring import WindowBlock
 log = logging.getLogger(__name__)
 
 LABEL_KINDS = ("performance", "concept_drift")  # the checks a late label can change
+_WARNED: set[tuple[str, str]] = set()  # (model, note) already logged by this process
+
+
+def warn_once(model: str, note: str) -> None:
+    """Log a note about a model once per process: a backtest sweep or a rebalance builds
+    the same model again and would repeat it."""
+    if (model, note) not in _WARNED:
+        _WARNED.add((model, note))
+        log.warning("model %r: %s", model, note)
 
 
 @dataclass(slots=True)
@@ -171,7 +180,7 @@ class Engine:
                 )
                 model.window = model.new_window()
         for note in model.notes:
-            log.warning("model %r: %s", name, note)
+            warn_once(name, note)
         self.adopt(model)
         return model
 
@@ -300,7 +309,7 @@ class Engine:
             known = len(model.notes)
             model.use_reference(reference)
             for note in model.notes[known:]:  # what the new reference's charts say
-                log.warning("model %r: %s", model.name, note)
+                warn_once(model.name, note)
             model.bootstrap_source = (features, predictions)
             model.bootstrap_rows.clear()
             model.bootstrap_predictions.clear()

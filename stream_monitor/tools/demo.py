@@ -168,6 +168,30 @@ def write_references(workdir: Path) -> Path:
     return refdir
 
 
+def monitor_command(bootstrap: str, refdir: Path, metrics_port: int) -> list[str]:
+    """The demo's `stream-monitor run`: a fresh group, its endpoints on 127.0.0.1 only."""
+    return [
+        sys.executable,
+        "-m",
+        "stream_monitor",
+        "run",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        TOPIC,
+        "--alerts-topic",
+        ALERTS_TOPIC,
+        "--reference",
+        str(refdir),
+        "--group-id",
+        f"demo-{time.time_ns()}",
+        "--metrics-port",
+        str(metrics_port),
+        "--metrics-host",  # a demo listens on this machine only
+        "127.0.0.1",
+    ]
+
+
 def run_demo(opts: DemoOptions) -> int:
     """The demo from start to end: broker, topics, monitor, traffic, summary, shutdown.
 
@@ -193,24 +217,7 @@ def run_demo(opts: DemoOptions) -> int:
     refdir = write_references(opts.workdir)
     _recreate_topics(bootstrap)
     log_path = opts.workdir / "monitor.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stream_monitor",
-        "run",
-        "--bootstrap-servers",
-        bootstrap,
-        "--topic",
-        TOPIC,
-        "--alerts-topic",
-        ALERTS_TOPIC,
-        "--reference",
-        str(refdir),
-        "--group-id",
-        f"demo-{time.time_ns()}",
-        "--metrics-port",
-        str(opts.metrics_port),
-    ]
+    cmd = monitor_command(bootstrap, refdir, opts.metrics_port)
     stop = threading.Event()
     alerts: list[str] = []
     with log_path.open("wb") as log_file:
