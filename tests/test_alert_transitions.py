@@ -121,3 +121,23 @@ def test_page_hinkley_can_watch_the_errors_instead_of_adwin() -> None:
     assert changed.healthy is False and changed.threshold == pytest.approx(0.1)
     with pytest.raises(ValueError, match="concept_detector"):
         DetectorSettings(concept_detector="ddm")  # type: ignore[arg-type]
+
+
+def test_counts_in_status_and_alert_details_are_integers() -> None:
+    model = SyntheticModel("m", n_features=3)
+    engine = Engine(DetectorSettings(), references([model], 2000))
+    for batch in batches_of_events(model.events(0, 1200), 500):
+        engine.process(batch)
+    results = engine.status()["models"]["m"]["results"]  # type: ignore[index]
+    counts = {
+        ("input_drift", "tested_features"): 3,
+        ("input_drift", "drifted_features"): 0,
+        ("performance", "labeled"): 1000,
+        ("data_quality", "issues"): 0,
+        ("concept_drift", "error_window"): None,
+    }
+    for (kind, name), want in counts.items():
+        value = results[kind][name]
+        assert type(value) is int, (kind, name, value)
+        if want is not None:
+            assert value == want

@@ -26,6 +26,8 @@ KINDS: tuple[Kind, ...] = (
     "data_quality",
     "concept_drift",
 )
+# a value in an alert's or a result's details: counts are ints, measures floats
+Detail = int | float | str | None
 OPTIONAL_FIELDS = ("score_kind", "direction", "change_start_event")
 RETRAIN_KINDS = frozenset({"input_drift", "prediction_drift", "performance", "concept_drift"})
 
@@ -70,7 +72,7 @@ class Alert(BaseModel):
     source: SourcePosition
     detected_at: str | None
     recommendation: Literal["retrain"] | None
-    details: dict[str, float | str | None] = {}
+    details: dict[str, Detail] = {}
     # contract section 4's optional fields: absent (not null) when unknown
     score_kind: Literal["statistic", "p_value", "chart", "neg_log10_p_value"] | None = None
     direction: Literal["up", "down", "scale"] | None = None

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from stream_monitor.alerts.contract import FeatureResult, Kind
+from stream_monitor.alerts.contract import Detail, FeatureResult, Kind
 
 ScoreKind = Literal["statistic", "chart", "neg_log10_p_value"]
 
@@ -20,7 +20,7 @@ class CheckResult:
     score: float
     threshold: float
     healthy: bool | None
-    details: dict[str, float | str | None] = field(default_factory=dict)
+    details: dict[str, Detail] = field(default_factory=dict)
     reason: str | None = None  # why it could not be judged
     # Per-feature results are built only when an alert needs them (p-values cost more
     # than the statistics they come from).

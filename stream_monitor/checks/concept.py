@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream_monitor.alerts.contract import Detail
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.verdicts import not_judged
@@ -78,7 +79,7 @@ class ErrorStream:
         detector = self.detector
         if isinstance(detector, Adwin):
             mean = detector.estimation
-            settings: dict[str, float | str | None] = {"adwin_delta": self.delta}
+            settings: dict[str, Detail] = {"adwin_delta": self.delta}
         else:
             mean = detector.mean
             settings = {
@@ -94,5 +95,5 @@ class ErrorStream:
             mean,
             baseline,
             not changed,
-            details={"error_mean": mean, "error_window": float(detector.n), **settings},
+            details={"error_mean": mean, "error_window": int(detector.n), **settings},
         )

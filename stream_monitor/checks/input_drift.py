@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_monitor.alerts.contract import FeatureResult
+from stream_monitor.alerts.contract import Detail, FeatureResult
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.checks.plan import CheckPlan, GatePlan
@@ -232,10 +232,10 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
         ]
 
     rule = plan.drift_rule
-    details: dict[str, float | str | None] = {
+    details: dict[str, Detail] = {
         "rule": rule,
-        "drifted_features": float(drifted.sum()),
-        "tested_features": float(tested.sum()),
+        "drifted_features": int(drifted.sum()),
+        "tested_features": int(tested.sum()),
     }
     if not tested.any():
         return not_judged("input_drift", "ks", plan.drift_threshold, "no feature could be tested")
@@ -277,7 +277,7 @@ def _gate(
     gate: GatePlan,
     alpha: float,
     evidence: _Evidence,
-    details: dict[str, float | str | None],
+    details: dict[str, Detail],
 ) -> CheckResult:
     """The effect-size gate; score: the largest effect among significant features."""
     decision = effect_size_gate(
@@ -294,7 +294,7 @@ def _gate(
             "gate": decision.rule,
             "effect": gate.effect,
             "correction": gate.correction,
-            "drifted_features": float(decision.drifted.sum()),
+            "drifted_features": int(decision.drifted.sum()),
         }
     )
 
@@ -337,7 +337,7 @@ def _p_value_result(
     level: float,
     healthy: bool,
     features: Callable[[], list[FeatureResult]],
-    details: dict[str, float | str | None],
+    details: dict[str, Detail],
 ) -> CheckResult:
     """A decision made by a p-value against its level, reported as evidence: -log10 p
     against -log10 of the level (the p-value itself stays in `details`)."""
@@ -358,7 +358,7 @@ def _result(
     threshold: float,
     healthy: bool,
     features: Callable[[], list[FeatureResult]],
-    details: dict[str, float | str | None],
+    details: dict[str, Detail],
 ) -> CheckResult:
     return CheckResult(
         "input_drift", test, score, threshold, healthy, details=details, feature_results=features

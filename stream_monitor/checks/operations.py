@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from stream_monitor.alerts.contract import FeatureResult
+from stream_monitor.alerts.contract import Detail, FeatureResult
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.plan import CheckPlan
 from stream_monitor.checks.verdicts import not_judged
@@ -22,7 +22,7 @@ from stream_monitor.window.ring import ModelWindow
 def latency(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     threshold = plan.latency_p99_ms
     quantiles = latency_percentiles(window.latency_ms[window.rows()])
-    details: dict[str, float | str | None] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
+    details: dict[str, Detail] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
     if threshold is None:
         reason = "no latency threshold configured"
         return not_judged(
@@ -70,7 +70,7 @@ def data_quality(window: ModelWindow, plan: CheckPlan) -> CheckResult:
         codes = window.categorical[rows]
         over(names, "missing_share", (codes == MISSING).mean(axis=0), plan.dq_missing_share)
         over(names, "unseen_share", (codes == UNSEEN).mean(axis=0), plan.dq_unseen_share)
-    details: dict[str, float | str | None] = {"issues": float(len(found))}
+    details: dict[str, Detail] = {"issues": len(found)}
     if not found:
         measure, share, limit = closest[0]
         return CheckResult("data_quality", measure, share, limit, True, details=details)

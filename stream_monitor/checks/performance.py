@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from stream_monitor.alerts.contract import Detail
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.plan import CheckPlan
 from stream_monitor.checks.verdicts import not_judged
@@ -23,10 +24,10 @@ def performance(
     threshold = plan.mae_threshold
     rows = window.rows()
     errors = regression_errors(window.prediction[rows], window.actual[rows])
-    details: dict[str, float | str | None] = {
+    details: dict[str, Detail] = {
         "mae": None if errors.labeled == 0 else errors.mae,
         "rmse": None if errors.labeled == 0 else errors.rmse,
-        "labeled": float(errors.labeled),
+        "labeled": int(errors.labeled),
     }
     if errors.labeled < plan.min_labeled_events:
         reason = f"{errors.labeled} events with actuals, {plan.min_labeled_events} needed"
@@ -48,9 +49,9 @@ def _accuracy(window: ModelWindow, plan: CheckPlan, tally: ClassTally | None) ->
     labeled = int(wrong.size)
     accuracy = 1.0 - float(wrong.mean()) if labeled else math.nan
     cm = None if tally is None else tally.metrics(rows)
-    details: dict[str, float | str | None] = {
+    details: dict[str, Detail] = {
         "accuracy": accuracy if labeled else None,
-        "labeled": float(labeled),
+        "labeled": int(labeled),
         "macro_precision": None if cm is None else cm.macro_precision,
         "macro_recall": None if cm is None else cm.macro_recall,
         "macro_f1": None if cm is None else cm.macro_f1,

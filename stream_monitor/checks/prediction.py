@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from stream_monitor.alerts.contract import Detail
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.arrays import FloatArray
 from stream_monitor.checks.plan import CheckPlan
@@ -41,7 +42,7 @@ def prediction_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     js = js_distance(ref.smoothed_prediction_counts(), smoothed(counts))
     # the KS p-value (kstwo.sf) costs more than the statistic: only when KS is judged
     ks, ks_p = prediction_ks(ref.sorted_predictions, window.prediction[rows], test == "ks")
-    details: dict[str, float | str | None] = {"jensenshannon": js, "ks": ks}
+    details: dict[str, Detail] = {"jensenshannon": js, "ks": ks}
     if test == "ks":
         details["ks_p_value"] = ks_p
     score = ks if test == "ks" else js
@@ -89,7 +90,7 @@ def _class_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     chi = chi_squared(ref.classes, counts)
     p = float(chi.pvalue[0])
     psi = float(category_psi(ref.classes, counts).statistic[0])
-    details: dict[str, float | str | None] = {
+    details: dict[str, Detail] = {
         "statistic": float(chi.statistic[0]),
         "p_value": p,
         "psi": psi,

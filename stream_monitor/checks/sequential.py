@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from stream_monitor.alerts.contract import FeatureResult
+from stream_monitor.alerts.contract import Detail, FeatureResult
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.arrays import IntArray
 from stream_monitor.config.detector import DetectorSettings
@@ -213,7 +213,7 @@ class Transition:
         firing = self.status == "firing"
         # the chart furthest past its threshold speaks for the alert
         lead = max(self.hits, key=lambda h: h[2] / h[3]) if self.hits else None
-        details: dict[str, float | str | None] = {
+        details: dict[str, Detail] = {
             "charts": ", ".join(
                 f"{feature_names[h[0]]}:{DIRECTIONS[h[1]]}={h[2]:.2f}/{h[3]:.2f}" for h in self.hits
             ),

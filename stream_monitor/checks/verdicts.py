@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from stream_monitor.alerts.contract import Kind
+from stream_monitor.alerts.contract import Detail, Kind
 from stream_monitor.alerts.results import CheckResult
 
 NO_REFERENCE = "no reference for this model"
@@ -20,7 +20,7 @@ def not_judged(
     threshold: float,
     reason: str,
     score: float = math.nan,
-    details: dict[str, float | str | None] | None = None,
+    details: dict[str, Detail] | None = None,
 ) -> CheckResult:
     """A check that could not be judged, and why."""
     return CheckResult(kind, test, score, threshold, None, details=details or {}, reason=reason)
