@@ -351,3 +351,38 @@ def test_a_webhook_receives_the_committed_alerts(kafka_bootstrap: str, tmp_path:
     finally:
         server.shutdown()
         assert monitor.terminate() == 0, monitor.log()
+
+
+def test_an_empty_assigned_partition_reports_lag_zero(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Every assigned partition has a consumer-lag series, an empty one at 0."""
+    topic, alerts_topic = unique("predictions"), unique("alerts")
+    create_topics(kafka_bootstrap, [topic], partitions=3)
+    model = MODELS[1]
+    events = model.events(0, 300)
+    produce(kafka_bootstrap, topic, event_records(events))  # one key: one partition
+    monitor = MonitorProcess(
+        kafka_bootstrap,
+        topic,
+        alerts_topic,
+        unique("group"),
+        write_references(tmp_path / "ref", [model]),
+        tmp_path / "monitor.log",
+    )
+    try:
+        wait_for(lambda: monitor.events_committed() >= len(events), 120, "events committed")
+
+        def lags() -> dict[str, float]:
+            return {
+                dict(labels)["partition"]: value
+                for (name, labels), value in monitor.metrics().items()
+                if name == "stream_monitor_consumer_lag" and dict(labels)["topic"] == topic
+            }
+
+        wait_for(
+            lambda: len(lags()) == 3 and all(v == 0 for v in lags().values()),
+            60,
+            "a lag series of 0 for each assigned partition",
+        )
+        assert sorted(lags()) == ["0", "1", "2"]
+    finally:
+        assert monitor.terminate() == 0, monitor.log()

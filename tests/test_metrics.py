@@ -27,6 +27,11 @@ def test_lag_counts_from_what_was_consumed_to_the_stable_end() -> None:
     # nothing consumed yet: librdkafka's own figure when it has one, else none
     assert partition_lag({"ls_offset": 10, "app_offset": -1001, "consumer_lag": 10}) == 10
     assert partition_lag({"ls_offset": 10, "app_offset": -1001, "consumer_lag": -1}) is None
+    # nothing consumed yet: from the low watermark; an empty partition has lag 0
+    empty = {"ls_offset": 0, "hi_offset": 0, "lo_offset": 0, "app_offset": -1001}
+    assert partition_lag({**empty, "consumer_lag": -1}) == 0
+    unread = {"ls_offset": 40, "lo_offset": 10, "app_offset": -1001, "consumer_lag": -1}
+    assert partition_lag(unread) == 30
 
 
 def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:

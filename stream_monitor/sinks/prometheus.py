@@ -102,6 +102,8 @@ def partition_lag(pstats: dict[str, int]) -> int | None:
     transactional producer commits (exactly-once): the consumer never sees it. The end is
     the last stable offset under read_committed (the high watermark otherwise); what was
     consumed is `app_offset`, the offset after the last message handed to the monitor.
+    Before the first message (an empty partition, or one not read yet) it is the
+    partition's low watermark: an empty assigned partition has lag 0, not no series.
     """
     end = pstats.get("ls_offset", -1)
     if end < 0:
@@ -109,7 +111,10 @@ def partition_lag(pstats: dict[str, int]) -> int | None:
     consumed = pstats.get("app_offset", -1)
     if end < 0 or consumed < 0:
         lag = pstats.get("consumer_lag", -1)
-        return lag if lag >= 0 else None
+        if lag >= 0:
+            return lag
+        low = pstats.get("lo_offset", -1)
+        return max(end - low, 0) if end >= 0 and low >= 0 else None
     return max(end - consumed, 0)
 
 
