@@ -133,6 +133,26 @@ def test_bad_kafka_option_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
+def test_no_broker_is_one_clear_line_and_exit_1(capfd: pytest.CaptureFixture[str]) -> None:
+    args = parse("--bootstrap-servers", "127.0.0.1:1", "--connect-timeout", "2")
+    assert run(args) == 1
+    err = capfd.readouterr().err  # librdkafka's own stderr lines too: there must be none
+    assert err.splitlines() == [
+        "stream-monitor alerts: no Kafka broker answered at 127.0.0.1:1 within 2 s"
+    ]
+
+
+@pytest.mark.kafka
+def test_a_missing_topic_is_one_clear_line_and_exit_1(
+    kafka_bootstrap: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    topic = unique("no-such-alerts")
+    assert run(parse("--bootstrap-servers", kafka_bootstrap, "--topic", topic)) == 1
+    assert capfd.readouterr().err.splitlines() == [
+        f"stream-monitor alerts: topic {topic!r} does not exist on {kafka_bootstrap}"
+    ]
+
+
 # -- on the real broker ---------------------------------------------------------------------
 
 

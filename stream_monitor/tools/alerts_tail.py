@@ -82,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max", type=_positive_int, metavar="N", help="stop after printing N alerts"
     )
     parser.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="give up (exit 1) when no broker answers within S seconds (default: 10)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=_positive_float,
         metavar="S",
@@ -176,6 +183,9 @@ def consumer_config(args: argparse.Namespace) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
         "isolation.level": "read_committed",
+        # librdkafka's own log lines (a connection refused 20 times a second) stay quiet:
+        # errors reach `_Errors`, which says each once
+        "log_level": 2,
         **kafka_overrides(args.kafka),
     }
 
@@ -205,6 +215,7 @@ class _Errors:
         self._err = err
         self._seen: set[str] = set()
         self.fatal: str | None = None
+        self.quiet = False  # the command has said why it ends: nothing more
 
     def __call__(self, error: Any) -> None:
         from confluent_kafka import KafkaError
@@ -218,14 +229,33 @@ class _Errors:
         )
         if error.fatal() or error.code() in fatal_codes:
             self.fatal = text
-        elif text not in self._seen:
+        elif text not in self._seen and not self.quiet:
             self._seen.add(text)
             print(f"{PROG}: kafka: {text}", file=self._err, flush=True)
 
 
+def _topic_problem(consumer: Any, args: argparse.Namespace) -> str | None:
+    """Why the topic cannot be tailed, in one line: no broker answered within
+    `--connect-timeout`, or the topic does not exist; None when it can."""
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = consumer.list_topics(args.topic, timeout=args.connect_timeout)
+    except KafkaException:
+        return (
+            f"no Kafka broker answered at {args.bootstrap_servers} within "
+            f"{args.connect_timeout:g} s"
+        )
+    topic = metadata.topics.get(args.topic)
+    if topic is None or topic.error is not None:
+        return f"topic {args.topic!r} does not exist on {args.bootstrap_servers}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Tail the alerts topic until a signal, `--max` or `--idle-timeout`. Exit code: 0 on
-    a clean stop, 1 on an unrecoverable Kafka error, 2 on a bad option.
+    a clean stop, 1 when no broker answers, the topic does not exist or a Kafka error is
+    unrecoverable, 2 on a bad option.
 
     Kept whole: the consumer's life (assign, poll, render, stop on a signal) in one place.
     """
@@ -254,6 +284,11 @@ def run(args: argparse.Namespace) -> int:
     printed = 0
     with _stop_on_signals(stop):
         try:
+            problem = _topic_problem(consumer, args)
+            if problem is not None:
+                errors.quiet = True
+                print(f"{PROG}: {problem}", file=err, flush=True)
+                return 1
             consumer.subscribe([args.topic], on_assign=on_assign)
             while not stop.is_set():
                 if errors.fatal is not None:
