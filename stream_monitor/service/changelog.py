@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -91,11 +92,12 @@ def _append(records: list[StateRecord], msg: Any) -> None:
         log.error("skipping unreadable state record %r: %s", key, exc)
 
 
-def prepare_output_topics(settings: Settings) -> None:
+def prepare_output_topics(settings: Settings, stopping: Callable[[], bool] = lambda: False) -> None:
     """Create the topics the monitor writes (alerts, dead letters, state) if absent, with as
-    many partitions as the input: a model's state lives on its input partition's number."""
+    many partitions as the input: a model's state lives on its input partition's number.
+    Waits for the broker until `stopping()`."""
     admin = new_admin(settings)
-    n = input_partitions(admin, settings.topic)
+    n = input_partitions(admin, settings.topic, stopping, settings.bootstrap_servers)
     changelog = settings.changelog_topic
     check_labels_topic(admin, settings)  # before creating anything: a clear refusal
     ensure_topics(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -25,6 +26,12 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # topic a bare consumer that only parses each value read 133k events/s at 0.3 cores with
 # the default and 487k with 10 ms (docs/benchmarks.md). The user's `kafka:` settings win.
 CONSUMER_FETCH = {"fetch.queue.backoff.ms": 10}
+WAIT_CALL_S = 2.0  # one metadata request while waiting for the broker: a stop is obeyed by then
+WAIT_SAY_S = 10.0  # a line this often while no broker answers
+
+
+class BrokerWaitStopped(Exception):
+    """Stopped (a signal) while waiting for the broker at start-up: nothing to commit."""
 
 
 # Errors from which no retry helps: the process exits so that its supervisor restarts it.
@@ -46,8 +53,15 @@ MISSING_CODES = {
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
-    """Settings shared by every client (the user's `kafka:` settings win)."""
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka_settings()}
+    """Settings shared by every client (the user's `kafka:` settings win). librdkafka's own
+    log lines stay quiet (level 2): with no broker it writes one per connection attempt, 20
+    a second; its errors reach the error callbacks, which say each one at most every few
+    seconds (`service/readiness.py`)."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "log_level": 2,
+        **settings.kafka_settings(),
+    }
 
 
 def transactional_id(settings: Settings) -> str:
@@ -107,12 +121,21 @@ def new_producer(settings: Settings, txn_id: str | None = None, **callbacks: Any
     return Producer({**conf, **client_config(settings)})
 
 
-def input_partitions(admin: Any, topic: str, deadline_s: float = 30.0) -> int:
-    """Partitions of the input topic (1 if it does not exist yet); waits for the broker."""
-    deadline = time.monotonic() + deadline_s
+def input_partitions(
+    admin: Any,
+    topic: str,
+    stopping: Callable[[], bool] = lambda: False,
+    bootstrap: str = "",
+) -> int:
+    """Partitions of the input topic (1 if it does not exist yet). Waits for the broker
+    as long as it takes, saying so every `WAIT_SAY_S`; `stopping()` ends the wait within
+    `WAIT_CALL_S` (raises `BrokerWaitStopped`)."""
+    started = said = time.monotonic()
     while True:
+        if stopping():
+            raise BrokerWaitStopped(f"stopped while waiting for Kafka at {bootstrap}")
         try:
-            meta = admin.list_topics(topic=topic, timeout=10)
+            meta = admin.list_topics(topic=topic, timeout=WAIT_CALL_S)
             found = meta.topics.get(topic)
             if found is not None and found.error is None:
                 return max(1, len(found.partitions))
@@ -126,9 +149,15 @@ def input_partitions(admin: Any, topic: str, deadline_s: float = 30.0) -> int:
                 KafkaError.CLUSTER_AUTHORIZATION_FAILED,
             ):
                 raise FatalKafkaError(f"not allowed in: {err.str()}") from exc
-            if time.monotonic() > deadline:
-                raise FatalKafkaError(f"cannot reach the brokers: {exc}") from exc
-            time.sleep(1)  # retry pacing while the broker comes up
+            now = time.monotonic()
+            if now - said >= WAIT_SAY_S:
+                said = now
+                log.warning(
+                    "no Kafka broker answers at %s yet (waiting %.0f s; Ctrl-C stops)",
+                    bootstrap,
+                    now - started,
+                )
+            time.sleep(0.5)  # retry pacing while the broker comes up
 
 
 def topic_partitions(admin: Any, topic: str, deadline_s: float = 15.0) -> int:

@@ -21,6 +21,7 @@ from stream_monitor.service.kafka_clients import FATAL_CODES, MISSING_CODES
 log = logging.getLogger(__name__)
 
 STALL_S = 10.0  # a consume loop not back for this long is not ready
+REPEAT_S = 10.0  # the same connection warning at most this often
 
 
 @dataclass(slots=True)
@@ -29,6 +30,8 @@ class Readiness:
     restoring: bool = False
     fatal: str | None = None  # an unrecoverable client error: the process is ending
     heartbeat: float = field(default_factory=time.monotonic)
+    _said: dict[str, float] = field(default_factory=dict)  # warning text -> when last said
+    _repeats: dict[str, int] = field(default_factory=dict)  # ... and how often held back
 
     def beat(self) -> None:
         """The consume loop came round."""
@@ -49,6 +52,18 @@ class Readiness:
             return False, "no partitions assigned yet"
         return True, f"{assigned} partitions assigned"
 
+    def _say(self, text: str, now: float | None = None) -> None:
+        """A connection warning, at most once per `REPEAT_S` for the same text (a broker that
+        is away makes every client report it many times a second)."""
+        at = time.monotonic() if now is None else now
+        last = self._said.get(text)
+        if last is not None and at - last < REPEAT_S:
+            self._repeats[text] = self._repeats.get(text, 0) + 1
+            return
+        again = self._repeats.pop(text, 0)
+        self._said[text] = at
+        log.warning("kafka: %s%s", text, f" (and {again} times since)" if again else "")
+
     def client_error(self, err: Any, topics: Iterable[str | None], assigned_before: bool) -> bool:
         """Take a Kafka client error into account; True when every broker is down.
 
@@ -63,10 +78,10 @@ class Readiness:
                     self.fatal = f"topic {topic} was deleted ({text})"
         elif code == KafkaError._ALL_BROKERS_DOWN:
             self.broker_up = False
-            log.warning("kafka: %s", text)
+            self._say(text)
             return True
         elif code == KafkaError._TRANSPORT:
-            log.warning("kafka: %s", text)
+            self._say(text)
         else:
             log.info("kafka: %s", text)
         return False

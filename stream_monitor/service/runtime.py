@@ -24,6 +24,7 @@ from stream_monitor.service import transactions
 from stream_monitor.service.changelog import prepare_output_topics
 from stream_monitor.service.endpoints import HttpEndpoints
 from stream_monitor.service.kafka_clients import (
+    BrokerWaitStopped,
     commit_offsets,
     new_consumer,
     new_producer,
@@ -54,6 +55,7 @@ class MonitorService:
         self.engine = Engine(settings.detector_settings(), references)
         self.metrics = Metrics(feature_limit=settings.feature_metrics)
         self._stop = threading.Event()
+        self._subscribed = False  # the broker answered and the group was joined
         self._assigned: set[Partition] = set()
         self._ever_assigned = False
         self.health = Readiness()
@@ -103,7 +105,7 @@ class MonitorService:
         )
         code = 0
         try:
-            prepare_output_topics(self.settings)
+            prepare_output_topics(self.settings, self._stop.is_set)
             if self.exactly_once:
                 self._txn_call(
                     lambda: self._producer.init_transactions(transactions.CALL_TIMEOUT_S)
@@ -114,6 +116,7 @@ class MonitorService:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_lost,
             )
+            self._subscribed = True
             while not self._stop.is_set():
                 if self.health.fatal:
                     raise FatalKafkaError(self.health.fatal)
@@ -124,6 +127,8 @@ class MonitorService:
         except transactions.Interrupted as exc:  # stopped while the brokers were away
             log.warning("stopping without committing (reprocessed by the next owner): %s", exc)
             code = 1 if self.health.fatal else 0
+        except BrokerWaitStopped:  # stopped before any broker answered: nothing to commit
+            self.health.broker_up = False
         finally:
             self._shutdown(clean=code == 0)
         return code
@@ -136,7 +141,7 @@ class MonitorService:
                 self._commit_pending()
         except transactions.Interrupted as exc:
             log.warning("stopping: %s", exc)
-        if self._txn is not None or not self.health.broker_up:
+        if self._txn is not None or (self._subscribed and not self.health.broker_up):
             log.warning("brokers unreachable: the last batches are left to the next owner")
             self._end_transaction()  # the coordinator aborts it (transaction.timeout.ms)
         try:
