@@ -96,8 +96,9 @@ def prepare_output_topics(settings: Settings, stopping: Callable[[], bool] = lam
     """Create the topics the monitor writes (alerts, dead letters, state) if absent, with as
     many partitions as the input: a model's state lives on its input partition's number.
     Waits for the broker until `stopping()`."""
-    admin = new_admin(settings)
-    n = input_partitions(admin, settings.topic, stopping, settings.bootstrap_servers)
+    refused: list[str] = []
+    admin = new_admin(settings, refused)
+    n = input_partitions(admin, settings.topic, stopping, settings.bootstrap_servers, refused)
     changelog = settings.changelog_topic
     check_labels_topic(admin, settings)  # before creating anything: a clear refusal
     ensure_topics(

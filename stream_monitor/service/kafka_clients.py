@@ -126,14 +126,19 @@ def input_partitions(
     topic: str,
     stopping: Callable[[], bool] = lambda: False,
     bootstrap: str = "",
+    refused: list[str] | None = None,
 ) -> int:
     """Partitions of the input topic (1 if it does not exist yet). Waits for the broker
     as long as it takes, saying so every `WAIT_SAY_S`; `stopping()` ends the wait within
-    `WAIT_CALL_S` (raises `BrokerWaitStopped`)."""
+    `WAIT_CALL_S` (raises `BrokerWaitStopped`), a fatal client error in `refused` (the
+    admin client's, see `new_admin`) ends it with `FatalKafkaError`."""
     started = said = time.monotonic()
     while True:
         if stopping():
             raise BrokerWaitStopped(f"stopped while waiting for Kafka at {bootstrap}")
+        admin.poll(0)  # serves the error callback (`refused`)
+        if refused:
+            raise FatalKafkaError(f"not allowed in: {refused[0]}")
         try:
             meta = admin.list_topics(topic=topic, timeout=WAIT_CALL_S)
             found = meta.topics.get(topic)
@@ -201,5 +206,15 @@ def ensure_topics(
             log.warning("could not create topic %s: %s", name, exc)
 
 
-def new_admin(settings: Settings) -> AdminClient:
-    return AdminClient(client_config(settings))
+def new_admin(settings: Settings, refused: list[str] | None = None) -> AdminClient:
+    """An admin client; with `refused`, the texts of its fatal errors (a wrong password,
+    say) are appended there, for a wait for the broker to end on them."""
+    if refused is None:
+        return AdminClient(client_config(settings))
+
+    def on_error(err: KafkaError) -> None:
+        if err.fatal() or err.code() in FATAL_CODES:
+            refused.append(err.str())
+
+    config: dict[str, Any] = {**client_config(settings), "error_cb": on_error}
+    return AdminClient(config)
