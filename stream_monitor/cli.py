@@ -354,10 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="events sent for each of the three models (default: %(default)s)",
     )
     demo.add_argument(
-        "--rate",
-        type=float,
-        default=3000.0,
-        help="events per second, all models (default: %(default)s)",
+        "--rate", type=float, default=3000.0, help="events/s, all models (%(default)s)"
     )
     demo.add_argument(
         "--metrics-port",
