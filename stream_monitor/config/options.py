@@ -57,10 +57,21 @@ class FeatureSettings(BaseModel):
 
 
 class ModelSettings(BaseModel):
-    """Per-model overrides of the detector settings (YAML `models.<name>`)."""
+    """Per-model overrides of the detector settings (YAML `models.<name>`): traffic differs
+    by orders of magnitude between models, so window, cadence and thresholds may too."""
 
     model_config = ConfigDict(extra="forbid")
 
+    window_size: int | None = Field(None, gt=0)
+    check_every: int | None = Field(None, gt=0)
+    min_window: int | None = Field(None, gt=0)
+    min_labeled_events: int | None = Field(None, gt=0)
+    dq_missing_share: float | None = Field(None, gt=0, le=1)
+    dq_nonfinite_share: float | None = Field(None, gt=0, le=1)
+    dq_out_of_range_share: float | None = Field(None, gt=0, le=1)
+    dq_unseen_share: float | None = Field(None, gt=0, le=1)
+    concept_delta: float | None = Field(None, gt=0, lt=1)
+    bootstrap_reference: int | None = Field(None, ge=0)
     drift_threshold: float | None = Field(None, gt=0, le=1)
     prediction_drift_threshold: float | None = Field(None, gt=0, le=1)
     mae_threshold: float | None = Field(None, gt=0)

@@ -168,7 +168,7 @@ class Engine:
             if settings.bootstrap_reference > 0:
                 model = MonitoredModel.start(name, None, names, settings)
                 model.notes.append(
-                    f"no reference: the first {self.settings.bootstrap_reference} events "
+                    f"no reference: the first {settings.bootstrap_reference} events "
                     "become the reference"
                 )
             else:
@@ -390,7 +390,7 @@ class Engine:
         """Per model: window, scores, errors, latency percentiles, retraining decision."""
         return {
             "models": {
-                name: model_status(model, self.settings.window_size)
+                name: model_status(model, model.plan.window_size)
                 for name, model in sorted(self.models.items())
             }
         }
