@@ -1,5 +1,7 @@
-"""References from files: a directory of `<model>.jsonl` or one JSONL file whose events carry
-`model`; every error names the file, the line and the reason."""
+"""References from files: a directory of `<model>.jsonl`, `<model>.csv` or `<model>.parquet`,
+or one such file whose events (rows) carry `model`; every error names the file, the line
+and the reason. CSV and Parquet are read into events (`tables`), so every format is
+prepared by `prepare_from_events`."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import numpy as np
 from stream_monitor.decode.common import decode_event_line
 from stream_monitor.detectors.categorical import CategoricalReference
 from stream_monitor.reference.prepared import InvalidReference, PreparedReference
+from stream_monitor.reference.tables import read_csv_events, read_parquet_events
+
+FORMATS = (".jsonl", ".csv", ".parquet")  # the suffixes a reference directory is read for
 
 
 def _numeric(value: object) -> float:
@@ -87,27 +92,57 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
     return events
 
 
+def _read_events(path: Path, model: str | None) -> list[dict[str, object]]:
+    """A file's events, read by its suffix; `model` is the file's model in a directory, None
+    when one file holds every model. Any suffix but .csv and .parquet is JSONL, as it was
+    before the other formats."""
+    if path.suffix == ".csv":
+        return read_csv_events(path, model)
+    if path.suffix == ".parquet":
+        return read_parquet_events(path, model)
+    return _read_jsonl(path)
+
+
+def _model_files(path: Path) -> list[Path]:
+    """A reference directory's files, one per model: two formats of one model are an error,
+    since which one to use would be a guess."""
+    files = sorted(file for suffix in FORMATS for file in path.glob(f"*{suffix}"))
+    if not files:
+        raise InvalidReference(
+            f"{path}: no <model>.jsonl files (nor <model>.csv or <model>.parquet) in the "
+            "reference directory"
+        )
+    seen: dict[str, Path] = {}
+    for file in files:
+        if file.stem in seen:
+            raise InvalidReference(
+                f"{path}: model {file.stem!r} has two references, {seen[file.stem]} and "
+                f"{file}: keep one"
+            )
+        seen[file.stem] = file
+    return files
+
+
 def load_references(path: Path, bins: int, keep_rows: bool = False) -> dict[str, PreparedReference]:
-    """Load `<model>.jsonl` files from a directory, or one JSONL file whose events carry `model`."""
+    """Load `<model>.<jsonl|csv|parquet>` files from a directory (`<model>@<version>.<ext>`:
+    a version's own reference), or one such file whose events carry `model`."""
     grouped: dict[str, list[dict[str, object]]] = {}
     sources: dict[str, str] = {}
     if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise InvalidReference(f"{path}: no <model>.jsonl files in the reference directory")
-        for file in files:
+        for file in _model_files(path):
             model = file.stem
-            events = _read_jsonl(file)
+            events = _read_events(file, model)
             for n, event in enumerate(events, start=1):
                 named = event.get("model")
-                if named is not None and named != model:
+                # `<model>@<version>.<ext>`: a version's own reference holds the model's events
+                if named is not None and named != model and not model.startswith(f"{named}@"):
                     raise InvalidReference(
                         f"{file}: event {n} names model {named!r}, but the file is for {model!r}"
                     )
             grouped[model] = events
             sources[model] = str(file)
     else:
-        for n, event in enumerate(_read_jsonl(path), start=1):
+        for n, event in enumerate(_read_events(path, None), start=1):
             named = event.get("model")
             if not isinstance(named, str) or not named:
                 raise InvalidReference(f"{path}: event {n} has no model field (needed in one file)")
