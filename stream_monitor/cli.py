@@ -13,6 +13,7 @@ from stream_monitor.alerts.contract import KINDS
 from stream_monitor.config.loading import ConfigError, load_settings
 from stream_monitor.config.settings import Settings
 from stream_monitor.offline.progress import Progress
+from stream_monitor.offline.replay import add_replay_arguments
 from stream_monitor.reference.compact import compact_references
 from stream_monitor.reference.loading import load_references
 from stream_monitor.reference.prepared import InvalidReference, PreparedReference
@@ -141,18 +142,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from stream_monitor.offline.replay import replay_file
+    from stream_monitor.offline.replay import run_replay
 
     settings = _settings(args, REPLAY_OPTIONS)
     _setup_logging(settings.log_level)
-    _check_input(args.file)
+    for path in args.files:
+        _check_input(path)
     refs = _references(settings)
-    progress = _progress(args.file, "replay")
-    if args.out == "-":
-        summary = replay_file(args.file, settings, refs, sys.stdout.buffer, progress)
-    else:
-        with open(args.out, "wb") as out:
-            summary = replay_file(args.file, settings, refs, out, progress)
+    progress = _progress(args.files, "replay")
+    summary = run_replay(args.files, settings, refs, args.out, args.bad_lines, progress)
+    for line in summary.bad_report:
+        log.warning("%s", line)
     log.info("replayed %s", summary)
     return 0
 
@@ -162,10 +162,10 @@ def _check_input(path: Path) -> None:
         raise ConfigError(f"no such file: {path}")
 
 
-def _progress(path: Path, label: str) -> Progress:
+def _progress(paths: Path | list[Path], label: str) -> Progress:
     """Events/s and ETA on stderr, when stderr is a terminal (silent otherwise)."""
     try:
-        size = path.stat().st_size
+        size = sum(p.stat().st_size for p in ([paths] if isinstance(paths, Path) else paths))
     except OSError:
         size = 0
     return Progress(sys.stderr, size, label)
@@ -301,9 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings_options(run, RUN_OPTIONS)
     run.set_defaults(func=cmd_run)
 
-    replay = sub.add_parser("replay", help="run the engine over a JSONL file, write alerts")
-    replay.add_argument("file", type=Path, help="JSONL file of prediction events")
-    replay.add_argument("--out", default="-", help="alerts JSONL file (default: stdout)")
+    replay = sub.add_parser("replay", help="run the engine over JSONL files, write alerts")
+    add_replay_arguments(replay)
     replay.add_argument("--config", type=Path, help="YAML file of options")
     _add_settings_options(replay, REPLAY_OPTIONS)
     replay.set_defaults(func=cmd_replay)
