@@ -54,14 +54,14 @@ def main() -> int:
     parser.add_argument("--events-shift", type=float, default=0.5, help="drift, in sd")
     opts = parser.parse_args()
     engine = engine_with_full_window(opts.events_shift)
-    model = engine.models["m"]
+    model = engine.models["m@v1"]
     window, plan = model.window, model.plan
     assert window is not None and window.reference is not None
-    print(f"window {window.count} rows, written natively: {engine.writes_natively('m')}")
+    print(f"window {window.count} rows, written natively: {engine.writes_natively('m@v1')}")
 
     result = input_drift.input_drift(window, plan)
     assert result.feature_scores is not None
-    scores = dict(result.feature_scores())
+    scores = {name: score for name, _test, score in result.feature_scores()}
     reference = window.reference
     for j, name in enumerate(reference.feature_names):
         values = window.features[: window.count, j]

@@ -111,11 +111,11 @@ def restore_time(bootstrap: str, n_models: int) -> dict[str, float]:
             for record in tracker.records(engine, outcome.ok_counts):
                 value = encode(record)
                 written += len(value)
-                partition = int(record.model[1:]) % 6
+                partition = int(record.model[1:].split("@")[0]) % 6
                 producer.produce(settings.changelog_topic, value, record.key, partition=partition)
                 producer.poll(0)
         for m in group:  # drop the in-memory windows: only the changelog keeps them
-            engine.models.pop(m.name, None)
+            engine.models.pop(m.key, None)
     producer.flush(60)
     fresh, fresh_tracker = Engine(DetectorSettings(), refs), StateTracker(1000)
     started = time.monotonic()

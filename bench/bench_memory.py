@@ -136,7 +136,7 @@ def per_model(ref_size: int, points: int | None, n_models: int = 20) -> dict[str
     gc.collect()
     traced = (tracemalloc.get_traced_memory()[0] - base) / n_models
     tracemalloc.stop()
-    state = engine.models[models[0].name]
+    state = engine.models[models[0].key]
     assert state.window is not None and state.window.count == WINDOW and state.checks > 0
     window_bytes = state.window.nbytes()
     ref_bytes = refs[models[0].name].nbytes()
@@ -224,7 +224,7 @@ def fill_windows(engine: Engine, models: list[SyntheticModel]) -> None:
     for batch in stream(models, 0, 1):
         engine.process(batch)
     for m in models:
-        state = engine.models[m.name]
+        state = engine.models[m.key]
         assert state.window is not None
         a = m.arrays(1, WINDOW - 1, seed=0)
         times = T0 + np.arange(1, WINDOW) * 0.01

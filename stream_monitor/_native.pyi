@@ -143,6 +143,7 @@ def decode_predictions(
     timestamps: list[float | None],
     schemas: dict[str, tuple[str, ...]],
     fleet: WindowFleet | None = None,
+    split_versions: bool = False,
 ) -> NativeDecoded:
     """Prediction records validated exactly as `decode.predictions.decode_batch` validates
     them (the same checks in the same order, reason codes and details; a `not_json` detail
@@ -155,7 +156,8 @@ def decode_predictions(
     the schemas of the batch's models are read. Raises TypeError for arguments of the wrong
     type and ValueError for lists of different lengths, naming the argument. With `fleet`,
     the fast events of its enrolled models (read by their enrolled schemas) are staged in it
-    and not in `fast`."""
+    and not in `fast`. With `split_versions`, a record with a non-empty `model_version` is
+    routed by `model@version` (as `decode_batch(..., split_versions=True)`)."""
 
 class WindowFleet:
     """The models whose windows the native core writes: `decode_predictions` stages their

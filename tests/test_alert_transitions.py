@@ -128,7 +128,7 @@ def test_counts_in_status_and_alert_details_are_integers() -> None:
     engine = Engine(DetectorSettings(), references([model], 2000))
     for batch in batches_of_events(model.events(0, 1200), 500):
         engine.process(batch)
-    results = engine.status()["models"]["m"]["results"]  # type: ignore[index]
+    results = engine.status()["models"]["m@v1"]["results"]  # type: ignore[index]
     counts = {
         ("input_drift", "tested_features"): 3,
         ("input_drift", "drifted_features"): 0,

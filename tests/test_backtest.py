@@ -71,7 +71,7 @@ def test_the_report_of_the_real_stream_has_valid_plots(
 
     report, _ = nile_report
     pngs = sorted(report.glob("*.png"))
-    assert [p.name for p in pngs] == ["nile-flow.png"]
+    assert [p.name for p in pngs] == ["nile-flow@ols-1873-1898.png"]  # per version
     for png in pngs:
         data = png.read_bytes()
         assert data.startswith(PNG_SIGNATURE)
@@ -92,7 +92,9 @@ def test_the_summary_table_counts_what_replay_publishes(
     assert replayed, "the shipped stream must raise alerts"
     written = (report / "alerts.jsonl").read_bytes().splitlines()
     assert [orjson.loads(line)["alert_id"] for line in written] == [a["alert_id"] for a in replayed]
-    counts = Counter((a["model"], a["kind"], a["status"]) for a in replayed)
+    counts = Counter(
+        (f"{a['model']}@{a['model_version']}", a["kind"], a["status"]) for a in replayed
+    )
     rows = ReportPage((report / "index.html").read_text("utf-8")).rows("summary")
     shown = {(r["model"], r["kind"]) for r in rows}
     assert {(m, k) for m, k, _ in counts} <= shown
@@ -102,7 +104,13 @@ def test_the_summary_table_counts_what_replay_publishes(
         assert int(row["resolved"]) == counts[(*key, "resolved")], row
         assert row["events seen"] == "98"
         first = next(
-            (a for a in replayed if (a["model"], a["kind"], a["status"]) == (*key, "firing")), None
+            (
+                a
+                for a in replayed
+                if (f"{a['model']}@{a['model_version']}", a["kind"], a["status"])
+                == (*key, "firing")
+            ),
+            None,
         )
         if first is None:
             assert row["first detection (event time)"] == "—"
@@ -119,7 +127,7 @@ def test_the_report_measures_the_delay_after_the_documented_change(
 ) -> None:
     report, replayed = nile_report
     (row,) = ReportPage((report / "index.html").read_text("utf-8")).rows("changes")
-    assert row["model"] == "nile-flow"
+    assert row["model"] == "nile-flow@ols-1873-1898"
     assert row["known change (event time)"] == "1899-01-01T00:00:00Z"
     assert row["events before it"] == "26"
     first = min(
@@ -146,7 +154,7 @@ def test_every_check_is_recorded_not_only_the_last_of_a_batch(tmp_path: Path) ->
     log.write_bytes(to_jsonl(events))
     settings = DetectorSettings(window_size=200, check_every=50)
     result = run_backtest(log, settings, references([model], 2000), batch_size=1000)
-    series = result.series["m"]["input_drift"]
+    series = result.series["m@v1"]["input_drift"]
     assert series.events == list(range(50, 1001, 50))  # 20 checks in one batch
     assert series.times == [events[k - 1]["timestamp"] for k in series.events]
     assert series.tests == ["ks"]
@@ -155,7 +163,7 @@ def test_every_check_is_recorded_not_only_the_last_of_a_batch(tmp_path: Path) ->
         r.score
         for name, results in _checks_by_batch(events, [model], 50)
         for r in results
-        if name == "m" and r.kind == "input_drift"
+        if name == "m@v1" and r.kind == "input_drift"
     ]
     judged = [s for s in series.scores if not math.isnan(s)]
     assert series.judged == len(judged) == 17  # from the first full window (200 events)
@@ -168,16 +176,16 @@ def test_change_points_are_located_in_their_models_valid_events(tmp_path: Path) 
     ea, eb = a.events(0, 600), b.events(0, 600)
     ea[300]["change_point"] = True
     ea[100]["change_point"] = False  # not a mark
-    eb[50]["model_version"] = '"change_point": true'  # the text, not the field
+    eb[50]["event_id"] = '"change_point": true'  # the text, not the field
     lines = to_jsonl(interleave([ea, eb])).splitlines()
     # bad records of model a before its change point: not among its events
     lines[10:10] = [b"not json", b'{"model": "a", "prediction": 1.0}']
     log = tmp_path / "events.jsonl"
     log.write_bytes(b"\n".join(lines) + b"\n")
     result = run_backtest(log, DetectorSettings(window_size=100), references([a, b]), 7)
-    assert result.change_points == [ChangePoint("a", 300, float(str(ea[300]["timestamp"])))]
+    assert result.change_points == [ChangePoint("a@v1", 300, float(str(ea[300]["timestamp"])))]
     assert result.invalid == 2
-    assert result.events_seen == {"a": 600, "b": 600}
+    assert result.events_seen == {"a@v1": 600, "b@v1": 600}
 
 
 def test_the_decoder_accepts_the_change_point_field_and_unknown_fields() -> None:
@@ -262,10 +270,10 @@ def test_the_charts_are_recorded_drawn_and_credited_with_their_detection(tmp_pat
     (change,) = page.rows("changes")
     assert change["detected by"] == "input_drift"
     assert 0 < int(change["delay (events)"]) < 150
-    assert (report / "m.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert (report / "m@v1.png").read_bytes().startswith(PNG_SIGNATURE)
     settings = DetectorSettings()
     result = run_backtest(log, settings, load_references(refdir, 20), batch_size=500)
-    series = result.series["m"]["input_drift/sequential"]
+    series = result.series["m@v1"]["input_drift/sequential"]
     assert series.events == list(range(100, 3001, 100)) and set(series.thresholds) == {1.0}
     (mark,) = [m for m in result.marks if m.status == "firing"]
     assert mark.key == "input_drift/sequential" and mark.start_event is not None

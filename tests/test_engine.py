@@ -63,9 +63,9 @@ def test_checks_every_n_events_of_a_model() -> None:
     engine = Engine(DetectorSettings(check_every=50, window_size=200), references([model]))
     total_checks = 0
     for batch in batches_of_events(model.events(0, 1030), 333):
-        total_checks += engine.process(batch).check_counts.get("m", 0)
+        total_checks += engine.process(batch).check_counts.get("m@v1", 0)
     assert total_checks == 1030 // 50
-    assert engine.models["m"].events_seen == 1030
+    assert engine.models["m@v1"].events_seen == 1030
 
 
 def test_window_holds_exactly_the_last_events() -> None:
@@ -74,7 +74,7 @@ def test_window_holds_exactly_the_last_events() -> None:
     events = model.events(0, 1111)
     for batch in batches_of_events(events, 97):
         engine.process(batch)
-    window = engine.models["m"].window
+    window = engine.models["m@v1"].window
     assert window is not None and window.count == 250
     expected = sorted(tuple(e["features"].values()) for e in events[-250:])  # type: ignore[union-attr]
     got = sorted(tuple(row) for row in window.features.tolist())
@@ -93,8 +93,8 @@ def test_unreadable_feature_value_is_a_dead_letter_and_nothing_else_is_lost() ->
     outcome = engine.process(batch_of(values))
     assert sorted(d.index for d in outcome.dead_letters) == [3, 6]
     assert all(d.reason == "bad_type" and "f00" in d.detail for d in outcome.dead_letters)
-    assert outcome.ok_counts == {"m": 8}
-    assert engine.models["m"].events_seen == 8
+    assert outcome.ok_counts == {"m@v1": 8}
+    assert engine.models["m@v1"].events_seen == 8
 
 
 def test_model_without_reference_is_counted_and_says_why() -> None:
@@ -103,8 +103,8 @@ def test_model_without_reference_is_counted_and_says_why() -> None:
     outcome = None
     for batch in batches_of_events(model.events(0, 1000)):
         outcome = engine.process(batch)
-    assert outcome is not None and outcome.ok_counts == {"unknown": 1000}
-    status = engine.status()["models"]["unknown"]  # type: ignore[index]
+    assert outcome is not None and outcome.ok_counts == {"unknown@v1": 1000}
+    status = engine.status()["models"]["unknown@v1"]  # type: ignore[index]
     assert status["drift_checked"] is False
     assert "no reference" in " ".join(status["notes"])
     assert status["results"]["input_drift"]["healthy"] is None
@@ -115,7 +115,7 @@ def test_bootstrap_reference_from_first_events_then_detects_drift() -> None:
     model = SyntheticModel("boot", drift_start=5000, drift_shift=2.0)
     engine = Engine(DetectorSettings(bootstrap_reference=3000), {})
     alerts = _run(engine, model.events(0, 8000))
-    state = engine.models["boot"]
+    state = engine.models["boot@v1"]
     assert state.reference is not None and state.reference.events == 3000
     fired = [a for a in alerts if a.kind == "input_drift"]
     assert len(fired) == 1 and fired[0].status == "firing"
@@ -133,7 +133,7 @@ def test_performance_alert_when_errors_grow() -> None:
     assert alerts[0].details["mae"] == pytest.approx(alerts[0].score)
     assert alerts[0].score > 0.5
     assert 1500 < alerts[0].events_seen <= 2100
-    assert engine.status()["models"]["perf"]["should_retrain"] is True  # type: ignore[index]
+    assert engine.status()["models"]["perf@v1"]["should_retrain"] is True  # type: ignore[index]
 
 
 def test_latency_alert_only_when_configured() -> None:

@@ -73,9 +73,9 @@ def test_categorical_shift_fires_with_chi_squared_matching_scipy() -> None:
     assert by_name["f00"].test == "ks" and by_name["f00"].p_value is not None
     assert 2000 < alert.events_seen <= 3100
     # the window's chi-squared equals scipy's on the same counts
-    window = engine.models["shop"].window
+    window = engine.models["shop@v1"].window
     assert window is not None
-    ref = engine.models["shop"].reference
+    ref = engine.models["shop@v1"].reference
     assert ref is not None and ref.categorical is not None
     j = ref.categorical.feature_names.index("country")
     codes = window.categorical[:, j]
@@ -84,7 +84,7 @@ def test_categorical_shift_fires_with_chi_squared_matching_scipy() -> None:
     expected = observed.sum() * ref_counts / ref_counts.sum()
     result = [a for a in alerts][-1]
     assert result is alert
-    last = engine.models["shop"].last_results[0]
+    last = engine.models["shop@v1"].last_results[0]
     feats = {f.name: f for f in last.features()}
     assert feats["country"].score == pytest.approx(
         chisquare(observed, expected).statistic, rel=1e-12
@@ -110,7 +110,7 @@ def test_auto_default_chooses_the_categorical_test_by_window_size(
 
     def country(s: DetectorSettings) -> tuple[str, bool, float]:
         engine, _ = run(s, events)
-        last = engine.models["shop"].last_results[0]
+        last = engine.models["shop@v1"].last_results[0]
         f = {f.name: f for f in last.features()}["country"]
         return f.test, f.drifted, f.score
 
@@ -204,7 +204,7 @@ def test_per_model_configuration_from_yaml(tmp_path: Path) -> None:
     tests = {f.name: f.test for f in fired[0].features}
     assert tests["country"] == "psi" and tests["is_new"] == "chi2" and tests["f00"] == "ks"
     # numeric features judged at 0.9 stay quiet; both categorical features moved
-    last = {f.name: f for f in engine.models["shop"].last_results[0].features()}
+    last = {f.name: f for f in engine.models["shop@v1"].last_results[0].features()}
     assert sorted(n for n, f in last.items() if f.drifted) == ["country", "is_new"]
     assert last["country"].score > 0.05
 
@@ -247,7 +247,7 @@ def test_class_labels_accuracy_and_misclassification_drift() -> None:
     assert performance[0].test == "accuracy" and performance[0].score < 0.8
     assert 3000 < performance[0].events_seen <= 4000
     assert [a.status for a in alerts if a.kind == "concept_drift"][:1] == ["firing"]
-    status = engine.status()["models"]["shop"]  # type: ignore[index]
+    status = engine.status()["models"]["shop@v1"]  # type: ignore[index]
     assert status["results"]["performance"]["accuracy"] == pytest.approx(
         1 - np.mean([e["actual"] != e["prediction"] for e in events[-1000:]])
     )
@@ -273,12 +273,12 @@ def test_class_label_predictions_drift_by_chi_squared() -> None:
     assert [a.status for a in drift] == ["firing"]
     assert drift[0].test == "chi2" and drift[0].score < 0.001
     assert 2000 < drift[0].events_seen <= 2600
-    window = engine.models["shop"].window
+    window = engine.models["shop@v1"].window
     assert window is not None
     observed = np.bincount(window.prediction_class, minlength=2)
     table = refs["shop"].classes.tables[0]  # type: ignore[union-attr]
     expected = observed.sum() * table.counts / table.counts.sum()
-    last = engine.models["shop"].last_results[1]
+    last = engine.models["shop@v1"].last_results[1]
     assert last.details["statistic"] == pytest.approx(
         chisquare(observed, expected).statistic, rel=1e-12
     )

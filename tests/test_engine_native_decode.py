@@ -90,7 +90,7 @@ def test_native_and_python_decoding_give_the_same_engine(
 
     assert native_seen.native > 0 and python_seen.native == 0
     assert native_seen.predictions == python_seen.predictions
-    assert all(native.reads_natively(m) for m in ("fraud", "churn", "no-reference"))
+    assert all(native.reads_natively(m) for m in ("fraud@v1", "churn@v1", "no-reference@v1"))
     alerts = [a.model_dump() for o in got for a in o.alerts]
     assert alerts == [a.model_dump() for o in want for a in o.alerts]
     assert any(a["model"] == "fraud" for a in alerts)

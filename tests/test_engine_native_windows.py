@@ -134,7 +134,7 @@ def test_native_and_python_windows_give_the_same_engine(
     python.observe(seen_python)
     got, want = _run(native, values, sizes), _run(python, values, sizes)
 
-    assert all(native.writes_natively(m) for m in ("fraud", "churn", "no-reference"))
+    assert all(native.writes_natively(m) for m in ("fraud@v1", "churn@v1", "no-reference@v1"))
     assert not any(python.writes_natively(m) for m in python.models)
     assert sum(len(o.latency_counts) for o in got) > 0
     assert seen_native.scores == seen_python.scores and len(seen_native.scores) > 100
@@ -159,7 +159,10 @@ def test_native_and_python_windows_give_the_same_engine(
             other.partition,
         )
         mine, theirs = model.window, other.window
-        assert mine is not None and theirs is not None
+        if mine is None:  # a version with too few events for its bootstrap reference
+            assert theirs is None and model.bootstrap_rows and other.bootstrap_rows
+            continue
+        assert theirs is not None
         assert (mine.head, mine.count) == (theirs.head, theirs.count)
         for column in _WINDOW_COLUMNS:
             a, b = getattr(mine, column), getattr(theirs, column)
@@ -181,16 +184,16 @@ def test_an_observer_of_events_turns_the_native_windows_off() -> None:
 
     engine = Engine(DetectorSettings(), references([STEADY], n=500))
     engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(0, 10)]))
-    assert engine.writes_natively("churn")
+    assert engine.writes_natively("churn@v1")
     engine.observe(Events())
-    assert not engine.writes_natively("churn")
+    assert not engine.writes_natively("churn@v1")
     engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(10, 10)]))
-    assert not engine.writes_natively("churn") and engine.models["churn"].events_seen == 20
+    assert not engine.writes_natively("churn@v1") and engine.models["churn@v1"].events_seen == 20
 
 
 def test_a_model_leaves_the_fleet_with_its_partition() -> None:
     engine = Engine(DetectorSettings(), references([STEADY], n=500))
     engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(0, 10)]))
-    assert engine.writes_natively("churn")
+    assert engine.writes_natively("churn@v1")
     engine.forget_partitions({("predictions", 0)})
-    assert not engine.writes_natively("churn") and "churn" not in engine.models
+    assert not engine.writes_natively("churn@v1") and "churn@v1" not in engine.models

@@ -246,7 +246,7 @@ def test_restart_without_blindness(kafka_bootstrap: str, tmp_path: Path) -> None
         produce(kafka_bootstrap, topic, event_records(model.events(1500, 100)))
         status = wait_for(
             lambda: (lambda s: s if s.get("checks") == 16 else None)(
-                second.status().get("models", {}).get("steady", {})
+                second.status().get("models", {}).get("steady@v1", {})
             ),
             120,
             "the first check after the restart",

@@ -102,16 +102,20 @@ def test_drift_fires_exactly_once_for_the_drifting_model(drift_run: DriftRun) ->
     assert alert["detected_at"].endswith("Z")
     assert not [a for a in drift_run.alerts if a["model"] != "fraud-scorer"]
     # the score gauge was above threshold while drifting; at the end it has recovered
-    score = drift_run.metrics[
-        ("stream_monitor_drift_score", (("kind", "input_drift"), ("model", "fraud-scorer")))
-    ]
+    fraud = (("model", "fraud-scorer"), ("model_version", "v1"))
+    score = drift_run.metrics[("stream_monitor_drift_score", (("kind", "input_drift"), *fraud))]
     assert score <= 0.1
     for m in MODELS:
         ok = drift_run.metrics[
-            ("stream_monitor_events_total", (("model", m.name), ("status", "ok")))
+            (
+                "stream_monitor_events_total",
+                (("model", m.name), ("model_version", "v1"), ("status", "ok")),
+            )
         ]
         assert ok == PER_MODEL
-        checks = drift_run.metrics[("stream_monitor_checks_total", (("model", m.name),))]
+        checks = drift_run.metrics[
+            ("stream_monitor_checks_total", (("model", m.name), ("model_version", "v1")))
+        ]
         assert checks == PER_MODEL // 100
 
 
@@ -122,7 +126,7 @@ def test_recovery_resolves_once(drift_run: DriftRun) -> None:
     assert DRIFT_END < resolved["events_seen"] <= DRIFT_END + 1000
     assert resolved["test"] == "cusum" and resolved["score"] > resolved["threshold"]
     assert resolved["alert_id"] != inputs[0]["alert_id"]
-    status = drift_run.status["models"]["fraud-scorer"]
+    status = drift_run.status["models"]["fraud-scorer@v1"]
     assert status["firing"] == [] and status["should_retrain"] is False
     assert status["window"]["filled"] == 1000
 
@@ -145,7 +149,7 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
     try:
         wait_for(lambda: monitor.events_committed() >= 5000, 120, "events committed")
         metrics = monitor.metrics()
-        key = (("kind", "input_drift"), ("model", "fraud-scorer"))
+        key = (("kind", "input_drift"), ("model", "fraud-scorer"), ("model_version", "v1"))
         assert metrics[("stream_monitor_drift_score", key)] > 0.1
         assert metrics[("stream_monitor_drift_detected", key)] == 1
         alerts = read_alerts(kafka_bootstrap, alerts_topic)
@@ -153,7 +157,12 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
             metrics[
                 (
                     "stream_monitor_alerts_total",
-                    (("kind", "input_drift"), ("model", "fraud-scorer"), ("status", "firing")),
+                    (
+                        ("kind", "input_drift"),
+                        ("model", "fraud-scorer"),
+                        ("model_version", "v1"),
+                        ("status", "firing"),
+                    ),
                 )
             ]
             == 1
@@ -232,7 +241,13 @@ def test_bad_events_go_to_the_dead_letter_topic_and_nothing_else_is_lost(
         assert sorted(reasons) == sorted(expected_reasons)
         metrics = monitor.metrics()
         assert (
-            metrics[("stream_monitor_events_total", (("model", "steady"), ("status", "ok")))] == 600
+            metrics[
+                (
+                    "stream_monitor_events_total",
+                    (("model", "steady"), ("model_version", "v1"), ("status", "ok")),
+                )
+            ]
+            == 600
         )
         invalid = sum(
             v
@@ -277,7 +292,7 @@ def test_sigterm_commits_and_a_restart_does_not_repeat_alerts(
         produce(kafka_bootstrap, topic, event_records(steady.events(0, 1500)))
         wait_for(
             lambda: (
-                second.status().get("models", {}).get("eta-regressor", {}).get("events_seen")
+                second.status().get("models", {}).get("eta-regressor@v1", {}).get("events_seen")
                 == 1500
             ),
             120,
@@ -285,9 +300,9 @@ def test_sigterm_commits_and_a_restart_does_not_repeat_alerts(
         )
         status = second.status()["models"]
         # its events were committed, not read again; its window came back from the changelog
-        assert status["fraud-scorer"]["events_seen"] == 4000
-        assert status["fraud-scorer"]["window"]["filled"] == 1000
-        assert status["fraud-scorer"]["firing"] == ["input_drift", "prediction_drift"]
+        assert status["fraud-scorer@v1"]["events_seen"] == 4000
+        assert status["fraud-scorer@v1"]["window"]["filled"] == 1000
+        assert status["fraud-scorer@v1"]["firing"] == ["input_drift", "prediction_drift"]
         assert read_alerts(kafka_bootstrap, alerts_topic) == before
     finally:
         assert second.terminate() == 0, second.log()

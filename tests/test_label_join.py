@@ -53,19 +53,19 @@ def test_late_labels_give_the_window_of_inline_actuals() -> None:
     late = joining_engine(SETTINGS, references([MODEL], 1000))
     for batch in batches_of_events(without_actuals(events), 250):
         late.process(batch)
-    assert np.isnan(late.models["reg"].window.error).all()  # type: ignore[union-attr]
+    assert np.isnan(late.models["reg@v1"].window.error).all()  # type: ignore[union-attr]
     outcomes = _join(late, shuffled(labels_of(events)), 333)
     assert _counts(outcomes) == {"joined": 3000}
-    a, b = inline.models["reg"].window, late.models["reg"].window
+    a, b = inline.models["reg@v1"].window, late.models["reg@v1"].window
     assert a is not None and b is not None
     assert np.array_equal(a.actual, b.actual, equal_nan=True)
     assert np.array_equal(a.error, b.error, equal_nan=True)
-    perf = next(r for r in late.models["reg"].last_results if r.kind == "performance")
-    ref = next(r for r in inline.models["reg"].last_results if r.kind == "performance")
+    perf = next(r for r in late.models["reg@v1"].last_results if r.kind == "performance")
+    ref = next(r for r in inline.models["reg@v1"].last_results if r.kind == "performance")
     assert perf.details["mae"] == pytest.approx(ref.details["mae"], rel=1e-12)
     assert perf.details["labeled"] == 500.0
-    assert late.models["reg"].labels_joined == 3000
-    concept = late.models["reg"].errors.detector
+    assert late.models["reg@v1"].labels_joined == 3000
+    concept = late.models["reg@v1"].errors.detector
     assert concept is not None and concept.n > 0  # every joined error reached the detector
 
 
@@ -91,9 +91,9 @@ def test_each_outcome_is_counted() -> None:
     keys = [k for k, _ in records] + [b"reg"]
     outcome = join_of(engine).apply(engine, label_batch(values, keys))
     assert outcome.label_counts == {
-        ("reg", "joined"): 2,
-        ("reg", "unmatched"): 2,
-        ("reg", "late"): 1,
+        ("reg@v1", "joined"): 2,  # the version's own window
+        ("reg@v1", "unmatched"): 2,
+        ("reg@v1", "late"): 1,
         ("other", "unmatched"): 1,
         ("reg", "invalid"): 4,  # the key's model, when the value's disagrees
         ("", "invalid"): 1,
@@ -101,7 +101,7 @@ def test_each_outcome_is_counted() -> None:
     reasons = sorted(d.reason for d in outcome.dead_letters)
     assert reasons == ["bad_type", "missing_actual", "missing_model", "model_mismatch", "not_json"]
     assert not outcome.ok_counts and not outcome.dead_letter_models  # not prediction events
-    window = engine.models["reg"].window
+    window = engine.models["reg@v1"].window
     assert window is not None
     assert int(np.isfinite(window.error).sum()) == 2
     assert 2.5 - 1e-9 < float(np.nansum(window.actual)) - 1.0 < 2.5 + 1e-9
@@ -113,10 +113,10 @@ def test_horizon_by_event_time() -> None:
     events = MODEL.events(0, 1000)  # event times 0.01 s apart: 10 s in all
     for batch in batches_of_events(without_actuals(events), 200):
         engine.process(batch)
-    assert join_of(engine).awaiting("reg") == 501  # 5 s back from the newest, inclusive
+    assert join_of(engine).awaiting("reg@v1") == 501  # 5 s back from the newest, inclusive
     outcomes = _join(engine, labels_of([events[100], events[498], events[499], events[900]]))
     assert _counts(outcomes) == {"late": 2, "joined": 2}
-    assert join_of(engine).awaiting("reg") == 499
+    assert join_of(engine).awaiting("reg@v1") == 499
 
 
 def test_horizon_by_count_bounds_memory() -> None:
@@ -125,10 +125,10 @@ def test_horizon_by_count_bounds_memory() -> None:
     events = without_actuals(model.events(0, 30_000))
     for batch in batches_of_events(events, 2500):
         engine.process(batch)
-        ring = join_of(engine).rings["big"]
+        ring = join_of(engine).rings["big@v1"]
         assert len(ring.index) <= 1000
         assert ring.nbytes() == 50 * 1000  # preallocated, whatever the traffic
-    assert join_of(engine).awaiting("big") == 1000
+    assert join_of(engine).awaiting("big@v1") == 1000
     outcomes = _join(engine, labels_of(model.events(0, 30_000))[-2500:])
     assert _counts(outcomes) == {"late": 1000, "unmatched": 500, "joined": 1000}
 
@@ -140,7 +140,7 @@ def test_errors_go_to_the_rows_of_their_events() -> None:
     events = MODEL.events(0, 250)
     for batch in batches_of_events(without_actuals(events), 70):
         engine.process(batch)
-    state = engine.models["reg"]
+    state = engine.models["reg@v1"]
     window = state.window
     assert window is not None and state.events_seen == 250
     inside, outside = events[200], events[20]
@@ -197,7 +197,7 @@ def test_labels_run_the_performance_and_concept_checks() -> None:
     events = MODEL.events(0, 2000)
     for batch in batches_of_events(without_actuals(events), 500):
         engine.process(batch)
-    before = engine.models["reg"].checks
+    before = engine.models["reg@v1"].checks
     outcomes = _join(engine, labels_of(events, shift_from=1400, shift=3.0), 250)
     alerts = [a for o in outcomes for a in o.alerts]
     kinds = {(a.kind, a.status) for a in alerts}
@@ -206,7 +206,7 @@ def test_labels_run_the_performance_and_concept_checks() -> None:
     perf = next(a for a in alerts if a.kind == "performance")
     assert perf.source.topic == LABELS_TOPIC and perf.events_seen == 2000
     assert perf.score > 0.5 and perf.details["labeled"] >= 100
-    assert engine.models["reg"].checks == before + 20  # 2000 labels / check_every
+    assert engine.models["reg@v1"].checks == before + 20  # 2000 labels / check_every
     assert len({a.alert_id for a in alerts}) == len(alerts)
 
 
@@ -275,4 +275,4 @@ def test_interleaved_models_join_independently() -> None:
     swapped = [{**x, "model": "b" if x["model"] == "a" else "a"} for x in labels_of(events)]
     outcomes = _join(engine, swapped)  # each id under the other model's key: none match
     assert _counts(outcomes) == {"unmatched": 800}
-    assert join_of(engine).awaiting("a") == 400
+    assert join_of(engine).awaiting("a@v1") == 400

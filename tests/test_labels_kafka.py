@@ -48,9 +48,15 @@ def locally_shuffled(items: list[dict[str, object]], block: int, seed: int) -> l
     return out
 
 
+def _key(labels: dict[str, str]) -> str:
+    """The window a series is of: the model, or `model@version`."""
+    version = labels["model_version"]
+    return f"{labels['model']}@{version}" if version else labels["model"]
+
+
 def label_counts(monitor: MonitorProcess) -> dict[tuple[str, str], float]:
     return {
-        (dict(labels)["model"], dict(labels)["status"]): v
+        (_key(dict(labels)), dict(labels)["status"]): v
         for (name, labels), v in monitor.metrics().items()
         if name == "stream_monitor_labels_total"
     }
@@ -97,10 +103,10 @@ def label_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         produce(kafka_bootstrap, labels_topic, label_records(labels + ghosts))
         produce(kafka_bootstrap, labels_topic, [(b"rises", b"{not a label")])
         expected = {
-            ("rises", "joined"): PER_MODEL,
-            ("steady", "joined"): PER_MODEL,
-            ("rises", "unmatched"): GHOSTS,
-            ("rises", "invalid"): 1,
+            ("rises@v1", "joined"): PER_MODEL,
+            ("steady@v1", "joined"): PER_MODEL,
+            ("rises@v1", "unmatched"): GHOSTS,
+            ("rises", "invalid"): 1,  # unreadable: no version
         }
         wait_for(lambda: label_counts(monitor) == expected, 60, "every label committed")
         label_at = {
@@ -124,15 +130,20 @@ def label_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
 def test_joined_labels_are_the_window_errors(label_run: LabelRun) -> None:
     """The predictions came without actuals; the late labels alone give MAE and RMSE."""
     models = label_run.status["models"]
-    rises = models["rises"]["results"]["performance"]
-    steady = models["steady"]["results"]["performance"]
+    rises = models["rises@v1"]["results"]["performance"]
+    steady = models["steady@v1"]["results"]["performance"]
     assert rises["labeled"] == steady["labeled"] == 1000  # every window row got its label
     assert 2.5 < rises["mae"] < 3.5  # the window holds events after the rise only
     assert steady["mae"] < 0.5 and steady["healthy"] is True
-    mae = label_run.metrics[("stream_monitor_model_error", (("metric", "mae"), ("model", "rises")))]
+    mae = label_run.metrics[
+        (
+            "stream_monitor_model_error",
+            (("metric", "mae"), ("model", "rises"), ("model_version", "v1")),
+        )
+    ]
     assert mae == pytest.approx(rises["mae"])
-    assert models["rises"]["labels"]["joined_ever"] == PER_MODEL
-    assert models["rises"]["labels"]["awaiting"] == 0
+    assert models["rises@v1"]["labels"]["joined_ever"] == PER_MODEL
+    assert models["rises@v1"]["labels"]["awaiting"] == 0
     assert label_run.status["labels"]["totals"] == {
         "joined": 2 * PER_MODEL,
         "late": 0,
@@ -161,8 +172,8 @@ def test_error_rise_alerts_after_the_known_point(label_run: LabelRun) -> None:
 
 
 def test_labels_that_match_nothing_are_counted(label_run: LabelRun) -> None:
-    assert label_run.counts[("rises", "unmatched")] == GHOSTS
-    assert ("rises", "late") not in label_run.counts
+    assert label_run.counts[("rises@v1", "unmatched")] == GHOSTS
+    assert ("rises@v1", "late") not in label_run.counts
     bad = label_run.dead_letters  # the predictions were all good: only the label is here
     assert len(bad) == 1 and bad[0].value() == b"{not a label"
     headers = dict(bad[0].headers())
@@ -189,7 +200,11 @@ def test_sigkill_mid_labels_neither_loses_nor_repeats_one(
 
     def joined(m: MonitorProcess) -> int:
         return int(
-            m.status().get("models", {}).get("crashy", {}).get("labels", {}).get("joined_ever", 0)
+            m.status()
+            .get("models", {})
+            .get("crashy@v1", {})
+            .get("labels", {})
+            .get("joined_ever", 0)
         )
 
     first = MonitorProcess(*args, tmp_path / "1.log", *extra, *slow_commits)
@@ -207,9 +222,9 @@ def test_sigkill_mid_labels_neither_loses_nor_repeats_one(
         wait_for(lambda: second.status()["labels"]["partitions"] == [0], 30, "labels assigned")
         counts = label_counts(second)
         assert joined(second) == len(labels), second.log()  # none lost, none twice
-        assert counts.get(("crashy", "unmatched"), 0) == 0  # a repeat would be unmatched
-        assert counts.get(("crashy", "late"), 0) == 0
-        state = second.status()["models"]["crashy"]
+        assert counts.get(("crashy@v1", "unmatched"), 0) == 0  # a repeat would be unmatched
+        assert counts.get(("crashy@v1", "late"), 0) == 0
+        state = second.status()["models"]["crashy@v1"]
         assert state["labels"]["awaiting"] == 0
         assert state["results"]["performance"]["labeled"] == 1000
     finally:
@@ -241,7 +256,7 @@ def test_labels_wait_for_their_predictions(kafka_bootstrap: str, tmp_path: Path)
     try:
         monitor.wait_ready()
         wait_for(lambda: sum(label_counts(monitor).values()) >= len(events), 60, "labels handled")
-        assert label_counts(monitor) == {("backlog", "joined"): len(events)}, monitor.log()
+        assert label_counts(monitor) == {("backlog@v1", "joined"): len(events)}, monitor.log()
     finally:
         assert monitor.terminate() == 0, monitor.log()
 

@@ -51,7 +51,7 @@ def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:
     for bound in LATENCY_BUCKETS_SECONDS:
         assert samples[repr(float(bound))] == np.sum(seconds <= bound)
     assert samples["+Inf"] == 5000
-    metrics.drift_score.labels("m", "input_drift").set(0.3)
+    metrics.drift_score.labels("m", "", "input_drift").set(0.3)
     metrics.forget_models(["m"])
     text = generate_latest(metrics.registry).decode()
     assert 'model="m"' not in text
@@ -74,10 +74,11 @@ def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> Non
         for s in f.samples
     }
     assert values[("stream_monitor_check_duration_seconds_count", ())] == 15
-    assert values[("stream_monitor_window_events", (("model", "m"),))] == 1000
-    assert values[("stream_monitor_reference_loaded", (("model", "m"),))] == 1
-    mae = values[("stream_monitor_model_error", (("metric", "mae"), ("model", "m")))]
-    assert mae == engine.models["m"].last_results[2].details["mae"]
+    v1 = (("model", "m"), ("model_version", "v1"))  # the synthetic events' version
+    assert values[("stream_monitor_window_events", v1)] == 1000
+    assert values[("stream_monitor_reference_loaded", v1)] == 1
+    mae = values[("stream_monitor_model_error", (("metric", "mae"), *v1))]
+    assert mae == engine.models["m@v1"].last_results[2].details["mae"]
     features = {k for k in values if k[0] == "stream_monitor_feature_drift_score"}
     assert len(features) == 2  # bounded by --feature-metrics
     assert any(k[0] == "process_resident_memory_bytes" for k in values)
@@ -96,7 +97,7 @@ def test_a_kind_decided_by_p_value_shows_evidence_never_a_p_value_as_a_score() -
     from stream_monitor.alerts.results import CheckResult
 
     metrics = Metrics()
-    key = (("kind", "input_drift"), ("model", "m"))
+    key = (("kind", "input_drift"), ("model", "m"), ("model_version", ""))
     by_p = CheckResult("input_drift", "bh", 5.2, 3.0, False, score_kind="neg_log10_p_value")
     metrics.record(BatchOutcome(checks={"m": [by_p]}))
     values = _samples(metrics)
@@ -119,7 +120,20 @@ def test_sequential_charts_set_their_evidence_and_the_detection_gauge() -> None:
     outcome = BatchOutcome(checks={"m": [window]}, sequential={"m": (0.4, False, True)})
     metrics.record(outcome)
     values = _samples(metrics)
-    assert values[("stream_monitor_input_drift_evidence", (("model", "m"),))] == 0.4
+    assert (
+        values[("stream_monitor_input_drift_evidence", (("model", "m"), ("model_version", "")))]
+        == 0.4
+    )
     # the window test is over its threshold, but the charts decide: not detected
-    assert values[("stream_monitor_drift_detected", (("kind", "input_drift"), ("model", "m")))] == 0
-    assert values[("stream_monitor_retrain_recommended", (("model", "m"),))] == 0
+    assert (
+        values[
+            (
+                "stream_monitor_drift_detected",
+                (("kind", "input_drift"), ("model", "m"), ("model_version", "")),
+            )
+        ]
+        == 0
+    )
+    assert (
+        values[("stream_monitor_retrain_recommended", (("model", "m"), ("model_version", "")))] == 0
+    )

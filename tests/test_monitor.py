@@ -55,7 +55,7 @@ def test_alerts_equal_replays_byte_for_byte(
         at += n
     assert [a.to_json() for a in got] == replayed
     status = monitor.status()["models"]
-    assert isinstance(status, dict) and status["a"]["events_seen"] == 8000
+    assert isinstance(status, dict) and status["a@v1"]["events_seen"] == 8000
 
 
 def test_feature_arrays_give_the_alerts_of_event_dicts() -> None:
@@ -93,7 +93,7 @@ def test_settings_come_from_the_yaml_of_run(tmp_path: Path) -> None:
     monitor = Monitor.from_files(refdir, config, check_every=25)
     assert (monitor.settings.window_size, monitor.settings.check_every) == (300, 25)
     monitor.log_many(MODELS[0].events(0, 400))
-    entry = monitor.status()["models"]["a"]
+    entry = monitor.status()["models"]["a@v1"]
     assert entry["checks"] == 400 // 25 and entry["results"]["input_drift"]["threshold"] == 0.5
     with pytest.raises(TypeError):
         Monitor(settings=monitor.settings, window_size=10)

@@ -177,12 +177,12 @@ def _engine_checks(
     scores: dict[str, list[float]] = {}
     quality: dict[str, object] = {}
     for batch in batches_of_events(events, 250):
-        for result in engine.process(batch).checks.get("a", []):
+        for result in engine.process(batch).checks.get("a@v1", []):
             if result.kind == "input_drift":
                 scores.setdefault("scores", []).extend(f.score for f in result.features())
             if result.kind == "data_quality":
                 quality[str(len(quality))] = (result.score, result.details)
-    return scores, quality, engine.models["a"].notes
+    return scores, quality, engine.models["a@v1"].notes
 
 
 def test_engine_with_compact_reference_ks_within_bound_quality_and_psi_unchanged() -> None:
@@ -250,5 +250,5 @@ def test_replay_and_bootstrap_use_the_compact_reference(tmp_path: Path) -> None:
     engine = Engine(DetectorSettings(bootstrap_reference=1000, reference_summary=50), {})
     for batch in batches_of_events(events[:1500]):
         engine.process(batch)
-    booted = engine.models["a"].reference
+    booted = engine.models["a@v1"].reference
     assert booted is not None and booted.summary is not None

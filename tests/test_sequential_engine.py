@@ -48,7 +48,7 @@ def test_the_alert_fires_at_the_crossing_event_and_says_where_the_change_began()
     published = orjson.loads(alert.to_json())
     assert published["direction"] == "up" and published["score_kind"] == "chart"
     # the window test ran all along, but under the sequential rule it does not alert
-    model = engine.models["fraud"]
+    model = engine.models["fraud@v1"]
     assert any(r.kind == "input_drift" and r.test == "ks" for r in model.last_results)
 
 
@@ -193,11 +193,11 @@ def test_a_models_notes_are_logged_once_per_process(caplog: pytest.LogCaptureFix
 
     small = SyntheticModel("tiny-ref", n_features=3)
     refs = references([small], n=150)  # too small for the sequential budget: a note
-    caplog.set_level(logging.WARNING, logger="stream_monitor.engine.core")
+    caplog.set_level(logging.WARNING, logger="stream_monitor.engine.admission")
     for _ in range(3):
         _alerts(DetectorSettings(), small.events(0, 10), refs)
     notes = [r.getMessage() for r in caplog.records if "too small for sequential" in r.getMessage()]
-    assert len(notes) == 1 and "'tiny-ref'" in notes[0]
+    assert len(notes) == 1 and "'tiny-ref@v1'" in notes[0]
 
 
 def test_configuration_errors_carry_no_pydantic_prefix(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -98,7 +98,7 @@ def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(
         if i in crashes:  # lose everything in memory; come back from the changelog
             engine, tracker = Engine(_settings(rule), _refs()), StateTracker(500)
             restored = restore(engine, log.read(), tracker)
-            assert sorted(restored) == sorted(m.name for m in MODELS)
+            assert sorted(restored) == sorted(f"{m.name}@{m.version}" for m in MODELS)
     assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]
     for name, state in reference.models.items():
         other = engine.models[name]
@@ -152,7 +152,9 @@ def test_a_restored_page_hinkley_continues_exactly() -> None:
         log.write(tracker.records(engine, outcome.ok_counts))
         if i in (3, 7):
             engine, tracker = Engine(settings, refs), StateTracker(300)
-            assert restore(engine, log.read(), tracker) == ["ph"]
+            assert restore(engine, log.read(), tracker) == ["ph@v1"]
     assert [a.model_dump() for a in got] == [a.model_dump() for a in expected]
-    detector = engine.models["ph"].errors.detector
-    assert detector is not None and detector.state() == whole.models["ph"].errors.detector.state()  # type: ignore[union-attr]
+    detector = engine.models["ph@v1"].errors.detector
+    assert (
+        detector is not None and detector.state() == whole.models["ph@v1"].errors.detector.state()
+    )  # type: ignore[union-attr]

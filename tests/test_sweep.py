@@ -207,7 +207,7 @@ def test_a_sweep_on_a_known_change_point(tmp_path: Path) -> None:
     for threshold, setting in zip(THRESHOLDS, data["settings"], strict=True):
         by_model = {m["model"]: m for m in setting["models"]}
         expected = _expected(threshold, events)
-        (detection,) = by_model["drifting"]["detections"]
+        (detection,) = by_model["drifting@v1"]["detections"]
         assert detection["change_events_before"] == 1500
         assert detection["change_at"] == "2026-01-01T00:00:15.000Z"
         assert detection["delay_events"] == expected["delay"]
@@ -218,10 +218,10 @@ def test_a_sweep_on_a_known_change_point(tmp_path: Path) -> None:
             assert detection["delay_seconds"] == 0
         else:  # events 10 ms apart, from the change event to the last event of the window
             assert detection["delay_seconds"] == pytest.approx((expected["delay"] - 1) / 100)
-        assert by_model["drifting"]["false_alarms"] == expected["drifting_false"]
-        assert by_model["stationary"]["detections"] == []
-        assert by_model["stationary"]["false_alarms"] == expected["stationary_false"]
-        assert by_model["stationary"]["horizon_events"] == 2 * WINDOW
+        assert by_model["drifting@v1"]["false_alarms"] == expected["drifting_false"]
+        assert by_model["stationary@v1"]["detections"] == []
+        assert by_model["stationary@v1"]["false_alarms"] == expected["stationary_false"]
+        assert by_model["stationary@v1"]["horizon_events"] == 2 * WINDOW
         delays.append(detection["delay_events"])
     # a lower threshold detects no later
     assert None not in delays
@@ -232,7 +232,7 @@ def test_a_sweep_on_a_known_change_point(tmp_path: Path) -> None:
     page = ReportPage((report / "sweep.html").read_text("utf-8"))
     rows = page.rows("sweep")
     assert [(r["setting"], r["model"]) for r in rows] == [
-        (f"drift_threshold={t}", m) for t in THRESHOLDS for m in ("drifting", "stationary")
+        (f"drift_threshold={t}", m) for t in THRESHOLDS for m in ("drifting@v1", "stationary@v1")
     ]
     assert [r["delay (events)"] for r in rows[::2]] == [str(d) for d in delays]
     assert rows[0]["detected by"] == "input_drift"

@@ -593,6 +593,15 @@ pub fn read_record<'a>(
     Verdict::Valid { model, fields: f }
 }
 
+/// The key a valid record is routed by when versions keep their own windows: its model,
+/// or `model@version` for a record with a non-empty `model_version`.
+pub fn route_key<'a>(model: Cow<'a, str>, version: &Value<'a>) -> Cow<'a, str> {
+    match version {
+        Value::Str(v) if !v.is_empty() => Cow::Owned(format!("{model}@{v}")),
+        _ => model,
+    }
+}
+
 /// `event_id` as `decode_batch` keeps it: a non-empty string, an int as its decimal text.
 pub fn event_id<'a>(v: &Value<'a>) -> Option<Cow<'a, str>> {
     match v {
@@ -840,10 +849,14 @@ pub struct Validated<'a> {
 
 /// Every record of a batch through validation: `values` and `keys` in batch order;
 /// `timestamps` is checked for its length only (`columns` reads it).
+///
+/// With `split_versions`, a record that carries a non-empty `model_version` is routed by
+/// `model@version` (each version keeps its own window); its dead letters keep the model.
 pub fn validate<'a>(
     values: &[Option<&'a [u8]>],
     keys: &[Option<&'a [u8]>],
     timestamps: usize,
+    split_versions: bool,
 ) -> Result<Validated<'a>, LengthError> {
     let records = values.len();
     for (field, got) in [("keys", keys.len()), ("timestamps", timestamps)] {
@@ -885,6 +898,11 @@ pub fn validate<'a>(
                 out.undecided.push(i);
             }
             Verdict::Valid { model, fields } => {
+                let model = if split_versions {
+                    route_key(model, &fields.version)
+                } else {
+                    model
+                };
                 let m = match by_name.get(model.as_ref()) {
                     Some(&m) => m,
                     None => {
@@ -975,8 +993,9 @@ pub fn decode_batch<'a>(
     keys: &[Option<&'a [u8]>],
     timestamps: &[Option<f64>],
     schemas: &HashMap<String, Vec<String>>,
+    split_versions: bool,
 ) -> Result<Decoded<'a>, LengthError> {
-    let validated = validate(values, keys, timestamps.len())?;
+    let validated = validate(values, keys, timestamps.len(), split_versions)?;
     let found: Vec<Option<Schema<'_>>> = validated
         .models
         .iter()
@@ -1177,7 +1196,7 @@ mod tests {
         let values: Vec<Option<&[u8]>> = values.into_iter().map(Some).collect();
         let keys = vec![Some(&b"m"[..]), Some(b"m"), None, None];
         let times = vec![Some(3.0), None, None, None];
-        let d = decode_batch(&values, &keys, &times, &schemas).unwrap();
+        let d = decode_batch(&values, &keys, &times, &schemas, false).unwrap();
         assert_eq!(d.dead.len(), 1);
         assert_eq!((d.dead[0].index, d.dead[0].reason), (2, "not_json"));
         assert_eq!(d.models.len(), 2);
@@ -1198,13 +1217,31 @@ mod tests {
         assert_eq!(c.versions, vec![None, Some(Cow::Borrowed("v1"))]);
         assert!(!d.models[1].fast);
         assert_eq!(d.slow_positions(), vec![3]);
-        let err = decode_batch(&values, &keys[..1], &times, &schemas)
+        let err = decode_batch(&values, &keys[..1], &times, &schemas, false)
             .err()
             .unwrap();
         assert_eq!(
             err.to_string(),
             "keys: 1 items for a batch of 4 records (values)"
         );
+    }
+
+    #[test]
+    fn versions_split_into_their_own_keys_when_asked() {
+        let values: Vec<Option<&[u8]>> = vec![
+            Some(br#"{"features": {"a": 1}, "prediction": 1, "model_version": "v1"}"#),
+            Some(br#"{"features": {"a": 1}, "prediction": 1, "model_version": "v2"}"#),
+            Some(br#"{"features": {"a": 1}, "prediction": 1, "model_version": ""}"#),
+            Some(br#"{"features": {"a": 1}, "prediction": 1}"#),
+            Some(br#"{"features": 1, "prediction": 1, "model_version": "v1"}"#),
+        ];
+        let keys = vec![Some(&b"m"[..]); 5];
+        let split = validate(&values, &keys, 5, true).unwrap();
+        assert_eq!(split.models, vec!["m@v1", "m@v2", "m"]);
+        assert_eq!(split.counts, vec![1, 1, 2]);
+        assert_eq!(split.dead[0].model, "m"); // a dead letter keeps the model
+        let shared = validate(&values, &keys, 5, false).unwrap();
+        assert_eq!(shared.models, vec!["m"]);
     }
 
     #[test]
@@ -1216,7 +1253,7 @@ mod tests {
             Some(br#"{"features": {"a": 1}, "prediction": 1}"#),
         ];
         let keys = vec![Some(&b"m"[..]); 3];
-        let d = decode_batch(&values, &keys, &[None; 3], &schemas).unwrap();
+        let d = decode_batch(&values, &keys, &[None; 3], &schemas, false).unwrap();
         assert!(!d.models[0].fast);
         assert_eq!(d.slow_positions(), vec![0, 1, 2]);
         assert_eq!(d.models[0].columns, Columns::default());

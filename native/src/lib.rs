@@ -677,7 +677,7 @@ fn dead_detail(py: Python<'_>, detail: &decode::Detail<'_>) -> PyResult<String> 
 /// validates them; the valid records of models in `schemas` whose values are all numbers
 /// as columns, the rest left to the Python (see `_native.pyi`).
 #[pyfunction]
-#[pyo3(signature = (values, keys, timestamps, schemas, fleet = None))]
+#[pyo3(signature = (values, keys, timestamps, schemas, fleet = None, split_versions = false))]
 fn decode_predictions<'py>(
     py: Python<'py>,
     values: &Bound<'py, PyAny>,
@@ -685,6 +685,7 @@ fn decode_predictions<'py>(
     timestamps: &Bound<'py, PyAny>,
     schemas: &Bound<'py, PyAny>,
     fleet: Option<Bound<'py, fleet::WindowFleet>>,
+    split_versions: bool,
 ) -> PyResult<NativeDecoded> {
     let mut fleet = fleet.as_ref().map(|f| f.borrow_mut());
     if let Some(f) = fleet.as_mut() {
@@ -717,7 +718,7 @@ fn decode_predictions<'py>(
         ))
     })?;
     let validated = py
-        .detach(|| decode::validate(&value_bytes, &key_bytes, times.len()))
+        .detach(|| decode::validate(&value_bytes, &key_bytes, times.len(), split_versions))
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     // the schemas of the batch's models only (a service may know thousands), their names
     // borrowed from the Python strings

@@ -64,3 +64,10 @@ class CheckContext:
     # set for a check run on label arrival (the labels joined so far): its ids stay distinct
     # from those of other checks at the same events_seen
     labels_joined: int | None = None
+    # the key the model's state is kept under when it is not the model: `model@version`
+    # (each version its own window); alert ids are per key
+    key: str | None = None
+
+    @property
+    def model_key(self) -> str:
+        return self.key or self.model

@@ -77,7 +77,7 @@ class FiringAlerts:
         extra = {name: details.pop(name) for name in OPTIONAL_FIELDS if name in details}
         extra.setdefault("score_kind", result.score_kind)
         return Alert(
-            alert_id=alert_id(ctx.model, key, status, ctx.events_seen, ctx.labels_joined),
+            alert_id=alert_id(ctx.model_key, key, status, ctx.events_seen, ctx.labels_joined),
             model=ctx.model,
             model_version=ctx.model_version,
             kind=result.kind,

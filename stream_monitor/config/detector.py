@@ -23,6 +23,8 @@ from stream_monitor.config.options import (
     ModelSettings,
     NumericTest,
     PredictionTest,
+    VersionComparison,
+    VersionPolicy,
 )
 
 # the options that decide the window test's input-drift verdict
@@ -202,8 +204,47 @@ class DetectorSettings(BaseSettings):
     dq_unseen_share: float = Field(
         0.05, gt=0, le=1, description="data quality: categories the reference never held"
     )
+    version_policy: VersionPolicy = Field(
+        "separate",
+        description=(
+            "separate: a model's events with a new model_version start that version's own "
+            "window (key <model>@<version>), judged against <model>@<version>'s reference "
+            "where one exists, else the model's; shared: every version in one window"
+        ),
+    )
+    max_versions: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description=(
+            "separate versions: the newest this many versions of a model are kept (windows, "
+            "/status, metric series); an older one is dropped when a newer one starts"
+        ),
+    )
+    compare_versions: VersionComparison | None = Field(
+        None,
+        description=(
+            "per model (YAML models.<name>.compare_versions: {baseline: v1, candidate: v2}): "
+            "the candidate's inputs and predictions also tested against the baseline's live "
+            "window (needs version_policy separate)"
+        ),
+    )
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _comparison_has_versions(self) -> DetectorSettings:
+        """Comparing versions needs each version's own window."""
+        if self.version_policy == "separate":
+            return self
+        named = [f"models.{n}." for n, m in sorted(self.models.items()) if m.compare_versions]
+        if self.compare_versions is not None or named:
+            where = named[0] if named else ""
+            raise ValueError(
+                f"{where}compare_versions needs version_policy separate (each version its "
+                "own window), not shared"
+            )
+        return self
 
     @model_validator(mode="after")
     def _gate_can_fire(self) -> DetectorSettings:
@@ -284,6 +325,9 @@ class DetectorSettings(BaseSettings):
         own = self.models.get(model)
         if own is None:
             return self
-        update = {k: v for k, v in own.model_dump(exclude={"features"}).items() if v is not None}
+        given = own.model_dump(exclude={"features", "compare_versions"})
+        update = {k: v for k, v in given.items() if v is not None}
         update["features"] = {**self.features, **own.features}
+        if own.compare_versions is not None:  # kept as the object (no validation here)
+            update["compare_versions"] = own.compare_versions
         return self.model_copy(update=update)

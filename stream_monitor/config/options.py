@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 NumericTest = Literal["auto", "ks", "psi", "jensenshannon", "wasserstein", "cvm"]
 CategoricalTest = Literal["auto", "chi2", "psi", "jensenshannon"]
@@ -23,6 +23,8 @@ PredictionTest = Literal["jensenshannon", "ks", "psi"]  # psi: class-label model
 # sequential: CUSUM charts at every event; window: the window test every N events
 InputDriftRule = Literal["sequential", "window", "both"]
 ConceptDetector = Literal["adwin", "page_hinkley"]
+# separate: each model_version its own window; shared: one window for every version
+VersionPolicy = Literal["separate", "shared"]
 JS_DISTANCE_MAX = math.sqrt(math.log(2.0))  # Jensen-Shannon distance (natural log) is below it
 NUMERIC_TESTS: tuple[str, ...] = ("ks", "psi", "jensenshannon", "wasserstein", "cvm")
 CATEGORICAL_TESTS: tuple[str, ...] = ("chi2", "psi", "jensenshannon")
@@ -53,6 +55,23 @@ class FeatureSettings(BaseModel):
         if value is not None and value not in NUMERIC_TESTS + CATEGORICAL_TESTS:
             known = ", ".join(sorted(set(NUMERIC_TESTS + CATEGORICAL_TESTS)))
             raise ValueError(f"unknown test {value!r} (known: {known})")
+        return value
+
+
+class VersionComparison(BaseModel):
+    """A candidate version judged against the live window of a baseline version (YAML
+    `models.<name>.compare_versions`), besides its reference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str = Field(min_length=1)
+    candidate: str = Field(min_length=1)
+
+    @field_validator("candidate")
+    @classmethod
+    def _differs(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("baseline"):
+            raise ValueError("the candidate must be another version than the baseline")
         return value
 
 
@@ -96,4 +115,5 @@ class ModelSettings(BaseModel):
     page_hinkley_threshold: float | None = Field(None, gt=0)
     reference_summary: int | None = Field(None, ge=0)
     test_thresholds: dict[str, float] | None = None
+    compare_versions: VersionComparison | None = None
     features: dict[str, FeatureSettings] = Field(default_factory=dict)

@@ -54,15 +54,18 @@ def decode_native(
     batch: RecordBatch,
     schemas: Mapping[str, tuple[str, ...]],
     fleet: WindowFleet | None = None,
+    split_versions: bool = False,
 ) -> NativeBatch:
     """The batch's dead letters and models, equal to `decode_batch(batch)` followed by
     `event_arrays(schemas[model], ...)` for each model of `schemas` (bit for bit). The fast
     events of the models enrolled in `fleet` stay in it, staged for `fleet.ingest`."""
     wanted = schemas if isinstance(schemas, dict) else dict(schemas)
-    decoded = decode_predictions(batch.values, batch.keys, batch.timestamps, wanted, fleet)
+    decoded = decode_predictions(
+        batch.values, batch.keys, batch.timestamps, wanted, fleet, split_versions
+    )
     fast = dict(decoded.fast)
     positions = sorted(decoded.slow_positions + decoded.undecided_positions)
-    python = _decode_positions(batch, positions)
+    python = _decode_positions(batch, positions, split_versions)
     demoted = [
         name
         for name in python.by_model
@@ -76,7 +79,7 @@ def decode_native(
                 assert fleet is not None
                 positions.extend(fleet.unstage(name))
         positions.sort()
-        python = _decode_positions(batch, positions)
+        python = _decode_positions(batch, positions, split_versions)
 
     dead = [(i, DeadLetter(i, reason, detail), model) for i, reason, detail, model in decoded.dead]
     dead.extend(
@@ -101,7 +104,7 @@ def decode_native(
     )
 
 
-def _decode_positions(batch: RecordBatch, positions: list[int]) -> _Decoded:
+def _decode_positions(batch: RecordBatch, positions: list[int], split_versions: bool) -> _Decoded:
     """`decode_batch` of the records at `positions`, its positions those of `batch`."""
     if not positions:
         return _Decoded({}, [], [])
@@ -110,7 +113,7 @@ def _decode_positions(batch: RecordBatch, positions: list[int]) -> _Decoded:
         values=[batch.values[p] for p in positions],
         timestamps=[batch.timestamps[p] for p in positions],
     )
-    decoded = decode_batch(sub)
+    decoded = decode_batch(sub, split_versions)
     for events in decoded.by_model.values():
         events.index = [positions[i] for i in events.index]
     dead = [DeadLetter(positions[d.index], d.reason, d.detail) for d in decoded.dead_letters]

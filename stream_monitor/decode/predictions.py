@@ -39,8 +39,15 @@ class DecodedBatch:
     dead_letter_models: list[str]  # model of each dead letter when readable, else ""
 
 
-def decode_batch(batch: RecordBatch) -> DecodedBatch:
-    """Parse and validate every record; group the valid ones by model key."""
+def route_key(model: str, version: str | None) -> str:
+    """The key a model's events are kept under when versions keep their own windows:
+    `model@version`, or the model for an event without a version."""
+    return f"{model}@{version}" if version else model
+
+
+def decode_batch(batch: RecordBatch, split_versions: bool = False) -> DecodedBatch:
+    """Parse and validate every record; group the valid ones by model key (by
+    `model@version` with `split_versions`; dead letters keep the model)."""
     by_model: dict[str, ModelEvents] = {}
     dead: list[DeadLetter] = []
     dead_models: list[str] = []
@@ -50,10 +57,12 @@ def decode_batch(batch: RecordBatch) -> DecodedBatch:
         return _prediction_fields(obj, times[i])
 
     for i, model, row in readable_records(batch, fields, dead, dead_models):
+        features, prediction, actual, latency, timestamp, version, event_id = row
+        if split_versions and version:
+            model = route_key(model, version)
         events = by_model.get(model)
         if events is None:
             events = by_model[model] = ModelEvents(model)
-        features, prediction, actual, latency, timestamp, version, event_id = row
         events.index.append(i)
         events.features.append(features)
         events.predictions.append(prediction)

@@ -52,7 +52,8 @@ def book_transitions(
 
     for transition in sequential.take(charts, versions):
         result = transition.result(model.chart_features)
-        ctx = transition.context(model.name, model.version, where)
+        ctx = transition.context(model.model_name, model.version, where)
+        ctx.key = model.own_key
         alert = model.alerts.update(result, ctx)
         observers.checked(result, ctx, alert)
         if alert is not None:

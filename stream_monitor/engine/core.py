@@ -21,12 +21,12 @@ from stream_monitor.checks.run import run_checks
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents
-from stream_monitor.engine import charts
-from stream_monitor.engine.models import MonitoredModel, cadence, feature_notes
+from stream_monitor.engine import admission, charts, versions
+from stream_monitor.engine.models import MonitoredModel, cadence
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.status import model_status
-from stream_monitor.reference.compact import summarise_for
+from stream_monitor.engine.versions import VersionKeys
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.class_tally import ClassTally
@@ -35,15 +35,6 @@ from stream_monitor.window.ring import WindowBlock
 log = logging.getLogger(__name__)
 
 LABEL_KINDS = ("performance", "concept_drift")  # the checks a late label can change
-_WARNED: set[tuple[str, str]] = set()  # (model, note) already logged by this process
-
-
-def warn_once(model: str, note: str) -> None:
-    """Log a note about a model once per process: a backtest sweep or a rebalance builds
-    the same model again and would repeat it."""
-    if (model, note) not in _WARNED:
-        _WARNED.add((model, note))
-        log.warning("model %r: %s", model, note)
 
 
 @dataclass(slots=True)
@@ -72,6 +63,8 @@ class Engine:
         self.observers = Observers()
         # the models the native core reads and writes (engine/native_windows.py)
         self._native = NativePaths(native_windows)
+        self.split_versions = settings.version_policy == "separate"
+        self.versions = VersionKeys(settings.max_versions)  # engine/versions.py
 
     def observe(self, observer: EngineObserver) -> None:
         """Tell `observer` of every model's events and every check from now on."""
@@ -84,7 +77,7 @@ class Engine:
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Every record of the batch, in order: its alerts, dead letters and counts."""
         outcome = BatchOutcome()
-        decoded, dues = self._native.decode(batch, outcome)
+        decoded, dues = self._native.decode(batch, outcome, self.split_versions)
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
         due = 0  # the fleet's models stopped mid-batch, taken in first-seen order with the rest
@@ -94,7 +87,7 @@ class Engine:
                 _first, stopped, at, check = dues[due]
                 self._fleet_stops(stopped, (at, check), batch, outcome)
                 due += 1
-            model = self.models.get(name) or self.add_model(name, events)
+            model = self.models.get(name) or self.add_model(name, events, batch, outcome)
             arrays = read.arrays
             if arrays is None:  # a new model, or one the native decoder cannot read
                 arrays = event_arrays(model.feature_names, events)
@@ -115,7 +108,18 @@ class Engine:
             self._native.follow(model)
         for _first, name, at, check in dues[due:]:
             self._fleet_stops(name, (at, check), batch, outcome)
+        self._identify(outcome)
         return outcome
+
+    def _identify(self, outcome: BatchOutcome) -> None:
+        """The (model, model_version) of the batch's keys that are versions' own windows."""
+        keys = {*outcome.ok_counts, *outcome.windows, *outcome.checks}
+        keys.update(name for counts in outcome.latency_counts for name in counts.models)
+        keys.update(name for name, _status in outcome.label_counts)
+        for key in keys:
+            model = self.models.get(key)
+            if model is not None and model.own_key is not None:
+                outcome.identities[key] = model.identity
 
     def _fleet_stops(
         self, name: str, stop: tuple[int, bool], batch: RecordBatch, outcome: BatchOutcome
@@ -134,7 +138,7 @@ class Engine:
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""
         for name in [n for n, s in self.models.items() if s.partition in partitions]:
-            del self.models[name]
+            self.versions.remove(self.models.pop(name).model_name, name)
             self._native.forget(name)
 
     def reads_natively(self, name: str) -> bool:
@@ -145,43 +149,42 @@ class Engine:
         """Whether the native core writes the model's window (engine/native_windows.py)."""
         return name in self._native.fleet
 
-    def adopt(self, model: MonitoredModel) -> None:
+    def adopt(self, model: MonitoredModel) -> list[str]:
         """Keep `model` (new, or restored from the changelog): its events are routed to it,
         read natively into arrays when nothing in them needs the decoded objects, and its
-        window written natively when nothing in it needs them either."""
+        window written natively when nothing in it needs them either. Returns the keys of
+        older versions of its model it pushed out (engine/versions.py), forgotten here."""
         self.models[model.name] = model
         self._native.adopt(model)
+        dropped = self.versions.add(model.model_name, model.name, model.started_at)
+        for key in dropped:
+            del self.models[key]
+            self._native.forget(key)
+        return dropped
+
+    def keys_of(self, model: str) -> list[str]:
+        """The keys `model`'s events are kept under: its versions' (newest first), or its."""
+        return self.versions.of(model) or ([model] if model in self.models else [])
 
     # -- per model -----------------------------------------------------------------------
 
-    def add_model(self, name: str, events: ModelEvents) -> MonitoredModel:
-        """A model seen for the first time: its reference, plan and window."""
-        reference = self.references.get(name)
-        settings = self.settings.for_model(name)
-        first = events.features[0]
-        if reference is not None:
-            model = MonitoredModel.start(name, reference, reference.feature_names, settings)
-            model.window = model.new_window()
-            model.notes.extend(feature_notes(reference, first))
-        else:
-            names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
-            if settings.bootstrap_reference > 0:
-                model = MonitoredModel.start(name, None, names, settings)
-                model.notes.append(
-                    f"no reference: the first {settings.bootstrap_reference} events "
-                    "become the reference"
-                )
-            else:
-                model = MonitoredModel.start(name, None, (), settings)
-                model.notes.append(
-                    "no reference: events are counted and performance/latency checked, but "
-                    "input and prediction drift are not (give --reference, or "
-                    "--bootstrap-reference N to take the first N events as reference)"
-                )
-                model.window = model.new_window()
-        for note in model.notes:
-            warn_once(name, note)
-        self.adopt(model)
+    def add_model(
+        self,
+        name: str,
+        events: ModelEvents,
+        batch: RecordBatch | None = None,
+        outcome: BatchOutcome | None = None,
+    ) -> MonitoredModel:
+        """A model (or a version of it) seen for the first time: its reference, plan and
+        window; older versions it pushes out are named in `outcome.dropped`."""
+        model = admission.start_model(
+            name, events, self.references, self.settings, self.split_versions
+        )
+        if batch is not None and events.index:
+            model.started_at = batch.offsets[events.index[0]]
+        dropped = self.adopt(model)
+        if outcome is not None:
+            outcome.dropped.extend(dropped)
         return model
 
     def _block(
@@ -234,7 +237,7 @@ class Engine:
         version_by_index = dict(zip(events.index, events.versions, strict=True))
         pos = 0
         if model.window is None:  # still taking the first events as reference
-            pos = self._bootstrap(model, block)
+            pos = admission.take_bootstrap(model, block)
             if model.window is None:
                 return
             if pos < len(block):
@@ -284,39 +287,11 @@ class Engine:
         started = time.perf_counter()
         results = run_checks(model.window, model.plan, model.class_tally)
         results.append(model.errors.check())
+        results.extend(versions.compared(model, self.models))  # a candidate version
         outcome.check_seconds.append(time.perf_counter() - started)
         ctx = model.context(batch, index)
         charts.report_standing(model, ctx, outcome, self.observers)
         self._checked(model, results, ctx, outcome)
-
-    def _bootstrap(self, model: MonitoredModel, block: WindowBlock) -> int:
-        """Take events into the bootstrap reference; returns how many were taken."""
-        needed = model.settings.bootstrap_reference - sum(len(r) for r in model.bootstrap_rows)
-        take = min(needed, len(block))
-        model.bootstrap_rows.append(block.features[:take])
-        model.bootstrap_predictions.append(block.prediction[:take])
-        model.events_seen += take
-        if take == needed:
-            features, predictions = model.bootstrap_arrays()
-            exact = PreparedReference.from_arrays(
-                model.name,
-                model.feature_names,
-                features,
-                predictions,
-                model.settings.prediction_bins,
-            )
-            reference = summarise_for(exact, model.settings)  # compact if configured
-            known = len(model.notes)
-            model.use_reference(reference)
-            for note in model.notes[known:]:  # what the new reference's charts say
-                warn_once(model.name, note)
-            model.bootstrap_source = (features, predictions)
-            model.bootstrap_rows.clear()
-            model.bootstrap_predictions.clear()
-            model.notes.extend(reference.notes)
-            model.window = model.new_window()
-            log.info("model %r: reference taken from its first %d events", model.name, needed)
-        return take
 
     def _checked(
         self,

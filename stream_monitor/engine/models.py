@@ -57,6 +57,10 @@ class MonitoredModel:
     charts: SequentialCharts | None = None  # sequential input drift (checks/sequential.py)
     chart_ranks: CategoryRanks | None = None  # the charts' ranks of categorical features
     chart_features: tuple[str, ...] = ()  # the features the charts watch, in their order
+    # the model `name` is a key of: `name` itself, or the model of `model@version` when
+    # each version keeps its own window (then `version` never changes)
+    model_name: str = ""
+    started_at: int = 0  # ordinal of the key's first event among the model's (oldest first)
 
     @classmethod
     def start(
@@ -65,6 +69,7 @@ class MonitoredModel:
         reference: PreparedReference | None,
         feature_names: tuple[str, ...],
         settings: DetectorSettings,
+        model_name: str | None = None,
     ) -> MonitoredModel:
         model = cls(
             name,
@@ -73,6 +78,7 @@ class MonitoredModel:
             settings,
             CheckPlan.build(settings, reference),
             errors=ErrorStream.for_settings(settings),
+            model_name=model_name or name,
         )
         model.charts = model.new_charts()
         return model
@@ -124,7 +130,7 @@ class MonitoredModel:
         window = self.window
         assert window is not None
         return CheckContext(
-            model=self.name,
+            model=self.model_name,
             model_version=self.version,
             events_seen=self.events_seen,
             window_size=window.count,
@@ -134,7 +140,18 @@ class MonitoredModel:
             partition=batch.partitions[index],
             offset=batch.offsets[index],
             labels_joined=labels_joined,
+            key=self.own_key,
         )
+
+    @property
+    def own_key(self) -> str | None:
+        """The key, when it is not the model's name (a version's own window)."""
+        return self.name if self.name != self.model_name else None
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """(model, model_version) as the metrics label the key."""
+        return self.model_name, self.version or ""
 
 
 def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:

@@ -30,10 +30,13 @@ class NativePaths:
         self.fleet = WindowFleet(list(LATENCY_BUCKETS_SECONDS))
         self.windows_on = windows
 
-    def decode(self, batch: RecordBatch, outcome: BatchOutcome) -> tuple[NativeBatch, list[Due]]:
-        """The batch decoded; the fleet's models' events ingested up to their due checks."""
+    def decode(
+        self, batch: RecordBatch, outcome: BatchOutcome, split_versions: bool = False
+    ) -> tuple[NativeBatch, list[Due]]:
+        """The batch decoded (routed by `model@version` with `split_versions`); the fleet's
+        models' events ingested up to their due checks."""
         fleet = self.fleet if self.windows_on and len(self.fleet) else None
-        decoded = decode_native(batch, self.schemas, fleet)
+        decoded = decode_native(batch, self.schemas, fleet, split_versions)
         dues: list[Due] = []
         if fleet is not None and decoded.staged:
             dues, (names, counts, sums) = fleet.ingest(

@@ -13,7 +13,7 @@ def model_status(model: MonitoredModel, window_size: int) -> dict[str, object]:
     """JSON-ready: what the model's last check found, and where its window stands."""
     window = model.window
     results = {
-        r.kind: {
+        r.state_key: {  # the kind, or its channel (a candidate against its baseline)
             "test": r.test,
             "score": _finite(r.score),
             "threshold": _finite(r.threshold),
@@ -24,6 +24,7 @@ def model_status(model: MonitoredModel, window_size: int) -> dict[str, object]:
         for r in model.last_results
     }
     return {
+        "model": model.model_name,
         "model_version": model.version,
         "events_seen": model.events_seen,
         "checks": model.checks,

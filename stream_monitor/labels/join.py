@@ -116,13 +116,37 @@ class LabelJoin(EngineObserver):
         outcome.dead_letters.extend(decoded.dead_letters)
         for model in decoded.dead_letter_models:
             _count(outcome, model, "invalid")
-        for model, labels in decoded.by_model.items():
-            state, ring = engine.models.get(model), self.rings.get(model)
-            if state is None or ring is None:
-                _count(outcome, model, "unmatched", len(labels))
-                continue
-            self._join(state, ring, labels, engine, batch, outcome)
+        for model, all_labels in decoded.by_model.items():
+            for key, labels in self._by_version(engine, model, all_labels):
+                state, ring = engine.models.get(key), self.rings.get(key)
+                if state is None or ring is None:
+                    _count(outcome, key, "unmatched", len(labels))
+                    continue
+                self._join(state, ring, labels, engine, batch, outcome)
         return outcome
+
+    def _by_version(
+        self, engine: Engine, model: str, labels: ModelLabels
+    ) -> list[tuple[str, ModelLabels]]:
+        """A model's labels split by the version whose prediction each joins (a label names
+        the model, not its version); a label no version knows goes to the newest."""
+        keys = engine.keys_of(model)
+        if len(keys) <= 1:
+            return [(keys[0] if keys else model, labels)]
+        hashes = id_hashes(labels.event_ids).tolist()
+        owner: list[str] = []
+        rings = [(k, self.rings[k]) for k in keys if k in self.rings]
+        for h in hashes:
+            awaiting = (k for k, ring in rings if h in ring.index)
+            seen = (k for k, ring in rings if ring.known(h)[0])  # joined or evicted
+            owner.append(next(awaiting, None) or next(seen, keys[0]))
+        parts: dict[str, ModelLabels] = {}
+        for j, key in enumerate(owner):
+            part = parts.setdefault(key, ModelLabels(model))
+            part.index.append(labels.index[j])
+            part.event_ids.append(labels.event_ids[j])
+            part.actuals.append(labels.actuals[j])
+        return list(parts.items())
 
     def _join(
         self,

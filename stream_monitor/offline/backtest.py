@@ -28,7 +28,7 @@ from stream_monitor.alerts.contract import KINDS, Alert
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.config.detector import DetectorSettings
-from stream_monitor.decode.predictions import decode_batch
+from stream_monitor.decode.predictions import decode_batch, route_key
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.observers import EngineObserver
 from stream_monitor.offline.file_run import FileRun
@@ -100,7 +100,7 @@ class Recorder(EngineObserver):
         if alert is not None:
             self.marks.append(
                 AlertMark(
-                    alert.model,
+                    ctx.model_key,  # the model, or `model@version` (its own window)
                     alert.kind,
                     alert.status,
                     alert.severity,
@@ -116,7 +116,7 @@ class Recorder(EngineObserver):
             if result.channel is not None:
                 return  # a sequential transition: its chart's series comes from the checks
         key = result.state_key
-        by_kind = self.series.setdefault(ctx.model, {})
+        by_kind = self.series.setdefault(ctx.model_key, {})
         series = by_kind.get(key)
         if series is None:
             series = by_kind[key] = Series()
@@ -214,8 +214,9 @@ class BacktestResult:
         ]
 
 
-def _change_point_records(batch: RecordBatch) -> list[tuple[int, str]]:
-    """(index, model) of the batch's records that mark a known change point."""
+def _change_point_records(batch: RecordBatch, split_versions: bool) -> list[tuple[int, str]]:
+    """(index, key) of the batch's records that mark a known change point (the key: the
+    model, or `model@version` when versions keep their own windows)."""
     found: list[tuple[int, str]] = []
     for i, value in enumerate(batch.values):
         if value is None or _CHANGE_POINT_MARK not in value:
@@ -231,6 +232,9 @@ def _change_point_records(batch: RecordBatch) -> list[tuple[int, str]]:
         if not isinstance(model, str) and key is not None:
             model = key.decode("utf-8", "replace")
         if isinstance(model, str) and model:
+            version = obj.get("model_version")
+            if split_versions and isinstance(version, str):
+                model = route_key(model, version)
             found.append((i, model))
     return found
 
@@ -240,9 +244,10 @@ def _locate(
     records: Iterable[tuple[int, str]],
     seen_before: dict[str, int],
     outcome: BatchOutcome,
+    split_versions: bool,
 ) -> list[ChangePoint]:
     """Where each marked record falls in its model's stream of valid events."""
-    decoded = decode_batch(batch)  # again, but only for the rare batches with a mark
+    decoded = decode_batch(batch, split_versions)  # again, only for batches with a mark
     dead = {d.index for d in outcome.dead_letters}
     points: list[ChangePoint] = []
     for index, model in records:
@@ -274,11 +279,13 @@ def run_backtest(
     change_points: list[ChangePoint] = []
     run = FileRun(path, batch_size, progress)
     for batch in run.batches():
-        marked = _change_point_records(batch)
+        marked = _change_point_records(batch, engine.split_versions)
         seen_before = {m: s.events_seen for m, s in engine.models.items()} if marked else {}
         outcome = engine.process(batch)
         if marked:
-            change_points.extend(_locate(batch, marked, seen_before, outcome))
+            change_points.extend(
+                _locate(batch, marked, seen_before, outcome, engine.split_versions)
+            )
         alerts.extend(outcome.alerts)
         if writer is not None:
             writer.write(outcome.alerts)

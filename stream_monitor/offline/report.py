@@ -52,7 +52,7 @@ def require_matplotlib() -> None:
 
 def file_stem(model: str, taken: set[str]) -> str:
     """A file name for a model's plot: safe characters only, unique within the report."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("._") or "model"
+    stem = re.sub(r"[^A-Za-z0-9._@-]+", "_", model).strip("._") or "model"
     candidate, n = stem, 1
     while candidate.lower() in taken:
         n += 1

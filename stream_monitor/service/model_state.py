@@ -48,6 +48,8 @@ class ModelKeeper:
         """Run the engine and produce everything the batch caused (not yet committed)."""
         labels = self.labels if self.labels is not None and self.labels.owns(batch) else None
         outcome = labels.apply(batch) if labels is not None else self.engine.process(batch)
+        if outcome.dropped:  # older versions pushed out by newer ones (--max-versions);
+            self._forget(outcome.dropped, metrics=False)  # their series go once recorded
         for model, n in outcome.ok_counts.items():
             self.tracker.appended(model, n)
         for model, rows in outcome.patched_rows.items():
@@ -96,7 +98,11 @@ class ModelKeeper:
         """Forget the models of partitions this member no longer owns."""
         gone = [n for n, s in self.engine.models.items() if s.partition in partitions]
         self.engine.forget_partitions(partitions)
+        self._forget(gone)
+
+    def _forget(self, gone: list[str], metrics: bool = True) -> None:
         self.tracker.forget(gone)
         if self.labels is not None:
             self.labels.forget(gone)
-        self.metrics.forget_models(gone)
+        if metrics:
+            self.metrics.forget_models(gone)

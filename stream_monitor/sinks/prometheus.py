@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
-from collections.abc import Iterable
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from prometheus_client import (
     CollectorRegistry,
@@ -18,81 +14,16 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from stream_monitor.alerts.contract import KINDS
-from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome, LatencyCounts
+from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.run import retrain_recommended
+from stream_monitor.sinks.latency_histograms import Identities, LatencyHistograms
 
-# The original design's buckets (0.01 ... 5 s) with finer steps below 10 ms and between.
-
-
-class LatencyHistograms(Collector):
-    """`stream_monitor_prediction_latency_seconds` per model, filled from numpy arrays.
-
-    prometheus_client's Histogram observes one value per call; a batch of latencies is
-    binned here with one searchsorted instead.
-    """
-
-    name = "stream_monitor_prediction_latency_seconds"
-
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_SECONDS) -> None:
-        self._bounds = np.array(buckets, dtype=np.float64)
-        self._counts: dict[str, npt.NDArray[np.int64]] = {}
-        self._sums: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def observe_ms(self, model: str, latencies_ms: npt.NDArray[np.float64]) -> None:
-        seconds = latencies_ms / 1000.0
-        idx = np.searchsorted(self._bounds, seconds, side="left")  # value <= bound
-        add = np.bincount(idx, minlength=self._bounds.size + 1).astype(np.int64)
-        with self._lock:
-            if model in self._counts:
-                self._counts[model] += add
-                self._sums[model] += float(seconds.sum())
-            else:
-                self._counts[model] = add
-                self._sums[model] = float(seconds.sum())
-
-    def add_counts(self, binned: LatencyCounts) -> None:
-        """Latencies binned elsewhere on `LATENCY_BUCKETS_SECONDS` (the native core)."""
-        if tuple(self._bounds.tolist()) != LATENCY_BUCKETS_SECONDS:
-            raise ValueError("latency counts binned on other buckets than this histogram's")
-        with self._lock:
-            for i, model in enumerate(binned.models):
-                add = binned.counts[i]
-                if model in self._counts:
-                    self._counts[model] += add
-                    self._sums[model] += float(binned.sums[i])
-                else:
-                    self._counts[model] = add.copy()
-                    self._sums[model] = float(binned.sums[i])
-
-    def forget(self, model: str) -> None:
-        with self._lock:
-            self._counts.pop(model, None)
-            self._sums.pop(model, None)
-
-    def collect(self) -> Iterable[Metric]:
-        family = HistogramMetricFamily(
-            self.name, "Serving latency of the predictions, from latency_ms", labels=["model"]
-        )
-        with self._lock:
-            for model, counts in sorted(self._counts.items()):
-                cumulative = np.cumsum(counts)
-                buckets = [
-                    (_bound_text(b), float(c))
-                    for b, c in zip(self._bounds, cumulative[:-1], strict=True)
-                ]
-                buckets.append(("+Inf", float(cumulative[-1])))
-                family.add_metric([model], buckets, self._sums[model])
-        yield family
-
-
-def _bound_text(bound: float) -> str:
-    return repr(float(bound))
+__all__ = ["LATENCY_BUCKETS_SECONDS", "Metrics", "partition_lag"]
+ALERT_STATUSES = ("firing", "resolved")
+LABEL_STATUSES = ("joined", "late", "unmatched", "invalid")
 
 
 def partition_lag(pstats: dict[str, int]) -> int | None:
@@ -138,30 +69,33 @@ class Metrics:
         self.window_events = Gauge(
             "stream_monitor_window_events",
             "Events in the model's window",
-            ["model"],
+            ["model", "model_version"],
             registry=r,
         )
         self.reference_loaded = Gauge(
             "stream_monitor_reference_loaded",
             "1 when the model has a reference",
-            ["model"],
+            ["model", "model_version"],
             registry=r,
         )
         self.model_error = Gauge(
             "stream_monitor_model_error",
             "Error metrics of the window: mae, rmse (numbers) or accuracy (class labels)",
-            ["model", "metric"],
+            ["model", "model_version", "metric"],
             registry=r,
         )
         self.feature_drift_score = Gauge(
             "stream_monitor_feature_drift_score",
             "Input-drift statistic per feature and test (only with --feature-metrics N, the "
             "first N features): a KS statistic and a chi-squared one are separate series",
-            ["model", "feature", "test"],
+            ["model", "model_version", "feature", "test"],
             registry=r,
         )
         self.events = Counter(
-            "stream_monitor_events", "Prediction events consumed", ["model", "status"], registry=r
+            "stream_monitor_events",
+            "Prediction events consumed",
+            ["model", "model_version", "status"],
+            registry=r,
         )
         self.dead_letters = Counter(
             "stream_monitor_dead_letters",
@@ -172,42 +106,53 @@ class Metrics:
         self.drift_score = Gauge(
             "stream_monitor_drift_score",
             "Score of the last check per kind (KS, JS distance, MAE, p99 latency in ms)",
-            ["model", "kind"],
+            ["model", "model_version", "kind"],
             registry=r,
         )
         self.drift_detected = Gauge(
             "stream_monitor_drift_detected",
             "1 while the last check of this kind was unhealthy",
-            ["model", "kind"],
+            ["model", "model_version", "kind"],
             registry=r,
         )
         self.evidence = Gauge(
             "stream_monitor_drift_neg_log10_p_value",
             "A check decided by a p-value: -log10 p (never the p-value as a score)",
-            ["model", "kind"],
+            ["model", "model_version", "kind"],
             registry=r,
         )
         self.evidence_threshold = Gauge(
             "stream_monitor_drift_neg_log10_level",
             "-log10 of the level its -log10 p is compared with",
-            ["model", "kind"],
+            ["model", "model_version", "kind"],
             registry=r,
         )
         self.input_drift_evidence = Gauge(
             "stream_monitor_input_drift_evidence",
             "Sequential input drift: the largest chart value over its threshold (1 = alarm)",
-            ["model"],
+            ["model", "model_version"],
+            registry=r,
+        )
+        self.versus_baseline = Gauge(
+            "stream_monitor_versus_baseline_score",
+            "A candidate version's KS statistic against its baseline version's live window",
+            ["model", "model_version", "kind"],
             registry=r,
         )
         self.threshold = Gauge(
             "stream_monitor_drift_threshold",
             "Threshold the score is compared with",
-            ["model", "kind"],
+            ["model", "model_version", "kind"],
             registry=r,
         )
-        self.checks = Counter("stream_monitor_checks", "Checks run", ["model"], registry=r)
+        self.checks = Counter(
+            "stream_monitor_checks", "Checks run", ["model", "model_version"], registry=r
+        )
         self.alerts = Counter(
-            "stream_monitor_alerts", "Alerts published", ["model", "kind", "status"], registry=r
+            "stream_monitor_alerts",
+            "Alerts published",
+            ["model", "model_version", "kind", "status"],
+            registry=r,
         )
         self.consumer_lag = Gauge(
             "stream_monitor_consumer_lag",
@@ -218,7 +163,7 @@ class Metrics:
         self.retrain = Gauge(
             "stream_monitor_retrain_recommended",
             "1 when the last check recommends retraining",
-            ["model"],
+            ["model", "model_version"],
             registry=r,
         )
         self.changelog_bytes = Counter(
@@ -245,15 +190,22 @@ class Metrics:
         self.labels = Counter(
             "stream_monitor_labels",
             "Late labels by outcome: joined, late (prediction evicted), unmatched, invalid",
-            ["model", "status"],
+            ["model", "model_version", "status"],
             registry=r,
         )
-        self.latency = LatencyHistograms()
+        # (model, model_version) of the keys that are versions' own windows
+        self.identities: Identities = {}
+        self.latency = LatencyHistograms(identities=self.identities)
         r.register(self.latency)
+
+    def _id(self, key: str) -> tuple[str, str]:
+        """The `model` and `model_version` labels of a key (a model, or `model@version`)."""
+        return self.identities.get(key, (key, ""))
 
     def record(self, outcome: BatchOutcome) -> None:
         """Publish a committed batch. The event counters move last, so a reader that sees
         them reach N also sees the scores, alerts and windows of those N events."""
+        self.identities.update(outcome.identities)
         reasons: dict[str, int] = {}
         for dead in outcome.dead_letters:
             reasons[dead.reason] = reasons.get(dead.reason, 0) + 1
@@ -264,39 +216,51 @@ class Metrics:
         for binned in outcome.latency_counts:
             self.latency.add_counts(binned)
         for model, n in outcome.check_counts.items():
-            self.checks.labels(model).inc(n)
+            self.checks.labels(*self._id(model)).inc(n)
         for seconds in outcome.check_seconds:
             self.check_duration.observe(seconds)
         for model, (fill, has_reference) in outcome.windows.items():
-            self.window_events.labels(model).set(fill)
-            self.reference_loaded.labels(model).set(1 if has_reference else 0)
+            self.window_events.labels(*self._id(model)).set(fill)
+            self.reference_loaded.labels(*self._id(model)).set(1 if has_reference else 0)
         for model, results in outcome.checks.items():
             for result in results:
                 if result.healthy is None:
                     continue
+                if result.channel is not None:  # a candidate version against its baseline
+                    self.versus_baseline.labels(*self._id(model), result.kind).set(result.score)
+                    continue
                 self._record_score(model, result)
                 if result.alerting:
-                    self.drift_detected.labels(model, result.kind).set(0 if result.healthy else 1)
+                    self.drift_detected.labels(*self._id(model), result.kind).set(
+                        0 if result.healthy else 1
+                    )
             self._record_details(model, results)
             charts = outcome.sequential.get(model)
             firing = charts is not None and charts[1]
             if charts is not None:
                 evidence, _, decides = charts
-                self.input_drift_evidence.labels(model).set(evidence)
+                self.input_drift_evidence.labels(*self._id(model)).set(evidence)
                 if decides:
-                    self.drift_detected.labels(model, "input_drift").set(1 if firing else 0)
-            self.retrain.labels(model).set(1 if retrain_recommended(results) or firing else 0)
+                    self.drift_detected.labels(*self._id(model), "input_drift").set(
+                        1 if firing else 0
+                    )
+            retrain = retrain_recommended(results) or firing
+            self.retrain.labels(*self._id(model)).set(1 if retrain else 0)
         for alert in outcome.alerts:
-            self.alerts.labels(alert.model, alert.kind, alert.status).inc()
+            self.alerts.labels(
+                alert.model, alert.model_version or "", alert.kind, alert.status
+            ).inc()
         for model, n in outcome.ok_counts.items():
-            self.events.labels(model, "ok").inc(n)
+            self.events.labels(*self._id(model), "ok").inc(n)
         invalid: dict[str, int] = {}
         for model in outcome.dead_letter_models:
             invalid[model] = invalid.get(model, 0) + 1
         for model, n in invalid.items():
-            self.events.labels(model, "invalid").inc(n)
+            self.events.labels(model, "", "invalid").inc(n)  # no version read
         for (model, status), n in outcome.label_counts.items():
-            self.labels.labels(model, status).inc(n)
+            self.labels.labels(*self._id(model), status).inc(n)
+        if outcome.dropped:  # older versions pushed out by newer ones (--max-versions)
+            self.forget_models(outcome.dropped, counters=True)
 
     def webhook_result(self, sink: str, outcome: str) -> None:
         self.webhook_deliveries.labels(sink, outcome).inc()
@@ -316,11 +280,11 @@ class Metrics:
         )
         for gauge in stale:
             with contextlib.suppress(KeyError):
-                gauge.remove(model, kind)
+                gauge.remove(*self._id(model), kind)
         if math.isfinite(result.score):
-            score.labels(model, kind).set(result.score)
+            score.labels(*self._id(model), kind).set(result.score)
         if math.isfinite(result.threshold):
-            threshold.labels(model, kind).set(result.threshold)
+            threshold.labels(*self._id(model), kind).set(result.threshold)
 
     def _record_details(self, model: str, results: list[CheckResult]) -> None:
         for result in results:
@@ -328,10 +292,10 @@ class Metrics:
                 for metric in ("mae", "rmse", "accuracy"):
                     value = result.details.get(metric)
                     if isinstance(value, float) and math.isfinite(value):
-                        self.model_error.labels(model, metric).set(value)
+                        self.model_error.labels(*self._id(model), metric).set(value)
             if result.kind == "input_drift" and self.feature_limit and result.feature_scores:
                 for name, test, score in result.feature_scores()[: self.feature_limit]:
-                    self.feature_drift_score.labels(model, name, test).set(score)
+                    self.feature_drift_score.labels(*self._id(model), name, test).set(score)
 
     def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> bool:
         """Consumer lag per assigned partition from a librdkafka statistics document.
@@ -353,10 +317,12 @@ class Metrics:
                     self.consumer_lag.labels(topic, str(partition)).set(lag)
         return brokers_up
 
-    def forget_models(self, models: list[str]) -> None:
-        """Drop a model's series when its partition moves to another member (no stale
-        gauges here while the new owner reports the model)."""
+    def forget_models(self, models: list[str], counters: bool = False) -> None:
+        """Drop a model's gauges when its partition moves to another member (no stale
+        gauges here while the new owner reports the model); with `counters`, its counters
+        too (an old version pushed out by newer ones: none of its series stay)."""
         for model in models:
+            ident = self._id(model)
             for kind in KINDS:
                 for gauge in (
                     self.drift_score,
@@ -364,9 +330,10 @@ class Metrics:
                     self.threshold,
                     self.evidence,
                     self.evidence_threshold,
+                    self.versus_baseline,
                 ):
                     with contextlib.suppress(KeyError):
-                        gauge.remove(model, kind)
+                        gauge.remove(*ident, kind)
             for gauge1 in (
                 self.retrain,
                 self.window_events,
@@ -374,11 +341,26 @@ class Metrics:
                 self.input_drift_evidence,
             ):
                 with contextlib.suppress(KeyError):
-                    gauge1.remove(model)
+                    gauge1.remove(*ident)
             for metric in ("mae", "rmse", "accuracy"):
                 with contextlib.suppress(KeyError):
-                    self.model_error.remove(model, metric)
+                    self.model_error.remove(*ident, metric)
             self.latency.forget(model)
+            if counters:
+                self._forget_counters(ident)
+            self.identities.pop(model, None)
+
+    def _forget_counters(self, ident: tuple[str, str]) -> None:
+        with contextlib.suppress(KeyError):
+            self.checks.remove(*ident)
+        for status in ("ok", *LABEL_STATUSES):
+            for counter in (self.events, self.labels):
+                with contextlib.suppress(KeyError):
+                    counter.remove(*ident, status)
+        for kind in KINDS:
+            for status in ALERT_STATUSES:
+                with contextlib.suppress(KeyError):
+                    self.alerts.remove(*ident, kind, status)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         with contextlib.suppress(KeyError):

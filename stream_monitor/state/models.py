@@ -13,9 +13,11 @@ import numpy.typing as npt
 
 from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
+from stream_monitor.decode.predictions import route_key
 from stream_monitor.detectors.page_hinkley import PageHinkley
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.models import MonitoredModel
+from stream_monitor.engine.versions import model_of, reference_for, settings_for
 from stream_monitor.kernels import Adwin
 from stream_monitor.reference.compact import summarise_for
 from stream_monitor.reference.prepared import PreparedReference
@@ -180,6 +182,8 @@ def _meta(state: MonitoredModel, p: WindowProgress) -> dict[str, Any]:
         "since_check": state.since_check,
         "checks": state.checks,
         "version": state.version,
+        "model_name": state.model_name,
+        "started_at": state.started_at,
         "firing": dict(state.alerts.firing),
         "healthy_streak": dict(state.alerts.healthy_streak),
         "feature_names": list(state.feature_names),
@@ -209,15 +213,28 @@ def changelog_partition(engine: Engine, record: StateRecord) -> int:
 
 def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracker) -> list[str]:
     """Rebuild the models whose records are given; returns the models restored."""
-    restored = []
-    for model, parts in sorted(latest_parts(records).items()):
+    restored: list[str] = []
+    by_key = latest_parts(records)
+    for written, parts in sorted(by_key.items()):
         meta = newest_meta(parts)
         if meta is None:
+            continue
+        model = _version_key(engine, written, meta, set(by_key))
+        if model is None:
             continue
         state = _restore_model(engine, model, parts, meta)
         if state is None:
             continue
-        engine.adopt(state)
+        for key in engine.adopt(state):  # an older version than those kept (--max-versions)
+            tracker.progress.pop(key, None)
+            if key in restored:
+                restored.remove(key)
+        if model not in engine.models:
+            continue
+        if model != written:  # its records are the old key's: the new key starts afresh
+            tracker.progress[model] = WindowProgress()
+            restored.append(model)
+            continue
         tracker.progress[model] = WindowProgress(
             seq=meta["seq"],
             generation=meta["generation"],
@@ -230,13 +247,28 @@ def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracke
     return restored
 
 
+def _version_key(engine: Engine, key: str, meta: dict[str, Any], keys: set[str]) -> str | None:
+    """The key a model's records are restored under. Records written with every version in
+    one window (an earlier release, or the shared policy) continue, when versions keep
+    their own windows, as the window of the version they last saw; None once that
+    version has records of its own (the old key is superseded, not a model any more)."""
+    version = meta.get("version")
+    if not engine.split_versions or not version or meta.get("model_name", key) != key:
+        return key
+    own = route_key(key, str(version))
+    return None if own in keys else own
+
+
 def _restore_model(
     engine: Engine, model: str, parts: dict[str, StateRecord], meta: dict[str, Any]
 ) -> MonitoredModel | None:
     names = tuple(meta["feature_names"])
-    settings = engine.settings.for_model(model)
-    reference = engine.references.get(model)
-    state = MonitoredModel.start(model, reference, names, settings)
+    version = meta.get("version")  # the model of a version's key (older records: derived)
+    name = str(meta.get("model_name") or model_of(model, version, engine.split_versions))
+    settings = settings_for(engine.settings, model, name)
+    reference = reference_for(engine.references, model, name)
+    state = MonitoredModel.start(model, reference, names, settings, name)
+    state.started_at = int(meta.get("started_at", 0))
     boot = parts.get("boot")
     if boot is not None:
         features, predictions = boot.arrays["features"], boot.arrays["prediction"]

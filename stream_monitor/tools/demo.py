@@ -272,7 +272,7 @@ def _summary(status: dict[str, object], alerts: list[str]) -> None:
     assert isinstance(models, dict)
     for name, m in models.items():
         _say(
-            f"  {name:16} events={m['events_seen']:>6} firing={m['firing']} "
+            f"  {name:20} events={m['events_seen']:>6} firing={m['firing']} "
             f"retrain={m['should_retrain']}"
         )
     _say(f"  {len(alerts)} alerts published on {ALERTS_TOPIC}")

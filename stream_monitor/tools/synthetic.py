@@ -26,6 +26,11 @@ class SyntheticModel:
     version: str = "v1"
 
     @property
+    def key(self) -> str:
+        """The key its events are kept under when versions keep their own windows."""
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+    @property
     def feature_names(self) -> list[str]:
         return [f"f{j:02d}" for j in range(self.n_features)]
 

@@ -1,0 +1,96 @@
+"""A model's first events: the key's model, reference, settings, plan and window, and, for a
+model without a reference, the bootstrap reference taken from its first events.
+
+Kept apart from the engine's batch loop: what a new model (or a new version of one) is
+given is decided once, here, and the restore from the changelog gives it the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.decode.predictions import ModelEvents
+from stream_monitor.engine.models import MonitoredModel, feature_notes
+from stream_monitor.engine.versions import model_of, reference_for, settings_for
+from stream_monitor.reference.compact import summarise_for
+from stream_monitor.reference.prepared import PreparedReference
+from stream_monitor.window.ring import WindowBlock
+
+log = logging.getLogger(__name__)
+
+_WARNED: set[tuple[str, str]] = set()  # (model, note) already logged by this process
+
+
+def warn_once(model: str, note: str) -> None:
+    """Log a note about a model once per process: a backtest sweep or a rebalance builds
+    the same model again and would repeat it."""
+    if (model, note) not in _WARNED:
+        _WARNED.add((model, note))
+        log.warning("model %r: %s", model, note)
+
+
+def start_model(
+    name: str,
+    events: ModelEvents,
+    references: dict[str, PreparedReference],
+    settings: DetectorSettings,
+    split_versions: bool,
+) -> MonitoredModel:
+    """The state of a key seen for the first time (a model, or `model@version`)."""
+    base = model_of(name, events.versions[0] if events.versions else None, split_versions)
+    reference = reference_for(references, name, base)
+    own = settings_for(settings, name, base)
+    first = events.features[0] if events.features else {}
+    if reference is not None:
+        model = MonitoredModel.start(name, reference, reference.feature_names, own, base)
+        model.window = model.new_window()
+        model.notes.extend(feature_notes(reference, first))
+    else:
+        names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
+        if own.bootstrap_reference > 0:
+            model = MonitoredModel.start(name, None, names, own, base)
+            model.notes.append(
+                f"no reference: the first {own.bootstrap_reference} events become the reference"
+            )
+        else:
+            model = MonitoredModel.start(name, None, (), own, base)
+            model.notes.append(
+                "no reference: events are counted and performance/latency checked, but "
+                "input and prediction drift are not (give --reference, or "
+                "--bootstrap-reference N to take the first N events as reference)"
+            )
+            model.window = model.new_window()
+    for note in model.notes:
+        warn_once(name, note)
+    return model
+
+
+def take_bootstrap(model: MonitoredModel, block: WindowBlock) -> int:
+    """Take events into the bootstrap reference; returns how many were taken."""
+    needed = model.settings.bootstrap_reference - sum(len(r) for r in model.bootstrap_rows)
+    take = min(needed, len(block))
+    model.bootstrap_rows.append(block.features[:take])
+    model.bootstrap_predictions.append(block.prediction[:take])
+    model.events_seen += take
+    if take == needed:
+        features, predictions = model.bootstrap_arrays()
+        exact = PreparedReference.from_arrays(
+            model.name,
+            model.feature_names,
+            features,
+            predictions,
+            model.settings.prediction_bins,
+        )
+        reference = summarise_for(exact, model.settings)  # compact if configured
+        known = len(model.notes)
+        model.use_reference(reference)
+        for note in model.notes[known:]:  # what the new reference's charts say
+            warn_once(model.name, note)
+        model.bootstrap_source = (features, predictions)
+        model.bootstrap_rows.clear()
+        model.bootstrap_predictions.clear()
+        model.notes.extend(reference.notes)
+        model.window = model.new_window()
+        log.info("model %r: reference taken from its first %d events", model.name, needed)
+    return take
