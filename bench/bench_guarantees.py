@@ -35,8 +35,9 @@ from stream_monitor.engine.core import Engine
 from stream_monitor.reference.loading import prepare_from_events
 from stream_monitor.service.changelog import CHANGELOG_CONFIG, read_partitions
 from stream_monitor.service.kafka_clients import ensure_topics, new_admin
-from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.models import StateTracker
 from stream_monitor.state.records import encode
+from stream_monitor.state.restore import restore
 from stream_monitor.tools import local_broker
 from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batches_of_events

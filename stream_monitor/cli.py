@@ -1,4 +1,5 @@
-"""Command line: `run`, `replay`, `backtest`, `demo`. Wiring only; the work lives in the modules."""
+"""Command line: `run`, `replay`, `backtest`, `alerts`, `demo`, `reference publish`. Wiring
+only; the work lives in the modules."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from stream_monitor.reference.compact import compact_references
 from stream_monitor.reference.loading import load_references
 from stream_monitor.reference.prepared import InvalidReference, PreparedReference
 from stream_monitor.tools import alerts_tail
+from stream_monitor.tools.demo_options import add_demo_arguments
 
 log = logging.getLogger("stream_monitor")
 
@@ -27,7 +29,7 @@ _HELP = {
     "alerts_topic": "alerts topic",
     "dlq_topic": "dead-letter topic (default: <topic>.dlq)",
     "group_id": "consumer group id",
-    "reference": "reference data: a directory of <model>.jsonl or one JSONL file",
+    "reference": "reference data: a directory of <model>.jsonl (.csv, .parquet) or one file",
     "metrics_port": "port of /metrics, /healthz, /readyz, /status (0: any free port)",
     "metrics_host": "bind address of the HTTP endpoints",
     "auto_offset_reset": "where a new group starts reading",
@@ -138,6 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     service = MonitorService(settings, refs)
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
+    signal.signal(signal.SIGHUP, service.models.request_reload)  # --reference read again
     return service.run()
 
 
@@ -241,6 +244,23 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference_publish(args: argparse.Namespace) -> int:
+    from stream_monitor.service.reference_publish import publish_reference
+
+    settings = _settings(args, PUBLISH_OPTIONS)
+    _setup_logging(settings.log_level)
+    if settings.references_topic is None:
+        raise ConfigError("references_topic: not set (--references-topic NAME)")
+    _check_input(args.file)
+    try:
+        m = publish_reference(settings, args.model, args.file, args.model_version)
+    except RuntimeError as exc:
+        print(f"stream-monitor: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {m.key}: {m.reference_id} ({m.events} events, {m.chunks} chunks)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from stream_monitor.tools.demo import DemoOptions, run_demo
 
@@ -285,6 +305,8 @@ REPLAY_OPTIONS = [
         "label_horizon_seconds",
     )
 ]
+
+PUBLISH_OPTIONS = ["bootstrap_servers", "references_topic", "kafka", "prediction_bins", "log_level"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,45 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     tail.set_defaults(func=alerts_tail.run)
 
     demo = sub.add_parser("demo", help="local broker, monitor and drifting traffic; shows alerts")
-    demo.add_argument(
-        "--bootstrap-servers",
-        default="127.0.0.1:9092",
-        help="the broker; a local one is started there if none answers (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--events-per-model",
-        type=int,
-        default=30_000,
-        help="events sent for each of the three models (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--rate", type=float, default=3000.0, help="events/s, all models (%(default)s)"
-    )
-    demo.add_argument(
-        "--metrics-port",
-        type=int,
-        default=9108,
-        help="the monitor's /metrics, /status and /healthz, on 127.0.0.1 (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--workdir", default=".demo", help="where references and logs go (default: %(default)s)"
-    )
-    demo.add_argument(
-        "--no-broker",
-        action="store_true",
-        help="never start the local broker (one must be reachable)",
-    )
-    demo.add_argument(
-        "--references-only",
-        action="store_true",
-        help="write the demo models' references to WORKDIR/reference and exit",
-    )
-    demo.add_argument(
-        "--produce-only",
-        action="store_true",
-        help="only send the demo traffic to the existing demo-predictions topic",
-    )
+    add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
+
+    reference = sub.add_parser("reference", help="references on the references topic")
+    actions = reference.add_subparsers(dest="action", required=True)
+    publish = actions.add_parser(
+        "publish", help="publish a model's reference (.jsonl, .csv, .parquet) for every member"
+    )
+    publish.add_argument("model", help="the model the reference is for")
+    publish.add_argument("file", type=Path, help="the reference file")
+    publish.add_argument("--version", dest="model_version", help="for this model_version only")
+    publish.add_argument("--config", type=Path, help="YAML file of options")
+    _add_settings_options(publish, PUBLISH_OPTIONS)
+    publish.set_defaults(func=cmd_reference_publish)
     return parser
 
 

@@ -10,8 +10,9 @@ import pytest
 from stream_monitor.alerts.contract import Alert
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
-from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.models import StateTracker
 from stream_monitor.state.records import StateRecord, decode, encode
+from stream_monitor.state.restore import restore
 from tests.helpers import batches_of_events
 
 # The window's confusion matrix, rows = actual, columns = predicted, classes a, b, c:

@@ -17,7 +17,8 @@ from stream_monitor.labels.pending import PendingRing, id_hashes
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.state.label_rings import RingTracker, position_record, split
 from stream_monitor.state.label_rings import restore as restore_rings
-from stream_monitor.state.models import StateTracker, changelog_partition, restore
+from stream_monitor.state.models import StateTracker, changelog_partition
+from stream_monitor.state.restore import restore
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events, references
 from tests.label_helpers import LABELS_TOPIC, label_batches, labels_of, without_actuals

@@ -7,8 +7,9 @@ import pytest
 
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
-from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.models import StateTracker
 from stream_monitor.state.records import StateRecord, decode, encode
+from stream_monitor.state.restore import restore
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events, references
 

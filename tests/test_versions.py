@@ -17,7 +17,8 @@ from stream_monitor.engine.core import Engine
 from stream_monitor.labels.join import LabelJoin
 from stream_monitor.reference.prepared import InvalidReference
 from stream_monitor.sinks.prometheus import Metrics
-from stream_monitor.state.models import StateTracker, restore
+from stream_monitor.state.models import StateTracker
+from stream_monitor.state.restore import restore
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batch_of, batches_of_events, references
 from tests.test_state import Changelog

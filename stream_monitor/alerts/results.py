@@ -67,6 +67,7 @@ class CheckContext:
     # the key the model's state is kept under when it is not the model: `model@version`
     # (each version its own window); alert ids are per key
     key: str | None = None
+    reference_id: str | None = None  # of the reference the check judged against
 
     @property
     def model_key(self) -> str:

@@ -76,6 +76,8 @@ class FiringAlerts:
         details = dict(result.details)
         extra = {name: details.pop(name) for name in OPTIONAL_FIELDS if name in details}
         extra.setdefault("score_kind", result.score_kind)
+        if ctx.reference_id is not None:
+            extra["reference_id"] = ctx.reference_id
         return Alert(
             alert_id=alert_id(ctx.model_key, key, status, ctx.events_seen, ctx.labels_joined),
             model=ctx.model,

@@ -36,6 +36,14 @@ class Settings(DetectorSettings, LabelSettings):
     dlq_topic: str | None = Field(None, description="dead-letter topic; default <topic>.dlq")
     group_id: str = Field("stream-monitor", min_length=1)
     reference: Path | None = None
+    references_topic: str | None = Field(
+        None,
+        description=(
+            "compacted topic of references (`stream-monitor reference publish`), read by "
+            "every member; a reference there wins over --reference's for the same key (off "
+            "when unset)"
+        ),
+    )
     metrics_port: int = Field(9108, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"

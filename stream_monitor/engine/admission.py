@@ -66,6 +66,42 @@ def start_model(
     return model
 
 
+def swap_reference(model: MonitoredModel, reference: PreparedReference) -> None:
+    """Judge `model` against `reference` from its next event on: plan, thresholds and charts
+    rebuilt (the charts start afresh), alert states and counts kept. The window is kept,
+    its rows looked up in the new reference, when both are numeric with the same features;
+    else (category codes or class labels of the old reference, other features) it starts
+    empty. A bootstrap reference being taken is given up."""
+    old = model.window
+    keep = (
+        old is not None
+        and not old.categorical.shape[1]
+        and not old.prediction_class.size
+        and not old.classes
+        and model.class_tally is None
+        and reference.categorical is None
+        and reference.classes is None
+        and reference.feature_names == model.feature_names
+    )
+    model.feature_names = reference.feature_names
+    model.use_reference(reference)
+    model.bootstrap_rows.clear()
+    model.bootstrap_predictions.clear()
+    model.bootstrap_source = None
+    if keep and old is not None:
+        model.window = old.reranked(reference, model.plan.needs_bins)
+    else:
+        model.window = model.new_window()
+        model.class_tally = None
+    log.info(
+        "model %r: reference %s from event %d on (window %s)",
+        model.name,
+        reference.reference_id,
+        model.events_seen,
+        "kept" if keep else "started afresh",
+    )
+
+
 def take_bootstrap(model: MonitoredModel, block: WindowBlock) -> int:
     """Take events into the bootstrap reference; returns how many were taken."""
     needed = model.settings.bootstrap_reference - sum(len(r) for r in model.bootstrap_rows)

@@ -54,6 +54,7 @@ def book_transitions(
         result = transition.result(model.chart_features)
         ctx = transition.context(model.model_name, model.version, where)
         ctx.key = model.own_key
+        ctx.reference_id = None if model.reference is None else model.reference.reference_id
         alert = model.alerts.update(result, ctx)
         observers.checked(result, ctx, alert)
         if alert is not None:

@@ -162,6 +162,21 @@ class Engine:
             self._native.forget(key)
         return dropped
 
+    def replace_references(self, references: dict[str, PreparedReference]) -> list[str]:
+        """Judge by `references` from now on (between two batches, never inside one): each
+        key whose reference changed swaps to it (engine/admission.py); returns those keys.
+        A key whose reference is gone keeps the one it has."""
+        self.references = references
+        swapped = []
+        for key, model in self.models.items():
+            new = versions.reference_for(references, key, model.model_name)
+            old = model.reference
+            if new is not None and (old is None or new.reference_id != old.reference_id):
+                admission.swap_reference(model, new)
+                self._native.adopt(model)
+                swapped.append(key)
+        return swapped
+
     def keys_of(self, model: str) -> list[str]:
         """The keys `model`'s events are kept under: its versions' (newest first), or its."""
         return self.versions.of(model) or ([model] if model in self.models else [])

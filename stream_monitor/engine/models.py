@@ -141,6 +141,7 @@ class MonitoredModel:
             offset=batch.offsets[index],
             labels_joined=labels_joined,
             key=self.own_key,
+            reference_id=None if self.reference is None else self.reference.reference_id,
         )
 
     @property

@@ -38,6 +38,7 @@ def model_status(model: MonitoredModel, window_size: int) -> dict[str, object]:
         if model.reference is None
         else {
             "events": model.reference.events,
+            "reference_id": model.reference.reference_id,
             "features": list(model.reference.feature_names),
         },
         "drift_checked": model.reference is not None,

@@ -14,6 +14,7 @@ import numpy as np
 from stream_monitor.decode.common import decode_event_line
 from stream_monitor.detectors.categorical import CategoricalReference
 from stream_monitor.reference.prepared import InvalidReference, PreparedReference
+from stream_monitor.reference.published import canonical_text, reference_id
 from stream_monitor.reference.tables import read_csv_events, read_parquet_events
 
 FORMATS = (".jsonl", ".csv", ".parquet")  # the suffixes a reference directory is read for
@@ -39,7 +40,8 @@ def prepare_from_events(
     categorical: dict[str, None] = {}
     preds: list[float] = []
     raw_predictions: list[object] = []
-    for n, event in enumerate(events, start=1):
+    events_list = list(events)
+    for n, event in enumerate(events_list, start=1):
         feats = event.get("features")
         if not isinstance(feats, dict):
             raise InvalidReference(f"{source}: event {n} has no features object")
@@ -64,6 +66,7 @@ def prepare_from_events(
         np.array(preds, dtype=np.float64),
         bins,
     )
+    prepared.reference_id = reference_id(canonical_text(events_list))
     if keep_rows:
         prepared.rows = matrix.reshape(len(rows), len(feature_names))
     if categorical:
@@ -89,6 +92,15 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
                     raise InvalidReference(f"{path}:{lineno}: {exc}") from None
     except OSError as exc:
         raise InvalidReference(f"{path}: {exc.strerror or exc}") from None
+    return events
+
+
+def read_reference_events(path: Path, model: str) -> list[dict[str, object]]:
+    """One model's reference events from a file of any format (`reference publish`): the
+    events that name another model are left out."""
+    events = [e for e in _read_events(path, model) if e.get("model") in (None, model)]
+    if not events:
+        raise InvalidReference(f"{path}: no reference events for model {model!r}")
     return events
 
 

@@ -59,6 +59,9 @@ class PreparedReference:
     # the multivariate chart's subspace and reference residuals (None: fewer than two
     # numeric features or too few complete rows)
     projection: ResidualProjection | None = None
+    # the content hash of the events it was prepared from (reference/published.py): alerts
+    # and the changelog name the reference they were judged against by it
+    reference_id: str | None = None
 
     def columns(self) -> ReferenceColumns:
         """The sorted columns as the native look-ups read them (built on first use; the

@@ -10,14 +10,17 @@ import time
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.config.settings import Settings
 from stream_monitor.engine.core import Engine
+from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.service.changelog import read_partitions
 from stream_monitor.service.label_feed import LabelFeed
 from stream_monitor.service.readiness import Readiness
+from stream_monitor.service.reference_source import ReferenceSource
 from stream_monitor.sinks.kafka import KafkaPublisher
 from stream_monitor.sinks.prometheus import Metrics
 from stream_monitor.sources.records import RecordBatch
-from stream_monitor.state.models import StateTracker, changelog_partition, restore
+from stream_monitor.state.models import StateTracker, changelog_partition
 from stream_monitor.state.records import encode
+from stream_monitor.state.restore import restore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,23 @@ class ModelKeeper:
         self.metrics = metrics
         self.health = health
         self.tracker = StateTracker(settings.window_size)
+        self.references = ReferenceSource(settings, engine.references)
+
+    def beat(self) -> None:
+        """Once per loop of the member, between batches: alive, and every model whose
+        reference changed (topic, or files on SIGHUP) swapped to it."""
+        self.health.beat()
+        self._swap(self.references.changes())
+
+    def request_reload(self, signum: int | None = None, frame: object = None) -> None:
+        """SIGHUP: the --reference files are read again before the next batch."""
+        self.references.reload_requested = True
+
+    def _swap(self, references: dict[str, PreparedReference] | None) -> None:
+        if references is not None:
+            swapped = self.engine.replace_references(references)
+            if swapped:
+                log.info("references swapped for %s", sorted(swapped))
 
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Run the engine and produce everything the batch caused (not yet committed)."""
@@ -76,7 +96,8 @@ class ModelKeeper:
             return
         self.health.restoring = True
         started = time.monotonic()
-        try:
+        try:  # the newest references first: what the previous owner may have used
+            self._swap(self.references.catch_up())
             records = read_partitions(self.settings, numbers)
             if self.labels is not None:  # pending predictions; labels read on from here
                 records = self.labels.restore(records, numbers)

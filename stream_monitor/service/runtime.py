@@ -167,7 +167,7 @@ class MonitorService:
     # -- one batch -----------------------------------------------------------------------
 
     def _step(self) -> None:
-        self.health.beat()
+        self.models.beat()
         busy = self._predictions()
         if self.labels is not None:  # labels never wait: whatever may be joined now
             labels = self.labels.poll(self.settings.batch_size)

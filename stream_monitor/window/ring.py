@@ -135,6 +135,23 @@ class ModelWindow:
             self._tallies,
         )
 
+    def reranked(self, reference: PreparedReference, with_bins: bool) -> ModelWindow:
+        """The same rows, where they lay, looked up in another reference (a replaced one):
+        KS keys, bins and tallies recomputed. For numeric windows (no category codes)."""
+        window = ModelWindow(self.size, reference, self.n_features, with_bins)
+        block = WindowBlock(
+            self.features.copy(),
+            self.prediction.copy(),
+            self.actual.copy(),
+            self.latency_ms.copy(),
+            self.timestamp.copy(),
+            reference,
+            with_bins=with_bins,
+            error=self.error.copy(),
+        )
+        window.load(block, self._head, self.count)
+        return window
+
     @property
     def n_features(self) -> int:
         return int(self.features.shape[1])
