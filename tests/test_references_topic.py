@@ -29,12 +29,12 @@ from tests.test_kafka_e2e import write_references
 pytestmark = pytest.mark.kafka
 
 MODELS = [SyntheticModel(f"m{i:02d}", n_features=6) for i in range(8)]
-SWAPPED = MODELS[:3]  # their new reference comes from a population shifted by 1 sd
 PHASE = 2500  # events per model before the new reference, and after it
 FAST_GROUP = ("--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=1000")
 
 
 def _new_reference(model: SyntheticModel) -> list[dict[str, object]]:
+    """A reference from a population shifted by 1 sd: the old one's traffic drifts."""
     shifted = SyntheticModel(model.name, n_features=6, drift_start=0, drift_shift=1.0)
     return shifted.events(0, 6000, seed=99)
 
@@ -91,8 +91,14 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
         settings = load_settings(
             {"bootstrap_servers": kafka_bootstrap, "references_topic": refs_topic}
         )
+        # the swapped models: all those of the member to be killed, and one of the other's
+        group, _alerts_topic, members = runs["killed"]
+        held = [set(m.status().get("models", {})) for m in members]
+        assert held[0] and held[1] and not held[0] & held[1]
+        swapped = [m for m in MODELS if f"{m.name}@v1" in held[1]]
+        swapped.append(next(m for m in MODELS if f"{m.name}@v1" in held[0]))
         published = {}
-        for model in SWAPPED:
+        for model in swapped:
             path = tmp_path / f"new-{model.name}.jsonl"
             events = _new_reference(model)
             path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
@@ -100,25 +106,41 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
             assert manifest.reference_id == reference_id(canonical_text(events))
             assert manifest.chunks >= 2  # 6000 x 6 events: more than one chunk
             published[f"{model.name}@v1"] = manifest.reference_id
-        for _group, _alerts_topic, members in runs.values():
+        for _group, _alerts_topic, ms in runs.values():
             wait_for(
-                lambda ms=members: all(
-                    _reference_ids(ms).get(k) == v for k, v in published.items()
-                ),
+                lambda ms=ms: all(_reference_ids(ms).get(k) == v for k, v in published.items()),
                 60,
                 "every member judging by the published references",
             )
+        # killed after its swap, before any event judged by the new references: no record
+        # says it swapped; its successor restores records of the old references
+        members[1].kill()
         produce(
             kafka_bootstrap,
             topic,
             event_records(interleave([m.events(PHASE, PHASE) for m in MODELS])),
         )
-        group, _alerts_topic, members = runs["killed"]
         wait_for(lambda: done(group, total + total // 3), 180, "a third of the second phase")
-        killed_at = sum(max(o, 0) for o in committed(kafka_bootstrap, group, topic).values())
-        members[1].kill()  # its partitions move to the other member, restored from the changelog
+        joined_at = sum(max(o, 0) for o in committed(kafka_bootstrap, group, topic).values())
+        members.append(  # a member joins: models move with records of the new references
+            MonitorProcess(
+                kafka_bootstrap,
+                topic,
+                runs["killed"][1],
+                group,
+                ref_dir,
+                tmp_path / "killed2.log",
+                "--references-topic",
+                refs_topic,
+                "--instance-id",
+                "killed2",
+                *FAST_GROUP,
+            )
+        )
         for group, _alerts_topic, _members in runs.values():
             wait_for(lambda g=group: done(g, 2 * total), 240, "every event committed")
+        moved = set(members[2].status().get("models", {}))
+        assert moved  # the new member took models over
         calm_status = _reference_ids(runs["calm"][2])
         assert {k: calm_status[k] for k in published} == published
     finally:
@@ -128,7 +150,7 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
                     assert member.terminate() == 0, member.log()
     calm = _alerts(kafka_bootstrap, runs["calm"][1])
     killed = _alerts(kafka_bootstrap, runs["killed"][1])
-    drifted = {m.name for m in SWAPPED}
+    drifted = {m.name for m in swapped}
     assert set(calm) == drifted  # judged against the shifted reference: drift
     assert all(a["reference_id"] == published[f"{name}@v1"] for name in calm for a in calm[name])
     assert killed == calm
@@ -137,7 +159,8 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
     print(  # the figures of the closing note (pytest -s)
         f"\nkill-and-compare: {len(MODELS)} models, {2 * total} events on 6 partitions; "
         f"{len(published)} references published after event {total} "
-        f"({sorted(published.values())}); member killed with {killed_at} events committed; "
+        f"({sorted(published.values())}); a member killed then, holding {sorted(held[1])}; "
+        f"a member joined at {joined_at} events committed, taking {sorted(moved)}; "
         f"alerts: undisturbed {n}, killed group {sum(len(a) for a in killed.values())}, "
         f"equal field for field: {killed == calm}; kinds {kinds}"
     )
