@@ -135,7 +135,7 @@ class Metrics:
         )
         self.versus_baseline = Gauge(
             "stream_monitor_versus_baseline_score",
-            "A candidate version's KS statistic against its baseline version's live window",
+            "A candidate version against its baseline's live window: -log10 p of the KS tests",
             ["model", "model_version", "kind"],
             registry=r,
         )
