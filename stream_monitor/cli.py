@@ -280,7 +280,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # Mappings live in the YAML file (and the environment as JSON), except --kafka KEY=VALUE.
-YAML_ONLY = ("features", "models", "test_thresholds", "webhooks")
+YAML_ONLY = ("features", "models", "test_thresholds", "webhooks", "segment_by", "compare_versions")
 RUN_OPTIONS = [n for n in Settings.model_fields if n not in YAML_ONLY]
 REPLAY_OPTIONS = [
     n

@@ -102,19 +102,22 @@ def test_drift_fires_exactly_once_for_the_drifting_model(drift_run: DriftRun) ->
     assert alert["detected_at"].endswith("Z")
     assert not [a for a in drift_run.alerts if a["model"] != "fraud-scorer"]
     # the score gauge was above threshold while drifting; at the end it has recovered
-    fraud = (("model", "fraud-scorer"), ("model_version", "v1"))
+    fraud = (("model", "fraud-scorer"), ("model_version", "v1"), ("segment", ""))
     score = drift_run.metrics[("stream_monitor_drift_score", (("kind", "input_drift"), *fraud))]
     assert score <= 0.1
     for m in MODELS:
         ok = drift_run.metrics[
             (
                 "stream_monitor_events_total",
-                (("model", m.name), ("model_version", "v1"), ("status", "ok")),
+                (("model", m.name), ("model_version", "v1"), ("segment", ""), ("status", "ok")),
             )
         ]
         assert ok == PER_MODEL
         checks = drift_run.metrics[
-            ("stream_monitor_checks_total", (("model", m.name), ("model_version", "v1")))
+            (
+                "stream_monitor_checks_total",
+                (("model", m.name), ("model_version", "v1"), ("segment", "")),
+            )
         ]
         assert checks == PER_MODEL // 100
 
@@ -149,7 +152,12 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
     try:
         wait_for(lambda: monitor.events_committed() >= 5000, 120, "events committed")
         metrics = monitor.metrics()
-        key = (("kind", "input_drift"), ("model", "fraud-scorer"), ("model_version", "v1"))
+        key = (
+            ("kind", "input_drift"),
+            ("model", "fraud-scorer"),
+            ("model_version", "v1"),
+            ("segment", ""),
+        )
         assert metrics[("stream_monitor_drift_score", key)] > 0.1
         assert metrics[("stream_monitor_drift_detected", key)] == 1
         alerts = read_alerts(kafka_bootstrap, alerts_topic)
@@ -161,6 +169,7 @@ def test_drift_score_above_threshold_on_metrics_while_drifting(
                         ("kind", "input_drift"),
                         ("model", "fraud-scorer"),
                         ("model_version", "v1"),
+                        ("segment", ""),
                         ("status", "firing"),
                     ),
                 )
@@ -244,7 +253,12 @@ def test_bad_events_go_to_the_dead_letter_topic_and_nothing_else_is_lost(
             metrics[
                 (
                     "stream_monitor_events_total",
-                    (("model", "steady"), ("model_version", "v1"), ("status", "ok")),
+                    (
+                        ("model", "steady"),
+                        ("model_version", "v1"),
+                        ("segment", ""),
+                        ("status", "ok"),
+                    ),
                 )
             ]
             == 600

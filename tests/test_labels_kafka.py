@@ -138,7 +138,7 @@ def test_joined_labels_are_the_window_errors(label_run: LabelRun) -> None:
     mae = label_run.metrics[
         (
             "stream_monitor_model_error",
-            (("metric", "mae"), ("model", "rises"), ("model_version", "v1")),
+            (("metric", "mae"), ("model", "rises"), ("model_version", "v1"), ("segment", "")),
         )
     ]
     assert mae == pytest.approx(rises["mae"])

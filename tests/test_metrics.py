@@ -51,7 +51,7 @@ def test_latency_histogram_matches_numpy_and_forgets_moved_models() -> None:
     for bound in LATENCY_BUCKETS_SECONDS:
         assert samples[repr(float(bound))] == np.sum(seconds <= bound)
     assert samples["+Inf"] == 5000
-    metrics.drift_score.labels("m", "", "input_drift").set(0.3)
+    metrics.drift_score.labels("m", "", "", "input_drift").set(0.3)
     metrics.forget_models(["m"])
     text = generate_latest(metrics.registry).decode()
     assert 'model="m"' not in text
@@ -74,7 +74,7 @@ def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> Non
         for s in f.samples
     }
     assert values[("stream_monitor_check_duration_seconds_count", ())] == 15
-    v1 = (("model", "m"), ("model_version", "v1"))  # the synthetic events' version
+    v1 = (("model", "m"), ("model_version", "v1"), ("segment", ""))  # the synthetic events' version
     assert values[("stream_monitor_window_events", v1)] == 1000
     assert values[("stream_monitor_reference_loaded", v1)] == 1
     mae = values[("stream_monitor_model_error", (("metric", "mae"), *v1))]
@@ -97,7 +97,7 @@ def test_a_kind_decided_by_p_value_shows_evidence_never_a_p_value_as_a_score() -
     from stream_monitor.alerts.results import CheckResult
 
     metrics = Metrics()
-    key = (("kind", "input_drift"), ("model", "m"), ("model_version", ""))
+    key = (("kind", "input_drift"), ("model", "m"), ("model_version", ""), ("segment", ""))
     by_p = CheckResult("input_drift", "bh", 5.2, 3.0, False, score_kind="neg_log10_p_value")
     metrics.record(BatchOutcome(checks={"m": [by_p]}))
     values = _samples(metrics)
@@ -121,7 +121,12 @@ def test_sequential_charts_set_their_evidence_and_the_detection_gauge() -> None:
     metrics.record(outcome)
     values = _samples(metrics)
     assert (
-        values[("stream_monitor_input_drift_evidence", (("model", "m"), ("model_version", "")))]
+        values[
+            (
+                "stream_monitor_input_drift_evidence",
+                (("model", "m"), ("model_version", ""), ("segment", "")),
+            )
+        ]
         == 0.4
     )
     # the window test is over its threshold, but the charts decide: not detected
@@ -129,11 +134,17 @@ def test_sequential_charts_set_their_evidence_and_the_detection_gauge() -> None:
         values[
             (
                 "stream_monitor_drift_detected",
-                (("kind", "input_drift"), ("model", "m"), ("model_version", "")),
+                (("kind", "input_drift"), ("model", "m"), ("model_version", ""), ("segment", "")),
             )
         ]
         == 0
     )
     assert (
-        values[("stream_monitor_retrain_recommended", (("model", "m"), ("model_version", "")))] == 0
+        values[
+            (
+                "stream_monitor_retrain_recommended",
+                (("model", "m"), ("model_version", ""), ("segment", "")),
+            )
+        ]
+        == 0
     )

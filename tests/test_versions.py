@@ -125,9 +125,14 @@ def test_metrics_carry_the_version_label() -> None:
     for batch in batches_of_events(_canary()[:1000], 500):
         metrics.record(engine.process(batch))
     text = generate_latest(metrics.registry).decode()
-    assert 'stream_monitor_events_total{model="m",model_version="v2",status="ok"} 500.0' in text
-    assert 'stream_monitor_window_events{model="m",model_version="v1"} 500.0' in text
-    latency = 'stream_monitor_prediction_latency_seconds_count{model="m",model_version="v1"}'
+    assert (
+        'stream_monitor_events_total{model="m",model_version="v2",segment="",status="ok"} 500.0'
+        in text
+    )
+    assert 'stream_monitor_window_events{model="m",model_version="v1",segment=""} 500.0' in text
+    latency = (
+        'stream_monitor_prediction_latency_seconds_count{model="m",model_version="v1",segment=""}'
+    )
     assert latency in text
 
 

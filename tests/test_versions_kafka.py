@@ -68,7 +68,7 @@ def test_versions_keep_their_windows_across_a_kill_and_a_restart(
         }
         assert models["m@v1"]["events_seen"] == models["m@v2"]["events_seen"] == 3000
         metrics = second.metrics()
-        key = ("model", "m"), ("model_version", "v2")
+        key = ("model", "m"), ("model_version", "v2"), ("segment", "")
         assert metrics[("stream_monitor_window_events", key)] == 500
     finally:
         assert second.terminate() == 0, second.log()

@@ -28,7 +28,7 @@ KINDS: tuple[Kind, ...] = (
 )
 # a value in an alert's or a result's details: counts are ints, measures floats
 Detail = int | float | str | None
-OPTIONAL_FIELDS = ("score_kind", "direction", "change_start_event", "reference_id")
+OPTIONAL_FIELDS = ("score_kind", "direction", "change_start_event", "reference_id", "segment")
 RETRAIN_KINDS = frozenset({"input_drift", "prediction_drift", "performance", "concept_drift"})
 
 _NAMESPACE = uuid.UUID("6f1c1f3e-2b7a-4c55-9a53-5d1c2e7b9a10")
@@ -78,6 +78,7 @@ class Alert(BaseModel):
     direction: Literal["up", "down", "scale"] | None = None
     change_start_event: int | None = None
     reference_id: str | None = None  # the content hash of the reference judged against
+    segment: str | None = None  # the segment of a model monitored per segment
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.as_dict())

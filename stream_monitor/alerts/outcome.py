@@ -47,6 +47,6 @@ class BatchOutcome:
     sequential: dict[str, tuple[float, bool, bool]] = field(default_factory=dict)
     # the (model, model_version) of each key above that is not a model: `model@version`
     # when versions keep their own windows (the metrics' labels)
-    identities: dict[str, tuple[str, str]] = field(default_factory=dict)
+    identities: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     # keys dropped by this batch (an older version beyond the newest --max-versions)
     dropped: list[str] = field(default_factory=list)

@@ -68,6 +68,7 @@ class CheckContext:
     # (each version its own window); alert ids are per key
     key: str | None = None
     reference_id: str | None = None  # of the reference the check judged against
+    segment: str | None = None  # a segment's window (`country=FR`, or `other`)
 
     @property
     def model_key(self) -> str:

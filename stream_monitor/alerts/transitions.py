@@ -78,6 +78,8 @@ class FiringAlerts:
         extra.setdefault("score_kind", result.score_kind)
         if ctx.reference_id is not None:
             extra["reference_id"] = ctx.reference_id
+        if ctx.segment is not None:
+            extra["segment"] = ctx.segment
         return Alert(
             alert_id=alert_id(ctx.model_key, key, status, ctx.events_seen, ctx.labels_joined),
             model=ctx.model,

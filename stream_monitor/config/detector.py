@@ -229,6 +229,22 @@ class DetectorSettings(BaseSettings):
             "window (needs version_policy separate)"
         ),
     )
+    segment_by: list[str] = Field(
+        default_factory=list,
+        description=(
+            "features whose values split a model's windows (YAML, usually per model: "
+            "models.<name>.segment_by: [country]); each frequent value its own window"
+        ),
+    )
+    max_segments: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="segments per model (and version) with their own window; the rest: other",
+    )
+    segment_min_events: int = Field(
+        100, ge=1, description="events of a value before it gets its own segment window"
+    )
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
     models: dict[str, ModelSettings] = Field(default_factory=dict)
 

@@ -116,4 +116,7 @@ class ModelSettings(BaseModel):
     reference_summary: int | None = Field(None, ge=0)
     test_thresholds: dict[str, float] | None = None
     compare_versions: VersionComparison | None = None
+    segment_by: list[str] | None = None
+    max_segments: int | None = Field(None, ge=1, le=1000)
+    segment_min_events: int | None = Field(None, ge=1)
     features: dict[str, FeatureSettings] = Field(default_factory=dict)

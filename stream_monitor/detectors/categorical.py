@@ -144,6 +144,24 @@ class CategoricalReference:
         tables = tuple(CategoryTable.from_values(col) for col in columns)
         if len(tables) != len(feature_names):
             raise ValueError(f"{len(feature_names)} feature names for {len(tables)} columns")
+        return cls.of_tables(feature_names, tables)
+
+    def without(self, names: Iterable[str]) -> CategoricalReference | None:
+        """These tables but those of `names` (None when none is left): a segment's window
+        holds one value of its segment features, whose drift would be by construction."""
+        gone = set(names)
+        kept = [
+            (n, t) for n, t in zip(self.feature_names, self.tables, strict=True) if n not in gone
+        ]
+        if not kept:
+            return None
+        return CategoricalReference.of_tables([n for n, _ in kept], tuple(t for _, t in kept))
+
+    @classmethod
+    def of_tables(
+        cls, feature_names: Sequence[str], tables: tuple[CategoryTable, ...]
+    ) -> CategoricalReference:
+        """The laid-out counts of prepared tables, with the notes an operator should read."""
         k = np.array([t.counts.size for t in tables], dtype=np.int64)
         k_max = int(k.max()) if k.size else 0
         counts = np.zeros((k_max + 1, len(tables)), dtype=np.int64)

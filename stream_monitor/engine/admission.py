@@ -7,6 +7,7 @@ given is decided once, here, and the restore from the changelog gives it the sam
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from stream_monitor.config.detector import DetectorSettings
@@ -36,25 +37,34 @@ def start_model(
     references: dict[str, PreparedReference],
     settings: DetectorSettings,
     split_versions: bool,
+    stream: str | None = None,
+    segment: str | None = None,
 ) -> MonitoredModel:
-    """The state of a key seen for the first time (a model, or `model@version`)."""
-    base = model_of(name, events.versions[0] if events.versions else None, split_versions)
-    reference = reference_for(references, name, base)
-    own = settings_for(settings, name, base)
+    """The state of a key seen for the first time: a model, `model@version` (the stream),
+    or a segment of a stream (`<stream>#country=FR`, which has the stream's reference and
+    settings)."""
+    stream = stream or name
+    base = model_of(stream, events.versions[0] if events.versions else None, split_versions)
     first = events.features[0] if events.features else {}
+    own = settings_for(settings, stream, base)
+    reference = reference_of(references, name, stream, base, own)
+    if segment is not None:  # its segment features are not judged (`for_segment`)
+        first = {k: v for k, v in first.items() if k not in own.segment_by}
     if reference is not None:
-        model = MonitoredModel.start(name, reference, reference.feature_names, own, base)
+        model = MonitoredModel.start(
+            name, reference, reference.feature_names, own, base, stream, segment
+        )
         model.window = model.new_window()
         model.notes.extend(feature_notes(reference, first))
     else:
         names = tuple(sorted(k for k, v in first.items() if not isinstance(v, str | bool)))
         if own.bootstrap_reference > 0:
-            model = MonitoredModel.start(name, None, names, own, base)
+            model = MonitoredModel.start(name, None, names, own, base, stream, segment)
             model.notes.append(
                 f"no reference: the first {own.bootstrap_reference} events become the reference"
             )
         else:
-            model = MonitoredModel.start(name, None, (), own, base)
+            model = MonitoredModel.start(name, None, (), own, base, stream, segment)
             model.notes.append(
                 "no reference: events are counted and performance/latency checked, but "
                 "input and prediction drift are not (give --reference, or "
@@ -64,6 +74,30 @@ def start_model(
     for note in model.notes:
         warn_once(name, note)
     return model
+
+
+def reference_of(
+    references: dict[str, PreparedReference],
+    key: str,
+    stream: str,
+    model: str,
+    settings: DetectorSettings,
+) -> PreparedReference | None:
+    """The reference a key is judged against: a segment's own (`<stream>#<segment>`) where
+    given, else its stream's, else its model's; a segment's without its segment features."""
+    if key == stream:
+        return reference_for(references, stream, model)
+    reference = references.get(key) or reference_for(references, stream, model)
+    return None if reference is None else for_segment(reference, settings.segment_by)
+
+
+def for_segment(reference: PreparedReference, features: list[str]) -> PreparedReference:
+    """A segment's reference: the stream's without the segment features, constant in the
+    segment's window by construction (its own drift would be no news)."""
+    categorical = reference.categorical
+    if categorical is None or not set(features) & set(categorical.feature_names):
+        return reference
+    return dataclasses.replace(reference, categorical=categorical.without(features))
 
 
 def swap_reference(model: MonitoredModel, reference: PreparedReference) -> None:
@@ -100,6 +134,21 @@ def swap_reference(model: MonitoredModel, reference: PreparedReference) -> None:
         model.events_seen,
         "kept" if keep else "started afresh",
     )
+
+
+def swap_changed(
+    models: dict[str, MonitoredModel], references: dict[str, PreparedReference]
+) -> list[str]:
+    """Swap every key whose reference (its stream's, else its model's) is not the one it
+    has; returns those keys. A key whose reference is gone keeps the one it has."""
+    swapped = []
+    for key, model in models.items():
+        new = reference_of(references, key, model.stream, model.model_name, model.settings)
+        old = model.reference
+        if new is not None and (old is None or new.reference_id != old.reference_id):
+            swap_reference(model, new)
+            swapped.append(key)
+    return swapped
 
 
 def take_bootstrap(model: MonitoredModel, block: WindowBlock) -> int:

@@ -55,6 +55,7 @@ def book_transitions(
         ctx = transition.context(model.model_name, model.version, where)
         ctx.key = model.own_key
         ctx.reference_id = None if model.reference is None else model.reference.reference_id
+        ctx.segment = model.segment
         alert = model.alerts.update(result, ctx)
         observers.checked(result, ctx, alert)
         if alert is not None:

@@ -1,9 +1,7 @@
-"""The deterministic core: decode a batch, route by model, window, check every N, alert.
-
-The engine never learns where records come from (Kafka, a file or the in-process API) and
-never reads a clock for a decision: the same sequence of records per model gives the same
-checks and the same alerts.
-"""
+"""The deterministic core: decode a batch, route by model (version, segment), window, check
+every N, alert. It never learns where records come from (Kafka, a file or the in-process
+API) and never reads a clock for a decision: the same sequence of records per model gives
+the same checks and the same alerts."""
 
 from __future__ import annotations
 
@@ -25,6 +23,7 @@ from stream_monitor.engine import admission, charts, versions
 from stream_monitor.engine.models import MonitoredModel, cadence
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
+from stream_monitor.engine.segments import OTHER, Segments
 from stream_monitor.engine.status import model_status
 from stream_monitor.engine.versions import VersionKeys
 from stream_monitor.reference.prepared import PreparedReference
@@ -65,6 +64,8 @@ class Engine:
         self._native = NativePaths(native_windows)
         self.split_versions = settings.version_policy == "separate"
         self.versions = VersionKeys(settings.max_versions)  # engine/versions.py
+        self.stream_keys: dict[str, set[str]] = {}  # stream -> its keys (segments: several)
+        self.segments = Segments()  # engine/segments.py
 
     def observe(self, observer: EngineObserver) -> None:
         """Tell `observer` of every model's events and every check from now on."""
@@ -81,7 +82,8 @@ class Engine:
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
         due = 0  # the fleet's models stopped mid-batch, taken in first-seen order with the rest
-        for name, read in decoded.by_model.items():
+        streams = self.segments.split_batch(decoded.by_model, self.settings, self.split_versions)
+        for name, read in streams.items():
             events = read.events
             while due < len(dues) and dues[due][0] < events.index[0]:
                 _first, stopped, at, check = dues[due]
@@ -112,13 +114,13 @@ class Engine:
         return outcome
 
     def _identify(self, outcome: BatchOutcome) -> None:
-        """The (model, model_version) of the batch's keys that are versions' own windows."""
+        """(model, model_version, segment) of the batch's keys that are not a model's name."""
         keys = {*outcome.ok_counts, *outcome.windows, *outcome.checks}
         keys.update(name for counts in outcome.latency_counts for name in counts.models)
         keys.update(name for name, _status in outcome.label_counts)
         for key in keys:
             model = self.models.get(key)
-            if model is not None and model.own_key is not None:
+            if model is not None and (model.own_key is not None or model.segment is not None):
                 outcome.identities[key] = model.identity
 
     def _fleet_stops(
@@ -138,8 +140,18 @@ class Engine:
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""
         for name in [n for n, s in self.models.items() if s.partition in partitions]:
-            self.versions.remove(self.models.pop(name).model_name, name)
-            self._native.forget(name)
+            self._forget(name)
+
+    def _forget(self, key: str) -> None:
+        model = self.models.pop(key)
+        self._native.forget(key)
+        held = self.stream_keys.get(model.stream)
+        if held is not None:
+            held.discard(key)
+            if not held:
+                del self.stream_keys[model.stream]
+                self.versions.remove(model.model_name, model.stream)
+                self.segments.forget(model.stream)
 
     def reads_natively(self, name: str) -> bool:
         """Whether the native decoder reads the model's events into arrays by itself."""
@@ -156,30 +168,29 @@ class Engine:
         older versions of its model it pushed out (engine/versions.py), forgotten here."""
         self.models[model.name] = model
         self._native.adopt(model)
-        dropped = self.versions.add(model.model_name, model.name, model.started_at)
-        for key in dropped:
-            del self.models[key]
-            self._native.forget(key)
-        return dropped
+        self.stream_keys.setdefault(model.stream, set()).add(model.name)
+        if model.segment is not None:
+            self.segments.adopt(model)
+        dropped = self.versions.add(model.model_name, model.stream, model.started_at)
+        gone = sorted(k for s in dropped for k in self.stream_keys.get(s, ()))
+        for key in gone:
+            self._forget(key)
+        return gone
 
     def replace_references(self, references: dict[str, PreparedReference]) -> list[str]:
         """Judge by `references` from now on (between two batches, never inside one): each
         key whose reference changed swaps to it (engine/admission.py); returns those keys.
         A key whose reference is gone keeps the one it has."""
         self.references = references
-        swapped = []
-        for key, model in self.models.items():
-            new = versions.reference_for(references, key, model.model_name)
-            old = model.reference
-            if new is not None and (old is None or new.reference_id != old.reference_id):
-                admission.swap_reference(model, new)
-                self._native.adopt(model)
-                swapped.append(key)
+        swapped = admission.swap_changed(self.models, references)
+        for key in swapped:
+            self._native.adopt(self.models[key])
         return swapped
 
     def keys_of(self, model: str) -> list[str]:
         """The keys `model`'s events are kept under: its versions' (newest first), or its."""
-        return self.versions.of(model) or ([model] if model in self.models else [])
+        streams = self.versions.of(model)
+        return [k for s in streams for k in sorted(self.stream_keys.get(s, ()))]
 
     # -- per model -----------------------------------------------------------------------
 
@@ -192,9 +203,12 @@ class Engine:
     ) -> MonitoredModel:
         """A model (or a version of it) seen for the first time: its reference, plan and
         window; older versions it pushes out are named in `outcome.dropped`."""
+        stream, segment = self.segments.of_key.get(name, (name, None))
         model = admission.start_model(
-            name, events, self.references, self.settings, self.split_versions
+            name, events, self.references, self.settings, self.split_versions, stream, segment
         )
+        if segment == OTHER:  # the counts of the values not admitted go with its records
+            model.segment_counts = self.segments.routers[stream].counts
         if batch is not None and events.index:
             model.started_at = batch.offsets[events.index[0]]
         dropped = self.adopt(model)

@@ -61,6 +61,11 @@ class MonitoredModel:
     # each version keeps its own window (then `version` never changes)
     model_name: str = ""
     started_at: int = 0  # ordinal of the key's first event among the model's (oldest first)
+    # the stream it belongs to (the model, or `model@version`) and, for a segment's window
+    # (`<stream>#country=FR`, engine/segments.py), its segment
+    stream: str = ""
+    segment: str | None = None
+    segment_counts: dict[str, int] | None = None  # `other`: the values not admitted yet
 
     @classmethod
     def start(
@@ -70,6 +75,8 @@ class MonitoredModel:
         feature_names: tuple[str, ...],
         settings: DetectorSettings,
         model_name: str | None = None,
+        stream: str | None = None,
+        segment: str | None = None,
     ) -> MonitoredModel:
         model = cls(
             name,
@@ -79,6 +86,8 @@ class MonitoredModel:
             CheckPlan.build(settings, reference),
             errors=ErrorStream.for_settings(settings),
             model_name=model_name or name,
+            stream=stream or name,
+            segment=segment,
         )
         model.charts = model.new_charts()
         return model
@@ -142,6 +151,7 @@ class MonitoredModel:
             labels_joined=labels_joined,
             key=self.own_key,
             reference_id=None if self.reference is None else self.reference.reference_id,
+            segment=self.segment,
         )
 
     @property
@@ -150,9 +160,9 @@ class MonitoredModel:
         return self.name if self.name != self.model_name else None
 
     @property
-    def identity(self) -> tuple[str, str]:
-        """(model, model_version) as the metrics label the key."""
-        return self.model_name, self.version or ""
+    def identity(self) -> tuple[str, str, str]:
+        """(model, model_version, segment) as the metrics label the key."""
+        return self.model_name, self.version or "", self.segment or ""
 
 
 def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:

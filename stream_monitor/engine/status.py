@@ -26,6 +26,7 @@ def model_status(model: MonitoredModel, window_size: int) -> dict[str, object]:
     return {
         "model": model.model_name,
         "model_version": model.version,
+        "segment": model.segment,
         "events_seen": model.events_seen,
         "checks": model.checks,
         "window": {

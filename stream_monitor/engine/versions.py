@@ -49,7 +49,10 @@ def compared(model: MonitoredModel, models: dict[str, MonitoredModel]) -> list[C
     comparison = model.settings.compare_versions
     if comparison is None or model.version != comparison.candidate or model.own_key is None:
         return []
-    baseline = models.get(route_key(model.model_name, comparison.baseline))
+    key = route_key(model.model_name, comparison.baseline)
+    if model.segment is not None:  # the same segment of the baseline
+        key = f"{key}#{model.segment}"
+    baseline = models.get(key)
     return versus_baseline(
         model.window,
         None if baseline is None else baseline.window,
@@ -70,9 +73,12 @@ class VersionKeys:
     def add(self, model: str, key: str, started_at: int) -> list[str]:
         """Keep `key` of `model`; returns the keys beyond the newest `limit` (to drop)."""
         held = self.keys.setdefault(model, [])
-        if all(k != key for _, k in held):
+        known = [i for i, (_, k) in enumerate(held) if k == key]
+        if not known:
             held.append((started_at, key))
-            held.sort()
+        elif started_at < held[known[0]][0]:  # a restore: its earliest key names its start
+            held[known[0]] = (started_at, key)
+        held.sort()
         dropped = [k for _, k in held[: max(len(held) - self.limit, 0)]]
         if dropped:
             del held[: len(dropped)]

@@ -146,8 +146,9 @@ def load_references(path: Path, bins: int, keep_rows: bool = False) -> dict[str,
             events = _read_events(file, model)
             for n, event in enumerate(events, start=1):
                 named = event.get("model")
-                # `<model>@<version>.<ext>`: a version's own reference holds the model's events
-                if named is not None and named != model and not model.startswith(f"{named}@"):
+                # `<model>@<version>.<ext>`, `<stream>#<segment>.<ext>`: the model's events
+                own = model.startswith((f"{named}@", f"{named}#"))  # a version's, a segment's
+                if named is not None and named != model and not own:
                     raise InvalidReference(
                         f"{file}: event {n} names model {named!r}, but the file is for {model!r}"
                     )

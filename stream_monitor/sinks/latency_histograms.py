@@ -13,8 +13,8 @@ from prometheus_client.registry import Collector
 
 from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, LatencyCounts
 
-# (model, model_version) of a key; a key absent from it is a model without versions
-Identities = dict[str, tuple[str, str]]
+# (model, model_version, segment) of a key; a key absent from it is a model without versions
+Identities = dict[str, tuple[str, str, str]]
 
 
 class LatencyHistograms(Collector):
@@ -73,7 +73,7 @@ class LatencyHistograms(Collector):
         family = HistogramMetricFamily(
             self.name,
             "Serving latency of the predictions, from latency_ms",
-            labels=["model", "model_version"],
+            labels=["model", "model_version", "segment"],
         )
         with self._lock:
             for model, counts in sorted(self._counts.items()):
@@ -83,7 +83,7 @@ class LatencyHistograms(Collector):
                     for b, c in zip(self._bounds, cumulative[:-1], strict=True)
                 ]
                 buckets.append(("+Inf", float(cumulative[-1])))
-                labels = list(self._identities.get(model, (model, "")))
+                labels = list(self._identities.get(model, (model, "", "")))
                 family.add_metric(labels, buckets, self._sums[model])
         yield family
 

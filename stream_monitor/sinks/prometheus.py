@@ -69,32 +69,32 @@ class Metrics:
         self.window_events = Gauge(
             "stream_monitor_window_events",
             "Events in the model's window",
-            ["model", "model_version"],
+            ["model", "model_version", "segment"],
             registry=r,
         )
         self.reference_loaded = Gauge(
             "stream_monitor_reference_loaded",
             "1 when the model has a reference",
-            ["model", "model_version"],
+            ["model", "model_version", "segment"],
             registry=r,
         )
         self.model_error = Gauge(
             "stream_monitor_model_error",
             "Error metrics of the window: mae, rmse (numbers) or accuracy (class labels)",
-            ["model", "model_version", "metric"],
+            ["model", "model_version", "segment", "metric"],
             registry=r,
         )
         self.feature_drift_score = Gauge(
             "stream_monitor_feature_drift_score",
             "Input-drift statistic per feature and test (only with --feature-metrics N, the "
             "first N features): a KS statistic and a chi-squared one are separate series",
-            ["model", "model_version", "feature", "test"],
+            ["model", "model_version", "segment", "feature", "test"],
             registry=r,
         )
         self.events = Counter(
             "stream_monitor_events",
             "Prediction events consumed",
-            ["model", "model_version", "status"],
+            ["model", "model_version", "segment", "status"],
             registry=r,
         )
         self.dead_letters = Counter(
@@ -106,52 +106,52 @@ class Metrics:
         self.drift_score = Gauge(
             "stream_monitor_drift_score",
             "Score of the last check per kind (KS, JS distance, MAE, p99 latency in ms)",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.drift_detected = Gauge(
             "stream_monitor_drift_detected",
             "1 while the last check of this kind was unhealthy",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.evidence = Gauge(
             "stream_monitor_drift_neg_log10_p_value",
             "A check decided by a p-value: -log10 p (never the p-value as a score)",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.evidence_threshold = Gauge(
             "stream_monitor_drift_neg_log10_level",
             "-log10 of the level its -log10 p is compared with",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.input_drift_evidence = Gauge(
             "stream_monitor_input_drift_evidence",
             "Sequential input drift: the largest chart value over its threshold (1 = alarm)",
-            ["model", "model_version"],
+            ["model", "model_version", "segment"],
             registry=r,
         )
         self.versus_baseline = Gauge(
             "stream_monitor_versus_baseline_score",
             "A candidate version against its baseline's live window: -log10 p of the KS tests",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.threshold = Gauge(
             "stream_monitor_drift_threshold",
             "Threshold the score is compared with",
-            ["model", "model_version", "kind"],
+            ["model", "model_version", "segment", "kind"],
             registry=r,
         )
         self.checks = Counter(
-            "stream_monitor_checks", "Checks run", ["model", "model_version"], registry=r
+            "stream_monitor_checks", "Checks run", ["model", "model_version", "segment"], registry=r
         )
         self.alerts = Counter(
             "stream_monitor_alerts",
             "Alerts published",
-            ["model", "model_version", "kind", "status"],
+            ["model", "model_version", "segment", "kind", "status"],
             registry=r,
         )
         self.consumer_lag = Gauge(
@@ -163,7 +163,7 @@ class Metrics:
         self.retrain = Gauge(
             "stream_monitor_retrain_recommended",
             "1 when the last check recommends retraining",
-            ["model", "model_version"],
+            ["model", "model_version", "segment"],
             registry=r,
         )
         self.changelog_bytes = Counter(
@@ -190,7 +190,7 @@ class Metrics:
         self.labels = Counter(
             "stream_monitor_labels",
             "Late labels by outcome: joined, late (prediction evicted), unmatched, invalid",
-            ["model", "model_version", "status"],
+            ["model", "model_version", "segment", "status"],
             registry=r,
         )
         # (model, model_version) of the keys that are versions' own windows
@@ -198,9 +198,10 @@ class Metrics:
         self.latency = LatencyHistograms(identities=self.identities)
         r.register(self.latency)
 
-    def _id(self, key: str) -> tuple[str, str]:
-        """The `model` and `model_version` labels of a key (a model, or `model@version`)."""
-        return self.identities.get(key, (key, ""))
+    def _id(self, key: str) -> tuple[str, str, str]:
+        """The `model`, `model_version` and `segment` labels of a key (a model,
+        `model@version`, or a segment's `<stream>#country=FR`)."""
+        return self.identities.get(key, (key, "", ""))
 
     def record(self, outcome: BatchOutcome) -> None:
         """Publish a committed batch. The event counters move last, so a reader that sees
@@ -247,16 +248,15 @@ class Metrics:
             retrain = retrain_recommended(results) or firing
             self.retrain.labels(*self._id(model)).set(1 if retrain else 0)
         for alert in outcome.alerts:
-            self.alerts.labels(
-                alert.model, alert.model_version or "", alert.kind, alert.status
-            ).inc()
+            ident = (alert.model, alert.model_version or "", alert.segment or "")
+            self.alerts.labels(*ident, alert.kind, alert.status).inc()
         for model, n in outcome.ok_counts.items():
             self.events.labels(*self._id(model), "ok").inc(n)
         invalid: dict[str, int] = {}
         for model in outcome.dead_letter_models:
             invalid[model] = invalid.get(model, 0) + 1
         for model, n in invalid.items():
-            self.events.labels(model, "", "invalid").inc(n)  # no version read
+            self.events.labels(model, "", "", "invalid").inc(n)  # no version read
         for (model, status), n in outcome.label_counts.items():
             self.labels.labels(*self._id(model), status).inc(n)
         if outcome.dropped:  # older versions pushed out by newer ones (--max-versions)
@@ -350,7 +350,7 @@ class Metrics:
                 self._forget_counters(ident)
             self.identities.pop(model, None)
 
-    def _forget_counters(self, ident: tuple[str, str]) -> None:
+    def _forget_counters(self, ident: tuple[str, str, str]) -> None:
         with contextlib.suppress(KeyError):
             self.checks.remove(*ident)
         for status in ("ok", *LABEL_STATUSES):

@@ -15,10 +15,10 @@ from stream_monitor.alerts.transitions import FiringAlerts
 from stream_monitor.arrays import FloatArray
 from stream_monitor.decode.predictions import route_key
 from stream_monitor.detectors.page_hinkley import PageHinkley
-from stream_monitor.engine.admission import swap_reference
+from stream_monitor.engine.admission import reference_of, swap_reference
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.models import MonitoredModel
-from stream_monitor.engine.versions import model_of, reference_for, settings_for
+from stream_monitor.engine.versions import model_of, settings_for
 from stream_monitor.kernels import Adwin
 from stream_monitor.reference.compact import summarise_for
 from stream_monitor.reference.prepared import PreparedReference
@@ -39,7 +39,7 @@ def restore(engine: Engine, records: Iterable[StateRecord], tracker: StateTracke
         model = _version_key(engine, written, meta, set(by_key))
         if model is None:
             continue
-        state = _restore_model(engine, model, parts, meta)
+        state = _restore_model(engine, model, parts, meta, migrated=model != written)
         if state is None:
             continue
         for key in engine.adopt(state):  # an older version than those kept (--max-versions)
@@ -77,14 +77,22 @@ def _version_key(engine: Engine, key: str, meta: dict[str, Any], keys: set[str])
 
 
 def _restore_model(
-    engine: Engine, model: str, parts: dict[str, StateRecord], meta: dict[str, Any]
+    engine: Engine,
+    model: str,
+    parts: dict[str, StateRecord],
+    meta: dict[str, Any],
+    migrated: bool = False,
 ) -> MonitoredModel | None:
     names = tuple(meta["feature_names"])
     version = meta.get("version")  # the model of a version's key (older records: derived)
     name = str(meta.get("model_name") or model_of(model, version, engine.split_versions))
-    settings = settings_for(engine.settings, model, name)
-    reference = reference_for(engine.references, model, name)
-    state = MonitoredModel.start(model, reference, names, settings, name)
+    stream = model if migrated else str(meta.get("stream") or model)
+    segment = meta.get("segment")
+    settings = settings_for(engine.settings, stream, name)
+    reference = reference_of(engine.references, model, stream, name, settings)
+    state = MonitoredModel.start(model, reference, names, settings, name, stream, segment)
+    counts = meta.get("segment_counts")
+    state.segment_counts = None if counts is None else {str(k): int(v) for k, v in counts.items()}
     state.started_at = int(meta.get("started_at", 0))
     boot = parts.get("boot")
     if boot is not None:
@@ -126,7 +134,7 @@ def _restore_model(
         _swapped_while_away(state)
     elif state.charts is not None and meta.get("charts") is not None:
         state.charts.restore(meta["charts"])
-    newest = reference_for(engine.references, model, name)
+    newest = reference_of(engine.references, model, stream, name, settings)
     if newest is not None and newest.reference_id != current:  # e.g. over a bootstrap one
         swap_reference(state, newest)
     if meta["partition"]:
