@@ -88,6 +88,14 @@ def test_format_line_resolved() -> None:
     )
 
 
+def test_format_line_names_the_segment_and_the_baseline() -> None:
+    alert = orjson.loads(make_alert().to_json())
+    alert["segment"] = "country=DE"
+    alert["details"] = {"baseline_version": "v1"}
+    line = format_line(alert)
+    assert "model=fraud-scorer version=v1 segment=country=DE versus=v1 ks=0.158 " in line
+
+
 def test_format_line_many_features_and_missing_fields() -> None:
     names = tuple(f"f{i:02}" for i in range(13))
     line = format_line(orjson.loads(make_alert(drifted=names).to_json()))

@@ -132,6 +132,13 @@ def format_line(alert: Mapping[str, Any]) -> str:
         f"{kind:<16}",
         f"model={_clean(alert.get('model') or '-')}",
         f"version={_clean(alert.get('model_version') or '-')}",
+    ]
+    if alert.get("segment") is not None:  # a model monitored per segment
+        parts.append(f"segment={_clean(alert['segment'])}")
+    details = alert.get("details")
+    if isinstance(details, Mapping) and details.get("baseline_version") is not None:
+        parts.append(f"versus={_clean(details['baseline_version'])}")  # against a baseline
+    parts += [
         f"{test}={_num(alert.get('score'))}",
         f"threshold={_num(alert.get('threshold'))}",
         f"severity={_clean(alert.get('severity') or '-')}",
