@@ -115,9 +115,7 @@ def test_a_restore_after_an_unrecorded_swap_goes_on_as_the_swap_did(rule: str) -
     live, log, tracker = Engine(settings, old), Changelog(), StateTracker(500)
     for batch in batches_of_events(first, 250):
         outcome = live.process(batch)
-        for key, n in outcome.ok_counts.items():
-            tracker.appended(key, n)
-        log.write(tracker.records(live, outcome.ok_counts))
+        log.record(live, tracker, outcome)
     live.replace_references(new)
     expected = [a for b in batches_of_events(rest, 250) for a in live.process(b).alerts]
     assert expected  # the shifted reference makes the old population drift

@@ -114,9 +114,7 @@ def test_a_restored_engine_routes_and_alerts_as_an_uninterrupted_one(crash_every
     for i, batch in enumerate(batches):
         outcome = engine.process(batch)
         got.extend(outcome.alerts)
-        for key, n in outcome.ok_counts.items():
-            tracker.appended(key, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
         if i % crash_every == crash_every - 1:  # the counts of the values not admitted too
             engine, tracker = Engine(settings, _references()), StateTracker(300)
             restore(engine, log.read(), tracker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
 from stream_monitor.state.models import StateTracker
@@ -33,6 +34,13 @@ class Changelog:
             self.bytes_written += len(value)
             self.records.pop(r.key, None)
             self.records[r.key] = value
+
+    def record(self, engine: Engine, tracker: StateTracker, outcome: BatchOutcome) -> None:
+        """What a member writes after a batch: the records of the windows it changed."""
+        tracker.forget(outcome.dropped)
+        for key, n in outcome.ok_counts.items():
+            tracker.appended(key, n)
+        self.write(tracker.records(engine, outcome.ok_counts))
 
     def read(self) -> list[StateRecord]:
         return [decode(k, v) for k, v in self.records.items()]
@@ -93,9 +101,7 @@ def test_restored_engine_gives_the_same_alerts_as_an_uninterrupted_one(
     for i, batch in enumerate(batches):
         outcome = engine.process(batch)
         got.extend(outcome.alerts)
-        for model, n in outcome.ok_counts.items():
-            tracker.appended(model, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
         if i in crashes:  # lose everything in memory; come back from the changelog
             engine, tracker = Engine(_settings(rule), _refs()), StateTracker(500)
             restored = restore(engine, log.read(), tracker)
@@ -120,9 +126,7 @@ def test_changelog_bytes_are_bounded() -> None:
     events = model.events(0, 20_000)
     for batch in batches_of_events(events, 250):
         outcome = engine.process(batch)
-        for m, n in outcome.ok_counts.items():
-            tracker.appended(m, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
     raw_per_event = (20 + 4) * 8
     per_event = log.bytes_written / len(events)
     assert per_event < 2.0 * raw_per_event
@@ -148,9 +152,7 @@ def test_a_restored_page_hinkley_continues_exactly() -> None:
     for i, batch in enumerate(batches):
         outcome = engine.process(batch)
         got.extend(outcome.alerts)
-        for name, n in outcome.ok_counts.items():
-            tracker.appended(name, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
         if i in (3, 7):
             engine, tracker = Engine(settings, refs), StateTracker(300)
             assert restore(engine, log.read(), tracker) == ["ph@v1"]

@@ -165,10 +165,7 @@ def test_a_restored_engine_continues_each_version(rule: str) -> None:
     for i, batch in enumerate(batches):
         outcome = engine.process(batch)
         got.extend(outcome.alerts)
-        tracker.forget(outcome.dropped)
-        for key, n in outcome.ok_counts.items():
-            tracker.appended(key, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
         if i % 5 == 4:  # come back from the changelog
             engine, tracker = Engine(settings, references([BASE], 2000)), StateTracker(500)
             restore(engine, log.read(), tracker)
@@ -229,9 +226,7 @@ def test_a_window_kept_for_every_version_continues_as_its_last_versions() -> Non
     log, tracker = Changelog(), StateTracker(500)
     for batch in first:
         outcome = shared.process(batch)
-        for key, n in outcome.ok_counts.items():
-            tracker.appended(key, n)
-        log.write(tracker.records(shared, outcome.ok_counts))
+        log.record(shared, tracker, outcome)
     assert list(shared.models) == ["m"]
 
     engine, tracker = Engine(_settings(), references([BASE], 2000)), StateTracker(500)
@@ -243,9 +238,7 @@ def test_a_window_kept_for_every_version_continues_as_its_last_versions() -> Non
     assert np.array_equal(state.window.features, window.features, equal_nan=True)
     for batch in rest:
         outcome = engine.process(batch)
-        for key, n in outcome.ok_counts.items():
-            tracker.appended(key, n)
-        log.write(tracker.records(engine, outcome.ok_counts))
+        log.record(engine, tracker, outcome)
     again, tracker2 = Engine(_settings(), references([BASE], 2000)), StateTracker(500)
     assert restore(again, log.read(), tracker2) == ["m@v1"]  # the old key: superseded
     assert again.models["m@v1"].events_seen == 1200

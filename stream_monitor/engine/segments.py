@@ -18,16 +18,11 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.native import DecodedModel
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine.models import MonitoredModel
-from stream_monitor.engine.versions import model_of, settings_for
+from stream_monitor.engine.versions import model_of, segment_key, settings_for
 
 OTHER = "other"
 MISSING = "(missing)"
 COUNTED_PER_SEGMENT = 100  # values counted per allowed segment, the rarest dropped beyond
-
-
-def segment_key(stream: str, segment: str) -> str:
-    """The key of a segment's window."""
-    return f"{stream}#{segment}"
 
 
 def _text(value: object) -> str:

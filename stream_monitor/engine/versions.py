@@ -51,7 +51,7 @@ def compared(model: MonitoredModel, models: dict[str, MonitoredModel]) -> list[C
         return []
     key = route_key(model.model_name, comparison.baseline)
     if model.segment is not None:  # the same segment of the baseline
-        key = f"{key}#{model.segment}"
+        key = segment_key(key, model.segment)
     baseline = models.get(key)
     return versus_baseline(
         model.window,
@@ -61,6 +61,11 @@ def compared(model: MonitoredModel, models: dict[str, MonitoredModel]) -> list[C
         model.settings,
         comparison.baseline,
     )
+
+
+def segment_key(stream: str, segment: str) -> str:
+    """The key of a segment's window (engine/segments.py): `<stream>#<segment>`."""
+    return f"{stream}#{segment}"
 
 
 @dataclass(slots=True)

@@ -25,6 +25,8 @@ from hashlib import blake2b
 
 import orjson
 
+from stream_monitor.decode.predictions import route_key
+
 CHUNK_BYTES = 512 * 1024
 MANIFEST_PREFIX = b"reference:"
 CHUNK_PREFIX = b"chunk:"
@@ -74,7 +76,7 @@ class Manifest:
     @property
     def key(self) -> str:
         """The key of the windows it judges: the model, or `model@version`."""
-        return f"{self.model}@{self.version}" if self.version else self.model
+        return route_key(self.model, self.version)
 
     def to_json(self) -> bytes:
         return orjson.dumps(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stream_monitor.config.settings import Settings
+from stream_monitor.decode.predictions import route_key
 from stream_monitor.reference.loading import prepare_from_events, read_reference_events
 from stream_monitor.reference.published import Manifest, records
 from stream_monitor.service.changelog import CHANGELOG_CONFIG
@@ -32,7 +33,7 @@ def publish_reference(
     if topic is None:
         raise ValueError("references_topic is not set (--references-topic)")
     events = read_reference_events(path, model)
-    key = f"{model}@{version}" if version else model
+    key = route_key(model, version)
     prepare_from_events(key, events, settings.prediction_bins, str(path))  # usable, or raises
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     manifest, out = records(model, version, events, path.name, now)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from stream_monitor.decode.predictions import route_key
+
 
 @dataclass(frozen=True, slots=True)
 class SyntheticModel:
@@ -28,7 +30,7 @@ class SyntheticModel:
     @property
     def key(self) -> str:
         """The key its events are kept under when versions keep their own windows."""
-        return f"{self.name}@{self.version}" if self.version else self.name
+        return route_key(self.name, self.version)
 
     @property
     def feature_names(self) -> list[str]:
