@@ -61,6 +61,23 @@ def ks_sorted_statistic(
     `detectors.ks.ks_sorted_statistic` to the last bit. ValueError when either is not
     ascending and finite."""
 
+def regression_errors(
+    prediction: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]
+) -> tuple[int, float, float]:
+    """`detectors.performance.regression_errors` to the last bit: (labeled, mae, rmse) of
+    the events whose prediction minus actual is finite, NaN for none."""
+
+def linear_percentiles(values: npt.NDArray[np.float64], percents: list[float]) -> list[float]:
+    """`np.percentile` (linear method) of the finite values to the last bit; [] for none.
+    ValueError for a percent outside [0, 100]."""
+
+def histogram_js(
+    bin_index: npt.NDArray[np.int16], reference_smoothed: npt.NDArray[np.float64]
+) -> tuple[int, float]:
+    """(values binned, Jensen-Shannon distance of the reference's smoothed histogram and
+    the window's), to the last bit of `detectors.histogram`'s functions. ValueError for a bin
+    index past the reference's bins."""
+
 class ReferenceColumns:
     """A reference's sorted columns (the array held, not copied) with a sparse index of
     every 32nd value per column, built once: the per-event look-ups through it stay in the

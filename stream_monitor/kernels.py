@@ -20,12 +20,15 @@ from stream_monitor._native import (
     WindowFleet,
     bin_index,
     decode_predictions,
+    histogram_js,
     ks_scipy_default,
     ks_sorted_statistic,
     ks_statistic,
     ks_statistic_sorted,
+    linear_percentiles,
     projection_errors,
     reference_keys,
+    regression_errors,
 )
 
 __all__ = [
@@ -38,12 +41,15 @@ __all__ = [
     "WindowFleet",
     "bin_index",
     "decode_predictions",
+    "histogram_js",
     "ks_scipy_default",
     "ks_sorted_statistic",
     "ks_statistic",
     "ks_statistic_sorted",
+    "linear_percentiles",
     "projection_errors",
     "reference_keys",
+    "regression_errors",
     "window_ks_statistic",
 ]
 

@@ -64,6 +64,16 @@ def test_the_shipped_stream_is_small_and_marks_its_documented_change() -> None:
     assert before.mean() - after.mean() > 1.5 * before.std()
 
 
+def test_the_published_report_is_what_the_code_gives_now(
+    nile_report: tuple[Path, list[dict[str, object]]],
+) -> None:
+    """docs/backtest (linked from the README) holds the alerts this code publishes for the
+    shipped stream, byte for byte: a change to the checks or the alert format shows here."""
+    report, _replayed = nile_report
+    shipped = ROOT / "docs" / "backtest" / "alerts.jsonl"
+    assert (report / "alerts.jsonl").read_bytes() == shipped.read_bytes()
+
+
 def test_the_report_of_the_real_stream_has_valid_plots(
     nile_report: tuple[Path, list[dict[str, object]]],
 ) -> None:

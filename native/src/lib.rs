@@ -13,6 +13,7 @@ pub mod ks;
 pub mod lookup;
 pub mod ring;
 pub mod sequential;
+pub mod summary;
 
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -64,7 +65,7 @@ fn int64_vector<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonl
 /// as windows keep their keys) reads each feature as one slice, which is faster.
 /// The statistic of every column of a window's keys, through the kernel that sorts them or
 /// (`sorted`) the one that reads them sorted already.
-fn window_statistic<T: Copy + Sync>(
+fn window_statistic<T: Copy + Sync + Into<i64>>(
     view: &ArrayView2<'_, T>,
     widen: impl Fn(&T) -> i64 + Copy,
     refs: &[i64],
@@ -80,8 +81,8 @@ fn window_statistic<T: Copy + Sync>(
             ks::ks_statistic(f, column, refs, layout, wins)
         }
         (Some(data), true) => {
-            let column = |j: usize| data[j * n..(j + 1) * n].iter().map(widen);
-            ks::sorted_ks_statistic(f, column, refs, layout, wins)
+            let column = |j: usize| &data[j * n..(j + 1) * n];
+            ks::sorted_ks_statistic_slices(f, column, refs, layout, wins)
         }
         (None, false) => {
             let column = |j: usize| view.column(j).into_iter().map(widen);
@@ -417,6 +418,89 @@ fn ks_sorted_statistic(
         .map_or_else(|| sample.to_vec().into(), Cow::Borrowed);
     ks::sorted_sample_statistic(&reference, &sample)
         .map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// A float64 vector's values in place, or copied when they are not contiguous.
+fn float_slice<'a>(view: &'a ArrayView1<'_, f64>) -> Cow<'a, [f64]> {
+    view.as_slice()
+        .map_or_else(|| view.to_vec().into(), Cow::Borrowed)
+}
+
+/// `detectors.performance.regression_errors` of a window's predictions and actuals, to the
+/// last bit: (labeled, mae, rmse), NaN for no labelled event.
+#[pyfunction]
+fn regression_errors(
+    prediction: &Bound<'_, PyAny>,
+    actual: &Bound<'_, PyAny>,
+) -> PyResult<(usize, f64, f64)> {
+    let prediction = float64_vector(prediction, "prediction")?;
+    let actual = float64_vector(actual, "actual")?;
+    let (p, a) = (prediction.as_array(), actual.as_array());
+    if p.len() != a.len() {
+        return Err(PyValueError::new_err(format!(
+            "prediction and actual differ in length: {} and {}",
+            p.len(),
+            a.len()
+        )));
+    }
+    // a few µs of work: read in place with the GIL held
+    let (p, a) = (float_slice(&p), float_slice(&a));
+    Ok(summary::regression_errors(&p, &a, &mut Vec::new()))
+}
+
+/// `np.percentile(values[np.isfinite(values)], percents)` to the last bit (the linear
+/// method); an empty list when no value is finite.
+#[pyfunction]
+fn linear_percentiles(values: &Bound<'_, PyAny>, percents: Vec<f64>) -> PyResult<Vec<f64>> {
+    if let Some(bad) = percents.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+        return Err(PyValueError::new_err(format!(
+            "percents must lie in [0, 100], got {bad}"
+        )));
+    }
+    let values = float64_vector(values, "values")?;
+    let values = values.as_array();
+    let values = float_slice(&values);
+    Ok(summary::linear_percentiles(
+        &values,
+        &percents,
+        &mut Vec::new(),
+    ))
+}
+
+/// The prediction histogram of a window against the reference's smoothed one: (values
+/// binned, `js_distance(reference_smoothed, smoothed(bin_counts(bin_index)))`), to the last
+/// bit of `detectors.histogram`'s functions.
+#[pyfunction]
+fn histogram_js(
+    bin_index: &Bound<'_, PyAny>,
+    reference_smoothed: &Bound<'_, PyAny>,
+) -> PyResult<(i64, f64)> {
+    let bins = bin_index
+        .extract::<PyReadonlyArray1<'_, i16>>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "bin_index: expected a 1-d int16 array, got {}",
+                describe(bin_index)
+            ))
+        })?;
+    let reference = float64_vector(reference_smoothed, "reference_smoothed")?;
+    let reference = reference.as_array();
+    let reference = float_slice(&reference);
+    let bins = bins.as_array();
+    let bins = bins
+        .as_slice()
+        .map_or_else(|| bins.to_vec().into(), Cow::Borrowed);
+    let counts = summary::bin_counts(&bins, reference.len()).map_err(|b| {
+        PyValueError::new_err(format!(
+            "bin index {b} is past the reference's {} bins",
+            reference.len()
+        ))
+    })?;
+    let binned = counts.iter().sum();
+    Ok((
+        binned,
+        summary::js_distance(&reference, &summary::smoothed(&counts)),
+    ))
 }
 
 /// ADWIN on a stream of errors, bit for bit `stream_monitor.detectors.adwin.ADWIN` (the same
@@ -857,5 +941,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<charts::NormalScores>()?;
     m.add_class::<charts::SequentialCharts>()?;
     m.add_function(wrap_pyfunction!(charts::projection_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(regression_errors, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_percentiles, m)?)?;
+    m.add_function(wrap_pyfunction!(histogram_js, m)?)?;
     Ok(())
 }

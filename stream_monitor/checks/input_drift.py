@@ -59,6 +59,17 @@ class _Scores:
         self.by_p = plan.by_pvalue
         self.tested = np.zeros(n, dtype=bool)
         self.lazy_pvalues: Callable[[], None] | None = None  # p-values that cost more
+        self.ks_only = False  # every feature's score a KS statistic: no p-value is judged
+
+    @classmethod
+    def of_ks(cls, plan: CheckPlan, statistic: FloatArray, sizes: np.ndarray) -> _Scores:
+        """Every feature judged by KS: the statistics as they are, no test by test filling."""
+        scores = cls(plan)
+        scores.test = list(plan.feature_tests)
+        scores.score = statistic
+        scores.tested = sizes > 0
+        scores.ks_only = True
+        return scores
 
     def put(
         self,
@@ -76,12 +87,16 @@ class _Scores:
             self.pvalue[idx] = pvalue
 
     def drifted(self) -> np.ndarray:
+        if self.ks_only:  # statistics in [0, 1] against positive thresholds
+            return (self.score > self.threshold) & self.tested
         with np.errstate(invalid="ignore"):
             over = np.where(self.by_p, self.pvalue < self.threshold, self.score > self.threshold)
         return over & self.tested
 
     def margin(self) -> np.ndarray:
         """How far past its threshold each feature is (>1: drifted), for the max rule."""
+        if self.ks_only:
+            return np.where(self.tested, self.score / self.threshold, -np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(
                 self.by_p,
@@ -110,6 +125,8 @@ def input_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
         reason = f"window holds {window.count} of {plan.min_window} events needed"
         return not_judged("input_drift", "ks", plan.drift_threshold, reason)
     rows = window.rows()
+    if plan.ks_only and plan.drift_rule in ("max", "share"):
+        return _ks_only(window, plan, ref, rows)
     scores = _Scores(plan)
     f = ref.n_features
     eager_p = plan.eager_pvalues  # the rule reads p-values
@@ -154,6 +171,22 @@ def input_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
         ks_p = ks_pvalue(ks_raw, ref.sizes, ks_sizes)
         evidence = _gate_evidence(window, ref, rows, plan.gate, scores, ks_p, ks_sizes, counts)
     return _result_with_scores(_decide(scores, plan, evidence), scores)
+
+
+def _ks_only(
+    window: ModelWindow, plan: CheckPlan, ref: PreparedReference, rows: slice
+) -> CheckResult:
+    """The default check's short path (every feature KS, a rule that reads no p-value): the
+    same result as the general path with none of its test by test bookkeeping."""
+    finite = window.count - window.missing_count - window.nonfinite_count  # running tallies
+    raw, sizes = window_ks_statistic(window.ks_key[rows], ref.sizes, window.key_bits, finite)
+    scores = _Scores.of_ks(plan, ks_scipy_default(raw, ref.sizes, sizes), sizes)
+
+    def fill() -> None:  # only an alert or the status needs the p-values
+        scores.pvalue = ks_pvalue(raw, ref.sizes, sizes)
+
+    scores.lazy_pvalues = fill
+    return _result_with_scores(_decide(scores, plan), scores)
 
 
 def _gate_evidence(

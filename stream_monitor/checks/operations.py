@@ -15,13 +15,15 @@ from stream_monitor.detectors.categorical import (
     MISSING,
     UNSEEN,
 )
-from stream_monitor.detectors.performance import latency_percentiles
+from stream_monitor.detectors.performance import LATENCY_QUANTILES
+from stream_monitor.kernels import linear_percentiles  # bit for bit np.percentile's
 from stream_monitor.window.ring import ModelWindow
 
 
 def latency(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     threshold = plan.latency_p99_ms
-    quantiles = latency_percentiles(window.latency_ms[window.rows()])
+    found = linear_percentiles(window.latency_ms[window.rows()], list(LATENCY_QUANTILES))
+    quantiles = {f"p{int(k)}": v for k, v in zip(LATENCY_QUANTILES, found, strict=False)}
     details: dict[str, Detail] = {f"latency_{k}_ms": v for k, v in quantiles.items()}
     if threshold is None:
         reason = "no latency threshold configured"

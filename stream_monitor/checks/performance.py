@@ -11,7 +11,7 @@ from stream_monitor.alerts.contract import Detail
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.plan import CheckPlan
 from stream_monitor.checks.verdicts import not_judged
-from stream_monitor.detectors.performance import regression_errors
+from stream_monitor.kernels import regression_errors  # bit for bit detectors.performance's
 from stream_monitor.window.class_tally import ClassTally
 from stream_monitor.window.ring import ModelWindow
 
@@ -23,18 +23,16 @@ def performance(
         return _accuracy(window, plan, tally)
     threshold = plan.mae_threshold
     rows = window.rows()
-    errors = regression_errors(window.prediction[rows], window.actual[rows])
+    labeled, mae, rmse = regression_errors(window.prediction[rows], window.actual[rows])
     details: dict[str, Detail] = {
-        "mae": None if errors.labeled == 0 else errors.mae,
-        "rmse": None if errors.labeled == 0 else errors.rmse,
-        "labeled": int(errors.labeled),
+        "mae": None if labeled == 0 else mae,
+        "rmse": None if labeled == 0 else rmse,
+        "labeled": labeled,
     }
-    if errors.labeled < plan.min_labeled_events:
-        reason = f"{errors.labeled} events with actuals, {plan.min_labeled_events} needed"
+    if labeled < plan.min_labeled_events:
+        reason = f"{labeled} events with actuals, {plan.min_labeled_events} needed"
         return not_judged("performance", "mae", threshold, reason, details=details)
-    return CheckResult(
-        "performance", "mae", errors.mae, threshold, errors.mae <= threshold, details=details
-    )
+    return CheckResult("performance", "mae", mae, threshold, mae <= threshold, details=details)
 
 
 def _accuracy(window: ModelWindow, plan: CheckPlan, tally: ClassTally | None) -> CheckResult:

@@ -67,6 +67,12 @@ class CheckPlan:
     concept_delta: float
 
     @property
+    def ks_only(self) -> bool:
+        """Every feature numeric and judged by KS (the default): the check's short path."""
+        ks = self.numeric.get("ks")
+        return not self.categorical and ks is not None and ks.size == len(self.feature_names)
+
+    @property
     def eager_pvalues(self) -> bool:
         """The rule reads p-values at every check (else only an alert computes them)."""
         return self.drift_rule in ("gate", "bonferroni", "bh")

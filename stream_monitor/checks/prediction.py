@@ -18,9 +18,11 @@ from stream_monitor.detectors.categorical import (
 )
 from stream_monitor.detectors.categorical import js_distance as category_js
 from stream_monitor.detectors.categorical import psi as category_psi
-from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
 from stream_monitor.detectors.ks import as_scipy_default_one, ks_pvalue
-from stream_monitor.kernels import ks_sorted_statistic  # bit for bit detectors.ks's
+from stream_monitor.kernels import (
+    histogram_js,
+    ks_sorted_statistic,  # both bit for bit as detectors.ks and detectors.histogram
+)
 from stream_monitor.window.ring import ModelWindow
 
 
@@ -35,11 +37,11 @@ def prediction_drift(window: ModelWindow, plan: CheckPlan) -> CheckResult:
         reason = NO_REFERENCE if ref is None else "no numeric predictions in the reference"
         return not_judged("prediction_drift", test, threshold, reason)
     rows = window.rows()
-    counts = bin_counts(window.prediction_bin[rows], ref.prediction_counts.size)
-    if counts.sum() < plan.min_window:
-        reason = f"{counts.sum()} numeric predictions in the window, {plan.min_window} needed"
+    # bit for bit js_distance(reference's, smoothed(bin_counts(window's bins)))
+    binned, js = histogram_js(window.prediction_bin[rows], ref.smoothed_prediction_counts())
+    if binned < plan.min_window:
+        reason = f"{binned} numeric predictions in the window, {plan.min_window} needed"
         return not_judged("prediction_drift", test, threshold, reason)
-    js = js_distance(ref.smoothed_prediction_counts(), smoothed(counts))
     # the KS p-value (kstwo.sf) costs more than the statistic: only when KS is judged
     ks, ks_p = prediction_ks(ref.sorted_predictions, window.prediction[rows], test == "ks")
     details: dict[str, Detail] = {"jensenshannon": js, "ks": ks}
