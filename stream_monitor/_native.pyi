@@ -78,6 +78,17 @@ def histogram_js(
     the window's), to the last bit of `detectors.histogram`'s functions. ValueError for a bin
     index past the reference's bins."""
 
+def numeric_quality(
+    missing: npt.NDArray[np.int64],
+    nonfinite: npt.NDArray[np.int64],
+    outside: npt.NDArray[np.int64],
+    count: int,
+    limits: tuple[float, float, float],
+) -> tuple[list[tuple[int, int, float]], list[float]]:
+    """Missing and non-finite shares per event, out-of-range shares per finite value, from
+    a window's tallies: ((feature, measure, share) over the measure's limit, each measure's
+    largest share, -inf for no feature). Measures: missing, non-finite, out of range."""
+
 class ReferenceColumns:
     """A reference's sorted columns (the array held, not copied) with a sparse index of
     every 32nd value per column, built once: the per-event look-ups through it stay in the

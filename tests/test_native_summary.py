@@ -15,7 +15,12 @@ from scipy.spatial.distance import jensenshannon
 
 from stream_monitor.detectors.histogram import bin_counts, js_distance, smoothed
 from stream_monitor.detectors.performance import regression_errors as numpy_errors
-from stream_monitor.kernels import histogram_js, linear_percentiles, regression_errors
+from stream_monitor.kernels import (
+    histogram_js,
+    linear_percentiles,
+    numeric_quality,
+    regression_errors,
+)
 
 SIZES = [0, 1, 2, 7, 8, 9, 127, 128, 129, 255, 256, 1000, 1001, 4099, 20_000]
 
@@ -122,3 +127,31 @@ def test_window_views_that_are_not_contiguous_are_read_too() -> None:
     x = np.arange(20.0)
     assert regression_errors(x[::2], x[1::2]) == (10, 1.0, 1.0)
     assert linear_percentiles(x[::-1], [50.0]) == [9.5]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 25),
+    st.sampled_from([0, 1, 7, 1000]),
+    st.tuples(*[st.sampled_from([0.0, 0.01, 0.1, 0.5, 1.0])] * 3),
+)
+def test_numeric_quality_equals_the_numpy_shares(
+    seed: int, features: int, count: int, limits: tuple[float, float, float]
+) -> None:
+    """The shares over their limits and each measure's largest, as numpy forms them."""
+    rng = np.random.default_rng(seed)
+    missing = rng.integers(0, count + 1, size=features)
+    nonfinite = np.minimum(rng.integers(0, count + 1, size=features), count - missing)
+    outside = rng.integers(0, count - missing - nonfinite + 1)
+    above, tops = numeric_quality(missing, nonfinite, outside, count, limits)
+    n = max(count, 1)
+    finite = count - missing - nonfinite
+    shares = [missing / n, nonfinite / n, outside / np.maximum(finite, 1)]
+    want = [
+        (int(j), m, float(share[j]))
+        for m, share in enumerate(shares)
+        for j in np.flatnonzero(share > limits[m])
+    ]
+    assert above == want
+    assert list(tops) == [float(s.max()) if s.size else -math.inf for s in shares]

@@ -503,6 +503,36 @@ fn histogram_js(
     ))
 }
 
+/// Missing, non-finite and out-of-range shares of a window's numeric features from its
+/// tallies (see `summary::numeric_quality`): (the (feature, measure, share) over their limit,
+/// each measure's largest share).
+#[pyfunction]
+fn numeric_quality(
+    missing: &Bound<'_, PyAny>,
+    nonfinite: &Bound<'_, PyAny>,
+    outside: &Bound<'_, PyAny>,
+    count: i64,
+    limits: [f64; 3],
+) -> PyResult<summary::Quality> {
+    let missing = int64_vector(missing, "missing")?;
+    let nonfinite = int64_vector(nonfinite, "nonfinite")?;
+    let outside = int64_vector(outside, "outside")?;
+    let (m, f, o) = (
+        missing.as_array().to_vec(),
+        nonfinite.as_array().to_vec(),
+        outside.as_array().to_vec(),
+    );
+    if f.len() != m.len() || o.len() != m.len() {
+        return Err(PyValueError::new_err(format!(
+            "the tallies differ in length: {}, {} and {}",
+            m.len(),
+            f.len(),
+            o.len()
+        )));
+    }
+    Ok(summary::numeric_quality(&m, &f, &o, count, limits))
+}
+
 /// ADWIN on a stream of errors, bit for bit `stream_monitor.detectors.adwin.ADWIN` (the same
 /// API, the same `state()`), without a Python call per value.
 #[pyclass(module = "stream_monitor._native", name = "Adwin")]
@@ -944,5 +974,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(regression_errors, m)?)?;
     m.add_function(wrap_pyfunction!(linear_percentiles, m)?)?;
     m.add_function(wrap_pyfunction!(histogram_js, m)?)?;
+    m.add_function(wrap_pyfunction!(numeric_quality, m)?)?;
     Ok(())
 }

@@ -190,6 +190,44 @@ pub fn js_distance(p: &[f64], q: &[f64]) -> f64 {
     divergence.sqrt()
 }
 
+/// Every (feature, measure, share) over its limit, and each measure's largest share.
+pub type Quality = (Vec<(usize, usize, f64)>, [f64; 3]);
+
+/// The data-quality shares of a window's numeric features from its running tallies, as
+/// `checks.operations.data_quality` forms them: missing and non-finite values per event
+/// (`count`, at least 1), values outside the reference's range per finite value (at least 1).
+/// Returns every (feature, measure, share) above its measure's limit, in measure order then
+/// feature order, and each measure's largest share (-inf for no feature). Measures: 0
+/// missing, 1 non-finite, 2 out of range. The tallies must have one entry per feature.
+pub fn numeric_quality(
+    missing: &[i64],
+    nonfinite: &[i64],
+    outside: &[i64],
+    count: i64,
+    limits: [f64; 3],
+) -> Quality {
+    let n = count.max(1) as f64;
+    let mut over = Vec::new();
+    let mut top = [f64::NEG_INFINITY; 3];
+    for measure in 0..3 {
+        for j in 0..missing.len() {
+            let share = match measure {
+                0 => missing[j] as f64 / n,
+                1 => nonfinite[j] as f64 / n,
+                _ => outside[j] as f64 / (count - missing[j] - nonfinite[j]).max(1) as f64,
+            };
+            if share > limits[measure] {
+                over.push((j, measure, share));
+            }
+            // numpy's max: the first NaN wins (shares are never NaN: counts over counts)
+            if share > top[measure] {
+                top[measure] = share;
+            }
+        }
+    }
+    (over, top)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +270,16 @@ mod tests {
             linear_percentiles(&[7.0], &[50.0, 99.0], &mut scratch),
             [7.0, 7.0]
         );
+    }
+
+    #[test]
+    fn quality_shares_name_what_is_over_its_limit() {
+        let (over, top) = numeric_quality(&[0, 5], &[1, 0], &[9, 0], 10, [0.4, 0.05, 0.5]);
+        // feature 0: 1 of 10 non-finite (over 0.05), 9 of 9 finite outside (over 0.5)
+        assert_eq!(over, vec![(1, 0, 0.5), (0, 1, 0.1), (0, 2, 1.0)]);
+        assert_eq!(top, [0.5, 0.1, 1.0]);
+        let (none, top) = numeric_quality(&[], &[], &[], 0, [0.1; 3]);
+        assert!(none.is_empty() && top == [f64::NEG_INFINITY; 3]);
     }
 
     #[test]

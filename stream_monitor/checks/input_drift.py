@@ -247,6 +247,7 @@ def _numeric_scores(
 def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None) -> CheckResult:
     drifted = scores.drifted()
     tested = scores.tested
+    n_drifted, n_tested = int(np.count_nonzero(drifted)), int(np.count_nonzero(tested))
 
     def features() -> list[FeatureResult]:
         if scores.lazy_pvalues is not None:
@@ -267,10 +268,10 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
     rule = plan.drift_rule
     details: dict[str, Detail] = {
         "rule": rule,
-        "drifted_features": int(drifted.sum()),
-        "tested_features": int(tested.sum()),
+        "drifted_features": n_drifted,
+        "tested_features": n_tested,
     }
-    if not tested.any():
+    if n_tested == 0:
         return not_judged("input_drift", "ks", plan.drift_threshold, "no feature could be tested")
     if rule == "max":
         margin = scores.margin()
@@ -280,7 +281,7 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
                 scores.test[j],
                 float(scores.pvalue[j]),
                 float(scores.threshold[j]),
-                not drifted.any(),
+                n_drifted == 0,
                 features,
                 details,
             )
@@ -288,7 +289,7 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
             scores.test[j],
             float(scores.score[j]),
             float(scores.threshold[j]),
-            not drifted.any(),
+            n_drifted == 0,
             features,
             details,
         )
@@ -296,7 +297,7 @@ def _decide(scores: _Scores, plan: CheckPlan, evidence: _Evidence | None = None)
         assert evidence is not None and plan.gate is not None
         return _gate(scores, plan.gate, plan.drift_alpha, evidence, details)
     if rule == "share":
-        share = float(drifted.sum() / tested.sum())
+        share = n_drifted / n_tested
         return _result(
             "share", share, plan.drift_share, share < plan.drift_share, features, details
         )

@@ -4,6 +4,7 @@ non-finite, out-of-range and unseen values)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,8 +17,13 @@ from stream_monitor.detectors.categorical import (
     UNSEEN,
 )
 from stream_monitor.detectors.performance import LATENCY_QUANTILES
-from stream_monitor.kernels import linear_percentiles  # bit for bit np.percentile's
+from stream_monitor.kernels import (
+    linear_percentiles,  # bit for bit np.percentile's
+    numeric_quality,
+)
 from stream_monitor.window.ring import ModelWindow
+
+NUMERIC_MEASURES = ("missing_share", "nonfinite_share", "out_of_range_share")
 
 
 def latency(window: ModelWindow, plan: CheckPlan) -> CheckResult:
@@ -51,24 +57,29 @@ def data_quality(window: ModelWindow, plan: CheckPlan) -> CheckResult:
     found: list[tuple[str, str, float, float]] = []  # feature, measure, share, threshold
     closest: list[tuple[str, float, float]] = [("missing_share", 0.0, plan.dq_missing_share)]
 
-    def over(names: list[str], measure: str, share: np.ndarray, limit: float) -> None:
-        for j in np.flatnonzero(share > limit):
+    def nearest(measure: str, top: float, limit: float) -> None:
+        """The measure nearest its threshold, reported while all is well."""
+        if top / limit > closest[0][1] / closest[0][2]:
+            closest[0] = (measure, top, limit)
+
+    def over(names: Sequence[str], measure: str, share: np.ndarray, limit: float) -> None:
+        for j in np.flatnonzero(share > limit).tolist():
             found.append((names[j], measure, float(share[j]), limit))
-        if share.size:  # the measure nearest its threshold, reported while all is well
-            top = float(share.max())
-            if top / limit > closest[0][1] / closest[0][2]:
-                closest[0] = (measure, top, limit)
+        if share.size:
+            nearest(measure, float(share.max()), limit)
 
     if ref is not None and ref.n_features:
-        names = list(ref.feature_names)
-        n = max(window.count, 1)  # the window's running tallies: no pass over its rows
-        over(names, "missing_share", window.missing_count / n, plan.dq_missing_share)
-        over(names, "nonfinite_share", window.nonfinite_count / n, plan.dq_nonfinite_share)
-        finite = window.count - window.missing_count - window.nonfinite_count
-        share = window.outside_count / np.maximum(finite, 1)
-        over(names, "out_of_range_share", share, plan.dq_out_of_range_share)
+        numeric = ref.feature_names
+        limits = (plan.dq_missing_share, plan.dq_nonfinite_share, plan.dq_out_of_range_share)
+        # from the window's running tallies (no pass over its rows), in one native call
+        above, tops = numeric_quality(
+            window.missing_count, window.nonfinite_count, window.outside_count, window.count, limits
+        )
+        found.extend((numeric[j], NUMERIC_MEASURES[m], share, limits[m]) for j, m, share in above)
+        for measure, top, limit in zip(NUMERIC_MEASURES, tops, limits, strict=True):
+            nearest(measure, top, limit)
     if ref is not None and ref.categorical is not None:
-        names = list(ref.categorical.feature_names)
+        names = ref.categorical.feature_names
         codes = window.categorical[rows]
         over(names, "missing_share", (codes == MISSING).mean(axis=0), plan.dq_missing_share)
         over(names, "unseen_share", (codes == UNSEEN).mean(axis=0), plan.dq_unseen_share)
