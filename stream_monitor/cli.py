@@ -4,6 +4,7 @@ only; the work lives in the modules."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -141,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
     signal.signal(signal.SIGHUP, service.models.request_reload)  # --reference read again
+    gc.freeze()  # what start-up built lives as long as the process: out of every GC pass
     return service.run()
 
 
