@@ -580,29 +580,15 @@ where
     C: Fn(usize) -> I,
     I: IntoIterator<Item = i64>,
 {
-    check_sizes(features, ref_sizes, layout, window_sizes)?;
     let missing = layout.missing_key();
-    let mut stat = vec![0.0; features];
-    let mut sizes = vec![0i64; features];
-    for j in 0..features {
-        let m = ref_sizes[j];
-        if m == 0 {
-            continue; // nothing to compare with (size 0, as the unsorted kernel gives)
-        }
-        let n = match window_sizes {
-            Some(w) => w[j],
-            None => column(j).into_iter().filter(|&k| k != missing).count() as i64,
-        };
-        if n == 0 {
-            // every key missing: still checked to be keys, in order
-            sorted_feature_statistic(column(j), m, 0, layout, j)?;
-            continue;
-        }
-        let (s, used) = sorted_feature_statistic(column(j), m, n, layout, j)?;
-        stat[j] = s;
-        sizes[j] = used;
-    }
-    Ok((stat, sizes))
+    each_sorted_feature(
+        features,
+        ref_sizes,
+        layout,
+        window_sizes,
+        |j| column(j).into_iter().filter(|&k| k != missing).count() as i64,
+        |j, m, n| sorted_feature_statistic(column(j), m, n, layout, j),
+    )
 }
 
 /// `sorted_ks_statistic` of features held as contiguous slices (a window's keys in Fortran
@@ -620,35 +606,49 @@ where
     C: Fn(usize) -> &'a [T],
     T: Copy + Into<i64> + 'a,
 {
-    check_sizes(features, ref_sizes, layout, window_sizes)?;
     let missing = layout.missing_key();
+    each_sorted_feature(
+        features,
+        ref_sizes,
+        layout,
+        window_sizes,
+        |j| column(j).iter().filter(|&&k| k.into() != missing).count() as i64,
+        |j, m, n| {
+            let keys = column(j);
+            match (n > 0)
+                .then(|| slice_statistic(keys, m, n, layout))
+                .flatten()
+            {
+                Some(s) => Ok((s, n)),
+                // anything unusual (an error to name, no value): the row-by-row kernel
+                None => sorted_feature_statistic(keys.iter().map(|&k| k.into()), m, n, layout, j),
+            }
+        },
+    )
+}
+
+/// Both sorted kernels' walk over the features: the sizes checked, a feature without a
+/// reference left at (0, 0), n taken from `window_sizes` or counted (`count`), and
+/// `one(j, m, n)` giving the feature's (statistic, values used). With n = 0 `one` still
+/// checks the keys (all missing, in order) and gives (0, 0).
+fn each_sorted_feature(
+    features: usize,
+    ref_sizes: &[i64],
+    layout: Layout,
+    window_sizes: Option<&[i64]>,
+    count: impl Fn(usize) -> i64,
+    mut one: impl FnMut(usize, i64, i64) -> Result<(f64, i64), KsError>,
+) -> Result<(Vec<f64>, Vec<i64>), KsError> {
+    check_sizes(features, ref_sizes, layout, window_sizes)?;
     let mut stat = vec![0.0; features];
     let mut sizes = vec![0i64; features];
     for j in 0..features {
         let m = ref_sizes[j];
         if m == 0 {
-            continue;
+            continue; // nothing to compare with (size 0, as the unsorted kernel gives)
         }
-        let keys = column(j);
-        let n = match window_sizes {
-            Some(w) => w[j],
-            None => keys.iter().filter(|&&k| k.into() != missing).count() as i64,
-        };
-        let fast = if n > 0 {
-            slice_statistic(keys, m, n, layout)
-        } else {
-            None
-        };
-        let (s, used) = match fast {
-            Some(s) => (s, n),
-            // anything unusual (an error to name, no value): the row-by-row kernel
-            None => {
-                let rows = keys.iter().map(|&k| k.into());
-                sorted_feature_statistic(rows, m, n, layout, j)?
-            }
-        };
-        stat[j] = s;
-        sizes[j] = used;
+        let n = window_sizes.map_or_else(|| count(j), |w| w[j]);
+        (stat[j], sizes[j]) = one(j, m, n)?;
     }
     Ok((stat, sizes))
 }

@@ -1,9 +1,10 @@
 //! `stream_monitor._native`: the package's compiled kernels.
 //!
 //! The kernels are plain Rust in their own modules (`adwin`, `decode`, `ks`, `lookup`,
-//! `ring`), tested by `cargo test`; `fleet` holds the windows the native core writes; this
-//! file only converts arguments, checks what the kernels cannot (dtypes, shapes), releases
-//! the GIL around the work and raises the kernels' errors as ValueError.
+//! `ring`, `sequential`, `summary`), tested by `cargo test`; `fleet` holds the windows the
+//! native core writes; this file only converts arguments, checks what the kernels cannot
+//! (dtypes, shapes), releases the GIL around the work and raises the kernels' errors as
+//! ValueError.
 
 pub mod adwin;
 pub mod charts;
