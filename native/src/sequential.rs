@@ -16,6 +16,7 @@
 //! moves no chart.
 //! Thresholds are derived in Python (`detectors/sequential_design.py`).
 
+use crate::lookup;
 use std::sync::Arc;
 
 pub const UP: usize = 0;
@@ -116,6 +117,8 @@ pub struct Projection {
     /// (k, F) orthonormal rows, row-major
     components: Vec<f64>,
     sorted: Arc<[f64]>,
+    /// every `lookup::STRIDE`-th held-out error: a rank is found as a window value's is
+    index: Vec<f64>,
     scratch: Vec<f64>,
 }
 
@@ -148,6 +151,7 @@ impl Projection {
             mean,
             scale,
             components,
+            index: lookup::sparse_index(&sorted),
             sorted,
         })
     }
@@ -182,8 +186,9 @@ impl Projection {
     /// (left, right): the held-out errors below and not above a row's error.
     fn counts(&mut self, x: &[f64]) -> Option<(i64, i64)> {
         let e = self.error(x)?;
-        let left = self.sorted.partition_point(|&r| r < e);
-        let right = left + self.sorted[left..].partition_point(|&r| r <= e);
+        // through the sparse index (as the reference look-ups): with many models the
+        // held-out errors are not in the cache, and a plain binary search waits for each load
+        let (right, left) = lookup::counts_indexed(&self.sorted, &self.index, e);
         Some((left as i64, right as i64))
     }
 }
