@@ -13,6 +13,9 @@ from prometheus_client.registry import Collector
 
 from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, LatencyCounts
 
+# the labels of every per-model series: a key is a model, a version of it, or a segment
+MODEL_LABELS = ("model", "model_version", "segment")
+
 # (model, model_version, segment) of a key; a key absent from it is a model without versions
 Identities = dict[str, tuple[str, str, str]]
 
@@ -73,7 +76,7 @@ class LatencyHistograms(Collector):
         family = HistogramMetricFamily(
             self.name,
             "Serving latency of the predictions, from latency_ms",
-            labels=["model", "model_version", "segment"],
+            labels=list(MODEL_LABELS),
         )
         with self._lock:
             for model, counts in sorted(self._counts.items()):

@@ -19,7 +19,11 @@ from stream_monitor.alerts.contract import KINDS
 from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome
 from stream_monitor.alerts.results import CheckResult
 from stream_monitor.checks.run import retrain_recommended
-from stream_monitor.sinks.latency_histograms import Identities, LatencyHistograms
+from stream_monitor.sinks.latency_histograms import (
+    MODEL_LABELS,
+    Identities,
+    LatencyHistograms,
+)
 
 __all__ = ["LATENCY_BUCKETS_SECONDS", "Metrics", "partition_lag"]
 ALERT_STATUSES = ("firing", "resolved")
@@ -69,32 +73,32 @@ class Metrics:
         self.window_events = Gauge(
             "stream_monitor_window_events",
             "Events in the model's window",
-            ["model", "model_version", "segment"],
+            list(MODEL_LABELS),
             registry=r,
         )
         self.reference_loaded = Gauge(
             "stream_monitor_reference_loaded",
             "1 when the model has a reference",
-            ["model", "model_version", "segment"],
+            list(MODEL_LABELS),
             registry=r,
         )
         self.model_error = Gauge(
             "stream_monitor_model_error",
             "Error metrics of the window: mae, rmse (numbers) or accuracy (class labels)",
-            ["model", "model_version", "segment", "metric"],
+            [*MODEL_LABELS, "metric"],
             registry=r,
         )
         self.feature_drift_score = Gauge(
             "stream_monitor_feature_drift_score",
             "Input-drift statistic per feature and test (only with --feature-metrics N, the "
             "first N features): a KS statistic and a chi-squared one are separate series",
-            ["model", "model_version", "segment", "feature", "test"],
+            [*MODEL_LABELS, "feature", "test"],
             registry=r,
         )
         self.events = Counter(
             "stream_monitor_events",
             "Prediction events consumed",
-            ["model", "model_version", "segment", "status"],
+            [*MODEL_LABELS, "status"],
             registry=r,
         )
         self.dead_letters = Counter(
@@ -106,52 +110,50 @@ class Metrics:
         self.drift_score = Gauge(
             "stream_monitor_drift_score",
             "Score of the last check per kind (KS, JS distance, MAE, p99 latency in ms)",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
         self.drift_detected = Gauge(
             "stream_monitor_drift_detected",
             "1 while the last check of this kind was unhealthy",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
         self.evidence = Gauge(
             "stream_monitor_drift_neg_log10_p_value",
             "A check decided by a p-value: -log10 p (never the p-value as a score)",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
         self.evidence_threshold = Gauge(
             "stream_monitor_drift_neg_log10_level",
             "-log10 of the level its -log10 p is compared with",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
         self.input_drift_evidence = Gauge(
             "stream_monitor_input_drift_evidence",
             "Sequential input drift: the largest chart value over its threshold (1 = alarm)",
-            ["model", "model_version", "segment"],
+            list(MODEL_LABELS),
             registry=r,
         )
         self.versus_baseline = Gauge(
             "stream_monitor_versus_baseline_score",
             "A candidate version against its baseline's live window: -log10 p of the KS tests",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
         self.threshold = Gauge(
             "stream_monitor_drift_threshold",
             "Threshold the score is compared with",
-            ["model", "model_version", "segment", "kind"],
+            [*MODEL_LABELS, "kind"],
             registry=r,
         )
-        self.checks = Counter(
-            "stream_monitor_checks", "Checks run", ["model", "model_version", "segment"], registry=r
-        )
+        self.checks = Counter("stream_monitor_checks", "Checks run", list(MODEL_LABELS), registry=r)
         self.alerts = Counter(
             "stream_monitor_alerts",
             "Alerts published",
-            ["model", "model_version", "segment", "kind", "status"],
+            [*MODEL_LABELS, "kind", "status"],
             registry=r,
         )
         self.consumer_lag = Gauge(
@@ -163,7 +165,7 @@ class Metrics:
         self.retrain = Gauge(
             "stream_monitor_retrain_recommended",
             "1 when the last check recommends retraining",
-            ["model", "model_version", "segment"],
+            list(MODEL_LABELS),
             registry=r,
         )
         self.changelog_bytes = Counter(
@@ -190,7 +192,7 @@ class Metrics:
         self.labels = Counter(
             "stream_monitor_labels",
             "Late labels by outcome: joined, late (prediction evicted), unmatched, invalid",
-            ["model", "model_version", "segment", "status"],
+            [*MODEL_LABELS, "status"],
             registry=r,
         )
         # (model, model_version) of the keys that are versions' own windows
