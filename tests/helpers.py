@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
 
 import orjson
 
@@ -32,3 +35,16 @@ def batches_of_events(events: list[dict[str, object]], size: int = 1000) -> list
 
 def references(models: Iterable[SyntheticModel], n: int = 5000) -> dict[str, PreparedReference]:
     return {m.name: prepare_from_events(m.name, m.reference(n), 20, "test") for m in models}
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def example_generator(example: str) -> ModuleType:
+    """`examples/<example>/generate.py` as a module (the examples are scripts, not a package)."""
+    path = EXAMPLES / example / "generate.py"
+    spec = importlib.util.spec_from_file_location(f"{example}_generate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -23,7 +23,7 @@ from stream_monitor.offline.backtest import ChangePoint, run_backtest
 from stream_monitor.offline.report import file_stem
 from stream_monitor.reference.loading import load_references
 from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
-from tests.helpers import batch_of, batches_of_events, references
+from tests.helpers import batch_of, batches_of_events, example_generator, references
 from tests.report_helpers import ReportPage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,12 +242,7 @@ def test_a_missing_input_file_is_a_clear_error(
 def test_the_generator_rebuilds_the_shipped_files_from_the_dataset(tmp_path: Path) -> None:
     """The dataset's 100 flows are all in the shipped stream (1871 and 1872 as the first
     event's lags), so the generator can be checked without the package that ships them."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("nile_generate", NILE / "generate.py")
-    assert spec is not None and spec.loader is not None
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
+    generate = example_generator("nile")
     events = [orjson.loads(line) for line in (NILE / "nile-flow.jsonl").read_bytes().splitlines()]
     first = events[0]["features"]
     flows = [first["flow_lag2"], first["flow_lag1"], *(e["actual"] for e in events)]

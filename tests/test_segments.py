@@ -16,7 +16,7 @@ from stream_monitor.sinks.prometheus import Metrics
 from stream_monitor.state.models import StateTracker
 from stream_monitor.state.restore import restore
 from stream_monitor.tools.synthetic import SyntheticModel
-from tests.helpers import batches_of_events
+from tests.helpers import batches_of_events, example_generator
 from tests.test_state import Changelog
 
 MODEL = SyntheticModel("m", n_features=4)
@@ -132,17 +132,12 @@ def test_a_value_waits_for_its_events_before_it_gets_a_window() -> None:
 
 
 def test_the_readme_example_alerts_for_germany_only(tmp_path: Path) -> None:
-    import importlib.util
-
     import orjson
 
     from stream_monitor.cli import main
 
     root = Path(__file__).parents[1] / "examples" / "segments"
-    spec = importlib.util.spec_from_file_location("segments_generate", root / "generate.py")
-    assert spec is not None and spec.loader is not None
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
+    generate = example_generator("segments")
     generate.main(["--out", str(tmp_path)])
     out = tmp_path / "alerts.jsonl"
     args = ["replay", str(tmp_path / "events.jsonl"), "--reference", str(tmp_path / "reference")]

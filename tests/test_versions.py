@@ -20,7 +20,7 @@ from stream_monitor.sinks.prometheus import Metrics
 from stream_monitor.state.models import StateTracker
 from stream_monitor.state.restore import restore
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
-from tests.helpers import batch_of, batches_of_events, references
+from tests.helpers import batch_of, batches_of_events, example_generator, references
 from tests.test_state import Changelog
 
 BASE = SyntheticModel("m", n_features=6)
@@ -245,17 +245,11 @@ def test_a_window_kept_for_every_version_continues_as_its_last_versions() -> Non
 
 
 def test_the_readme_example_alerts_for_the_canary_only(tmp_path: Path) -> None:
-    import importlib.util
-
     import orjson
 
     from stream_monitor.cli import main
 
-    path = Path(__file__).parents[1] / "examples" / "versions" / "generate.py"
-    spec = importlib.util.spec_from_file_location("versions_generate", path)
-    assert spec is not None and spec.loader is not None
-    generate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generate)
+    generate = example_generator("versions")
     generate.main(["--out", str(tmp_path)])
     out = tmp_path / "alerts.jsonl"
     argv = ["replay", str(tmp_path / "events.jsonl"), "--reference", str(tmp_path / "reference")]
