@@ -270,6 +270,13 @@ def test_dockerfile_base_image_satisfies_requires_python() -> None:
     assert SpecifierSet(requires).contains(version.group(1) + ".0")
 
 
+def test_setup_asks_for_the_rust_the_crate_needs() -> None:
+    crate = tomllib.loads((ROOT / "native" / "Cargo.toml").read_text())["package"]
+    setup = re.search(r"^RUST_MIN=(\S+)$", (ROOT / "scripts" / "setup").read_text(), re.M)
+    assert setup is not None, "scripts/setup must name the minimum Rust (RUST_MIN=...)"
+    assert setup.group(1) == crate["rust-version"]
+
+
 def test_dockerfile_installs_the_package_and_runs_its_console_script() -> None:
     instructions = dockerfile_instructions()
     runs = " ".join(args for keyword, args in instructions if keyword == "RUN")

@@ -254,13 +254,19 @@ impl WindowFleet {
                 _ => None,
             };
             let mut errors = Vec::new();
+            let mut keys = Vec::new();
             while staged.done < n {
                 let take = (n - staged.done).min((every - since % every) as usize);
                 errors.clear();
+                let rows = staged.done * width..(staged.done + take) * width;
+                ring::block_keys(&look, &staged.features[rows], width, &mut keys)
+                    .map_err(crate::lookup_error)?;
                 let mut changed = false;
                 for r in staged.done..staged.done + take {
+                    let i = r - staged.done;
                     let event = Event {
                         features: &staged.features[r * width..(r + 1) * width],
+                        keys: keys.get(i * width..(i + 1) * width).unwrap_or(&[]),
                         prediction: staged.prediction[r],
                         actual: staged.actual[r],
                         latency_ms: staged.latency_ms[r],

@@ -883,11 +883,11 @@ mod tests {
             for _ in 0..features {
                 let column = (0..n)
                     .map(|_| {
-                        if next() % 17 == 0 {
+                        if next().is_multiple_of(17) {
                             return missing;
                         }
                         let right = (next() % (m as u64 + 1)) as i64;
-                        let left = if right > 0 && next() % 3 == 0 {
+                        let left = if right > 0 && next().is_multiple_of(3) {
                             right - 1 - (right - 1) % 4 // tied: the first of a run of four
                         } else {
                             right

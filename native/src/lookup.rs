@@ -151,8 +151,9 @@ pub fn prefix_lens<const STRICT: bool>(column: &[f64], xs: &[f64], out: &mut [us
     while len > 1 {
         let half = len / 2;
         for (b, &x) in base.iter_mut().zip(xs) {
-            let step = if below(column[*b + half], x) { half } else { 0 };
-            *b += step;
+            // a select, not a branch: which way a search goes is random, and a mispredicted
+            // branch per step cost more than the step (bench_native_lookups.py)
+            *b += std::hint::select_unpredictable(below(column[*b + half], x), half, 0);
         }
         len -= half;
     }
@@ -228,47 +229,92 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// `counts` of each of `xs` (at most `LANES` finite values) into `right` and `left`.
-/// Through the sparse index when there is one: the index in lockstep, then each value's
-/// run of `STRIDE` values; `#{r < x}` is searched again only where x is a reference value.
-/// Without it, both counts in lockstep over the whole column.
-fn lane_counts(
-    column: &[f64],
-    sparse: Option<&[f64]>,
-    xs: &[f64],
+/// One value to count through a sparse index: the value, its column (not empty) and the
+/// column's sparse index.
+#[derive(Clone, Copy)]
+struct Lane<'a> {
+    column: &'a [f64],
+    index: &'a [f64],
+    x: f64,
+}
+
+const EMPTY: Lane<'static> = Lane {
+    column: &[],
+    index: &[],
+    x: 0.0,
+};
+
+/// `counts_indexed` of each lane (at most `LANES`) into `right` and `left`, the lanes in
+/// lockstep, so that the loads of different lanes do not wait for each other (with many
+/// models the columns and their indexes are out of the cache):
+/// 1. each value among its index's values, one branch-free halving step per lane at a time;
+/// 2. each value's run of `STRIDE` column values touched, so that the runs' cache lines are
+///    fetched together, not one lane's after another's;
+/// 3. each run counted; `#{r < x}` is searched again only where x is a reference value.
+fn indexed_counts(lanes: &[Lane<'_>], right: &mut [usize], left: &mut [usize]) {
+    let n = lanes.len().min(LANES);
+    let lanes = &lanes[..n];
+    let mut base = [0usize; LANES];
+    let mut len = [0usize; LANES];
+    for (l, lane) in len.iter_mut().zip(lanes) {
+        *l = lane.index.len();
+    }
+    let mut longest = len[..n].iter().copied().max().unwrap_or(0);
+    while longest > 1 {
+        // a lane whose length is down to 1 steps by 0: every length follows `longest`'s
+        // halving, so all reach 1 together with it
+        for ((b, l), lane) in base.iter_mut().zip(len.iter_mut()).zip(lanes) {
+            let half = *l / 2;
+            // a select, not a branch: which way a search goes is random, and a mispredicted
+            // branch per step cost more than the step (bench_native_lookups.py)
+            *b += std::hint::select_unpredictable(lane.index[*b + half] <= lane.x, half, 0);
+            *l -= half;
+        }
+        longest -= longest / 2;
+    }
+    for ((t, &b), lane) in right.iter_mut().zip(&base).zip(lanes) {
+        *t = b + usize::from(lane.index[b] <= lane.x);
+    }
+    count_runs(
+        |i| (lanes[i].column, lanes[i].index, lanes[i].x),
+        n,
+        right,
+        left,
+    );
+}
+
+/// Steps 2 and 3 of `indexed_counts`, given in `right` each lane's count in its index;
+/// `lane(i)` is lane i's column, index and value.
+#[inline]
+fn count_runs<'a>(
+    lane: impl Fn(usize) -> (&'a [f64], &'a [f64], f64),
+    n: usize,
     right: &mut [usize],
     left: &mut [usize],
 ) {
-    let n = xs.len();
-    let Some(sparse) = sparse else {
-        prefix_lens::<false>(column, xs, &mut right[..n]);
-        prefix_lens::<true>(column, xs, &mut left[..n]);
-        return;
-    };
-    prefix_lens::<false>(sparse, xs, &mut right[..n]);
+    let mut touched = 0.0;
+    for (i, &t) in right[..n].iter().enumerate() {
+        let (column, _, _) = lane(i);
+        let lo = t.saturating_sub(1) * STRIDE;
+        let hi = (t * STRIDE).min(column.len()).max(lo + 1) - 1;
+        touched += column[lo] + column[(lo + hi) / 2] + column[hi];
+    }
+    std::hint::black_box(touched);
     for i in 0..n {
-        let (x, t) = (xs[i], right[i]);
-        let r = run_prefix_len(column, t, |v| v <= x);
+        let (column, index, x) = lane(i);
+        let r = run_prefix_len(column, right[i], |v| v <= x);
         right[i] = r;
         left[i] = if r > 0 && column[r - 1] == x {
-            prefix_len(column, sparse, |v| v < x)
+            prefix_len(column, index, |v| v < x)
         } else {
             r
         };
     }
 }
 
-/// The KS key of every value, feature by feature: `values(j)` yields feature j's values in
-/// row order, `out(j, row, key)` stores a key; `index`, when given, holds each column's
-/// sparse index (`sparse_index`) and is searched first. Fails when a column is too large for the
-/// layout (`detectors.ks.key_bits` picks one that fits).
-pub fn ks_keys<I: Iterator<Item = f64>>(
-    columns: &Columns<'_>,
-    index: Option<&Columns<'_>>,
-    layout: Layout,
-    values: impl Fn(usize) -> I,
-    mut out: impl FnMut(usize, usize, i64),
-) -> Result<(), LookupError> {
+/// Fails when a column is too large for the layout (`detectors.ks.key_bits` picks one that
+/// fits).
+fn check_fits(columns: &Columns<'_>, layout: Layout) -> Result<(), LookupError> {
     let max = layout.max_count();
     for j in 0..columns.features() {
         let size = columns.column(j).len();
@@ -280,7 +326,22 @@ pub fn ks_keys<I: Iterator<Item = f64>>(
             });
         }
     }
-    let shift = layout.bits();
+    Ok(())
+}
+
+/// The KS key of every value, feature by feature: `values(j)` yields feature j's values in
+/// row order, `out(j, row, key)` stores a key; `index`, when given, holds each column's
+/// sparse index (`sparse_index`) and is searched first (else both counts are searched in
+/// lockstep over the whole column). Fails when a column is too large for the layout.
+pub fn ks_keys<I: Iterator<Item = f64>>(
+    columns: &Columns<'_>,
+    index: Option<&Columns<'_>>,
+    layout: Layout,
+    values: impl Fn(usize) -> I,
+    mut out: impl FnMut(usize, usize, i64),
+) -> Result<(), LookupError> {
+    check_fits(columns, layout)?;
+    let key = |right: usize, left: usize| ((right as i64) << layout.bits()) | left as i64;
     let missing = layout.missing_key();
     let mut xs = [0.0f64; LANES];
     let mut rows = [0usize; LANES];
@@ -292,20 +353,74 @@ pub fn ks_keys<I: Iterator<Item = f64>>(
         let mut lane = 0;
         let mut values = values(j).enumerate().peekable();
         while let Some((row, x)) = values.next() {
-            if x.is_finite() {
+            if !x.is_finite() {
+                out(j, row, missing);
+            } else if column.is_empty() {
+                out(j, row, 0);
+            } else {
                 xs[lane] = x;
                 rows[lane] = row;
                 lane += 1;
-            } else {
-                out(j, row, missing);
             }
             if lane == LANES || (lane > 0 && values.peek().is_none()) {
-                lane_counts(column, sparse, &xs[..lane], &mut right, &mut left);
+                if let Some(index) = sparse {
+                    // one column for all lanes: `indexed_counts` with the index searched
+                    // in `prefix_lens`, whose lanes share their length
+                    prefix_lens::<false>(index, &xs[..lane], &mut right[..lane]);
+                    count_runs(|i| (column, index, xs[i]), lane, &mut right, &mut left);
+                } else {
+                    prefix_lens::<false>(column, &xs[..lane], &mut right[..lane]);
+                    prefix_lens::<true>(column, &xs[..lane], &mut left[..lane]);
+                }
                 for i in 0..lane {
-                    out(j, rows[i], ((right[i] as i64) << shift) | left[i] as i64);
+                    out(j, rows[i], key(right[i], left[i]));
                 }
                 lane = 0;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The KS keys of one row (`row[j]`: feature j's value) into `out`, the features' look-ups
+/// in lockstep: one event alone in its block (a model among thousands gets about one per
+/// batch) still has its features' look-ups wait together, not one after another.
+pub fn row_keys(
+    columns: &Columns<'_>,
+    index: &Columns<'_>,
+    layout: Layout,
+    row: &[f64],
+    out: &mut [i64],
+) -> Result<(), LookupError> {
+    check_fits(columns, layout)?;
+    let width = columns.features().min(row.len()).min(out.len());
+    let mut lanes = [EMPTY; LANES];
+    let mut features = [0usize; LANES];
+    let mut right = [0usize; LANES];
+    let mut left = [0usize; LANES];
+    let mut j = 0;
+    while j < width {
+        let mut lane = 0;
+        while lane < LANES && j < width {
+            let (column, x) = (columns.column(j), row[j]);
+            if !x.is_finite() {
+                out[j] = layout.missing_key();
+            } else if column.is_empty() {
+                out[j] = 0;
+            } else {
+                lanes[lane] = Lane {
+                    column,
+                    index: index.column(j),
+                    x,
+                };
+                features[lane] = j;
+                lane += 1;
+            }
+            j += 1;
+        }
+        indexed_counts(&lanes[..lane], &mut right, &mut left);
+        for i in 0..lane {
+            out[features[i]] = ((right[i] as i64) << layout.bits()) | left[i] as i64;
         }
     }
     Ok(())
@@ -400,6 +515,76 @@ mod tests {
             let index = sparse_index(&column);
             for x in [-1.0, 0.0, 0.5, 3.0, 100.0] {
                 assert_eq!(counts_indexed(&column, &index, x), counts(&column, x));
+            }
+        }
+    }
+
+    #[test]
+    fn keys_by_row_and_by_feature_are_the_plain_counts() {
+        // columns of ties, of one value, empty, and longer than an index stride
+        let cols: Vec<Vec<f64>> = vec![
+            (0..100).map(|i| f64::from(i / 3)).collect(),
+            vec![2.0],
+            vec![],
+            (0..1000).map(|i| f64::from(i) * 0.5).collect(),
+        ];
+        let flat: Vec<f64> = cols.concat();
+        let mut starts = vec![0i64];
+        for c in &cols {
+            starts.push(starts.last().unwrap() + c.len() as i64);
+        }
+        let sparse: Vec<Vec<f64>> = cols.iter().map(|c| sparse_index(c)).collect();
+        let sparse_flat = sparse.concat();
+        let mut sparse_starts = vec![0i64];
+        for c in &sparse {
+            sparse_starts.push(sparse_starts.last().unwrap() + c.len() as i64);
+        }
+        let columns = Columns::new(&flat, &starts, 4).unwrap();
+        let index = Columns::new(&sparse_flat, &sparse_starts, 4).unwrap();
+        let layout = Layout::new(32).unwrap();
+        let xs = [
+            -1.0,
+            0.0,
+            2.0,
+            7.5,
+            33.0,
+            499.5,
+            600.0,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        let rows: Vec<[f64; 4]> = (0..40)
+            .map(|i| std::array::from_fn(|j| xs[(i * 7 + j * 3) % xs.len()]))
+            .collect();
+        let expected = |j: usize, x: f64| {
+            if x.is_finite() {
+                let (right, left) = counts(&cols[j], x);
+                ((right as i64) << 32) | left as i64
+            } else {
+                layout.missing_key()
+            }
+        };
+        for row in &rows {
+            let mut out = [0i64; 4];
+            row_keys(&columns, &index, layout, row, &mut out).unwrap();
+            for j in 0..4 {
+                assert_eq!(out[j], expected(j, row[j]), "row {row:?}, feature {j}");
+            }
+        }
+        for with_index in [true, false] {
+            let mut keys = vec![[0i64; 4]; rows.len()];
+            ks_keys(
+                &columns,
+                with_index.then_some(&index),
+                layout,
+                |j| rows.iter().map(move |r| r[j]),
+                |j, row, key| keys[row][j] = key,
+            )
+            .unwrap();
+            for (row, got) in rows.iter().zip(&keys) {
+                for j in 0..4 {
+                    assert_eq!(got[j], expected(j, row[j]), "index {with_index}, {row:?}");
+                }
             }
         }
     }

@@ -87,14 +87,61 @@ pub struct Position {
     pub count: usize,
 }
 
-/// One event's values, as the decoder read them.
+/// One event's values, as the decoder read them, with its KS keys (`block_keys`; empty
+/// when the window has no reference).
 pub struct Event<'a> {
     pub features: &'a [f64],
+    pub keys: &'a [i64],
     pub prediction: f64,
     pub actual: f64,
     pub latency_ms: f64,
     pub timestamp: f64,
 }
+
+/// The KS keys of a block of events (`features`, row-major, `width` per row) into `keys`
+/// (the same shape): the look-ups in lockstep, so that with many models, whose reference
+/// columns are out of the cache, the values do not wait for their columns one after
+/// another. Does nothing without a reference.
+pub fn block_keys(
+    look: &Lookups<'_>,
+    features: &[f64],
+    width: usize,
+    keys: &mut Vec<i64>,
+) -> Result<(), lookup::LookupError> {
+    let rows = features.len().checked_div(width).unwrap_or(0);
+    keys.clear();
+    keys.resize(rows * width, look.layout.missing_key());
+    let Some((columns, index)) = &look.columns else {
+        return Ok(());
+    };
+    if columns.features() != width {
+        return Err(lookup::LookupError::Starts {
+            features: width,
+            got: columns.features() + 1,
+        });
+    }
+    if rows < ROWS_BY_FEATURE {
+        for (row, out) in features
+            .chunks_exact(width)
+            .zip(keys.chunks_exact_mut(width))
+        {
+            lookup::row_keys(columns, index, look.layout, row, out)?;
+        }
+        return Ok(());
+    }
+    lookup::ks_keys(
+        columns,
+        Some(index),
+        look.layout,
+        |j| features.iter().skip(j).step_by(width).copied(),
+        |j, row, key| keys[row * width + j] = key,
+    )
+}
+
+/// From this many rows on, `block_keys` looks values up feature by feature (each column
+/// then stays cached across its rows); below, row by row with the row's features in
+/// lockstep (a few rows would leave the lockstep with nothing to overlap).
+const ROWS_BY_FEATURE: usize = 8;
 
 impl Buffers<'_> {
     fn width(&self) -> usize {
@@ -116,17 +163,8 @@ impl Buffers<'_> {
         self.scalars[TIMESTAMP * size + at] = event.timestamp;
         // |prediction - actual| as numpy's abs(subtract) forms it: NaN without an actual
         self.scalars[ERROR * size + at] = (event.prediction - event.actual).abs();
-        if let Some((columns, index)) = &look.columns {
-            let shift = look.layout.bits();
-            let missing = look.layout.missing_key();
-            for (j, &x) in event.features[..f].iter().enumerate() {
-                let key = if x.is_finite() {
-                    let (right, left) =
-                        lookup::counts_indexed(columns.column(j), index.column(j), x);
-                    ((right as i64) << shift) | left as i64
-                } else {
-                    missing
-                };
+        if look.columns.is_some() {
+            for (j, &key) in event.keys[..f].iter().enumerate() {
                 self.keys.set(j * size + at, key);
             }
             if !self.prediction_bin.is_empty() {
@@ -279,9 +317,16 @@ mod tests {
             tallies: &mut tallies,
         };
         let mut pos = Position { head: 0, count: 0 };
-        for (x, p) in [(0.0, 0.0), (f64::NAN, 1.0), (2.0, 1.0)] {
+        let rows = [0.0, f64::NAN, 2.0];
+        let mut event_keys = Vec::new();
+        block_keys(&look, &rows, 1, &mut event_keys).unwrap();
+        for (i, (x, p)) in [(0.0, 0.0), (f64::NAN, 1.0), (2.0, 1.0)]
+            .into_iter()
+            .enumerate()
+        {
             let event = Event {
                 features: &[x],
+                keys: &event_keys[i..i + 1],
                 prediction: p,
                 actual: 0.25,
                 latency_ms: 1.0,

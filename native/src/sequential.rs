@@ -130,7 +130,11 @@ impl Projection {
         sorted: Arc<[f64]>,
     ) -> Result<Self, DesignError> {
         let f = mean.len();
-        if f == 0 || scale.len() != f || components.is_empty() || components.len() % f != 0 {
+        if f == 0
+            || scale.len() != f
+            || components.is_empty()
+            || !components.len().is_multiple_of(f)
+        {
             return Err(DesignError(format!(
                 "projection: {} means, {} scales and {} component values",
                 f,
