@@ -17,6 +17,7 @@
 //! Thresholds are derived in Python (`detectors/sequential_design.py`).
 
 use crate::lookup;
+use std::hint::select_unpredictable;
 use std::sync::Arc;
 
 pub const UP: usize = 0;
@@ -361,12 +362,13 @@ impl Charts {
                 let before = s.value[at];
                 let v = (before + steps[chart]).max(0.0);
                 s.value[at] = v;
-                if v == 0.0 {
-                    s.zero_at[at] = event;
-                    s.zero_timestamp[at] = f64::NAN;
-                } else if before == 0.0 {
-                    s.zero_timestamp[at] = timestamp;
-                }
+                // at zero the chart restarts; leaving zero dates its run. Selects, not
+                // branches: under no change a chart touches zero at random
+                let zero = v == 0.0;
+                let leaves = before == 0.0;
+                s.zero_at[at] = select_unpredictable(zero, event, s.zero_at[at]);
+                let kept = select_unpredictable(leaves, timestamp, s.zero_timestamp[at]);
+                s.zero_timestamp[at] = select_unpredictable(zero, f64::NAN, kept);
                 if s.fired[at] {
                     let r = (s.reverse[at] + backs[chart]).max(0.0);
                     s.reverse[at] = r;
