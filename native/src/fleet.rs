@@ -22,6 +22,7 @@ use numpy::{
     PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
@@ -176,20 +177,23 @@ impl WindowFleet {
         })?;
         let model = entry.model.bind(py);
         let window = entry.window.bind(py);
-        if !model.getattr("window")?.is(window) {
+        if !model.getattr(intern!(py, "window"))?.is(window) {
             return Err(PyRuntimeError::new_err(format!(
                 "model {}: its window was replaced without enrolling the new one",
                 entry.name.bind(py)
             )));
         }
         let mut pos = Position {
-            head: window.getattr("_head")?.extract()?,
-            count: window.getattr("count")?.extract()?,
+            head: window.getattr(intern!(py, "_head"))?.extract()?,
+            count: window.getattr(intern!(py, "count"))?.extract()?,
         };
-        let fresh: bool = window.getattr("_fresh")?.extract()?;
-        let mut seen: u64 = model.getattr("events_seen")?.extract()?;
-        let mut since: u64 = model.getattr("since_check")?.extract()?;
-        let every: u64 = model.getattr("plan")?.getattr("check_every")?.extract()?;
+        let fresh: bool = window.getattr(intern!(py, "_fresh"))?.extract()?;
+        let mut seen: u64 = model.getattr(intern!(py, "events_seen"))?.extract()?;
+        let mut since: u64 = model.getattr(intern!(py, "since_check"))?.extract()?;
+        let every: u64 = model
+            .getattr(intern!(py, "plan"))?
+            .getattr(intern!(py, "check_every"))?
+            .extract()?;
         if every == 0 {
             return Err(PyValueError::new_err("check_every must be at least 1"));
         }
@@ -304,12 +308,12 @@ impl WindowFleet {
             }
         }
         if !fresh {
-            window.setattr("_fresh", true)?;
+            window.setattr(intern!(py, "_fresh"), true)?;
         }
-        window.setattr("_head", pos.head)?;
-        window.setattr("count", pos.count)?;
-        model.setattr("events_seen", seen)?;
-        model.setattr("since_check", since)?;
+        window.setattr(intern!(py, "_head"), pos.head)?;
+        window.setattr(intern!(py, "count"), pos.count)?;
+        model.setattr(intern!(py, "events_seen"), seen)?;
+        model.setattr(intern!(py, "since_check"), since)?;
         let last = staged.done - 1;
         if let Some(v) = &staged.versions[last] {
             set_version(model, v)?;
@@ -326,11 +330,11 @@ impl WindowFleet {
 /// `ErrorStream.watch` feeds them: natively when its detector is the native ADWIN, through
 /// `watch` itself otherwise (its first errors, which make the detector).
 fn watch_errors(py: Python<'_>, model: &Bound<'_, PyAny>, errors: &[f64]) -> PyResult<()> {
-    let stream = model.getattr("errors")?;
-    let detector = stream.getattr("detector")?;
+    let stream = model.getattr(intern!(py, "errors"))?;
+    let detector = stream.getattr(intern!(py, "detector"))?;
     if let Ok(adwin) = detector.cast::<PyAdwin>() {
         if adwin.borrow_mut().inner.update_many(errors) {
-            stream.setattr("changed", true)?;
+            stream.setattr(intern!(py, "changed"), true)?;
         }
         return Ok(());
     }
@@ -340,13 +344,14 @@ fn watch_errors(py: Python<'_>, model: &Bound<'_, PyAny>, errors: &[f64]) -> PyR
 
 /// `model.version = version`, unless it already is that text.
 fn set_version(model: &Bound<'_, PyAny>, version: &str) -> PyResult<()> {
-    let current = model.getattr("version")?;
+    let py = model.py();
+    let current = model.getattr(intern!(py, "version"))?;
     if let Ok(s) = current.cast::<PyString>() {
         if s.to_str().ok() == Some(version) {
             return Ok(());
         }
     }
-    model.setattr("version", version)
+    model.setattr(intern!(py, "version"), version)
 }
 
 fn slice_mut1<'a, T: numpy::Element>(
@@ -645,7 +650,7 @@ impl WindowFleet {
             ok_counts.set_item(bound, s.positions.len())?;
             let model = model.bind(py);
             let partition = PyTuple::new(py, [topics.get_item(last)?, partitions.get_item(last)?])?;
-            model.setattr("partition", partition)?;
+            model.setattr(intern!(py, "partition"), partition)?;
             seconds.clear();
             seconds.extend(
                 s.latency_ms
