@@ -109,6 +109,18 @@ def test_a_kind_decided_by_p_value_shows_evidence_never_a_p_value_as_a_score() -
     values = _samples(metrics)
     assert values[("stream_monitor_drift_score", key)] == 0.04
     assert ("stream_monitor_drift_neg_log10_p_value", key) not in values  # one unit at a time
+    metrics.record(BatchOutcome(checks={"m": [statistic]}))  # the same unit again
+    assert _samples(metrics)[("stream_monitor_drift_score", key)] == 0.04
+    metrics.record(BatchOutcome(checks={"m": [by_p]}))  # and back
+    values = _samples(metrics)
+    assert values[("stream_monitor_drift_neg_log10_p_value", key)] == 5.2
+    assert ("stream_monitor_drift_score", key) not in values
+    assert ("stream_monitor_drift_threshold", key) not in values
+    metrics.forget_models(["m"])  # gone with its series; shown afresh after
+    metrics.record(BatchOutcome(checks={"m": [statistic]}))
+    values = _samples(metrics)
+    assert values[("stream_monitor_drift_score", key)] == 0.04
+    assert ("stream_monitor_drift_neg_log10_p_value", key) not in values
 
 
 def test_sequential_charts_set_their_evidence_and_the_detection_gauge() -> None:

@@ -197,6 +197,8 @@ class Metrics:
         )
         # (model, model_version) of the keys that are versions' own windows
         self.identities: Identities = {}
+        # (key, kind) -> whether its score was last shown as -log10 p (`_record_score`)
+        self._by_p: dict[tuple[str, str], bool] = {}
         self.latency = LatencyHistograms(identities=self.identities)
         r.register(self.latency)
 
@@ -277,12 +279,18 @@ class Metrics:
         score, threshold = (
             (self.evidence, self.evidence_threshold) if by_p else (self.drift_score, self.threshold)
         )
-        stale = (
-            (self.drift_score, self.threshold) if by_p else (self.evidence, self.evidence_threshold)
-        )
-        for gauge in stale:
-            with contextlib.suppress(KeyError):
-                gauge.remove(*self._id(model), kind)
+        # the other unit's series exist only if the kind last showed that unit: removed
+        # then, not tried at every check (a failed remove costs a KeyError, ~3 µs)
+        if self._by_p.get((model, kind), by_p) != by_p:
+            stale = (
+                (self.drift_score, self.threshold)
+                if by_p
+                else (self.evidence, self.evidence_threshold)
+            )
+            for gauge in stale:
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*self._id(model), kind)
+        self._by_p[(model, kind)] = by_p
         if math.isfinite(result.score):
             score.labels(*self._id(model), kind).set(result.score)
         if math.isfinite(result.threshold):
@@ -326,6 +334,7 @@ class Metrics:
         for model in models:
             ident = self._id(model)
             for kind in KINDS:
+                self._by_p.pop((model, kind), None)
                 for gauge in (
                     self.drift_score,
                     self.drift_detected,
