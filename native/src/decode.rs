@@ -637,18 +637,21 @@ impl Hasher for Fnv {
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 
-/// A model's numeric feature names (the columns, in order) and their look-up.
-pub struct Schema<'s> {
+/// A model's numeric feature names (the columns, in order) and their look-up. It owns its
+/// names: an enrolled model's is made once and kept (`fleet.rs`), not made again for each
+/// batch.
+#[derive(Debug)]
+pub struct Schema {
     width: usize,
-    column: FastMap<&'s str, usize>,
+    column: FastMap<Box<str>, usize>,
     /// (column, earlier column of the same name): a name given twice fills both
     copies: Vec<(usize, usize)>,
 }
 
-impl<'s> Schema<'s> {
+impl Schema {
     /// `names`: the columns in order; None for a name that no JSON key can equal (a Python
     /// string with a lone surrogate): its column stays missing.
-    pub fn new<I: IntoIterator<Item = Option<&'s str>>>(names: I) -> Self {
+    pub fn new<'s, I: IntoIterator<Item = Option<&'s str>>>(names: I) -> Self {
         let mut column = FastMap::default();
         let mut copies = Vec::new();
         let mut width = 0;
@@ -658,7 +661,7 @@ impl<'s> Schema<'s> {
             match column.get(name) {
                 Some(&first) => copies.push((j, first)),
                 None => {
-                    column.insert(name, j);
+                    column.insert(Box::from(name), j);
                 }
             }
         }
@@ -747,7 +750,7 @@ fn feature_number(v: &Value<'_>) -> Option<f64> {
 /// Appends a valid record to its model's columns; false when it cannot be fast.
 fn append_fast<'a>(
     c: &mut Columns<'a>,
-    schema: &Schema<'_>,
+    schema: &Schema,
     index: usize,
     f: &Fields<'a>,
     pairs: &[Pair<'a>],
@@ -929,7 +932,7 @@ pub fn validate<'a>(
 /// (None: not known, its records slow); `timestamps`: each record's own time.
 pub fn columns<'a>(
     validated: Validated<'a>,
-    schemas: &[Option<Schema<'_>>],
+    schemas: &[Option<&Schema>],
     timestamps: &[Option<f64>],
 ) -> Decoded<'a> {
     let Validated {
@@ -944,7 +947,7 @@ pub fn columns<'a>(
         .into_iter()
         .enumerate()
         .map(|(m, name)| {
-            let schema = schemas.get(m).and_then(Option::as_ref);
+            let schema = schemas.get(m).copied().flatten();
             Model {
                 name,
                 fast: schema.is_some(),
@@ -962,7 +965,7 @@ pub fn columns<'a>(
         if !entry.fast {
             continue;
         }
-        let Some(schema) = schemas.get(v.model).and_then(Option::as_ref) else {
+        let Some(schema) = schemas.get(v.model).copied().flatten() else {
             continue;
         };
         let record_time = timestamps.get(v.index).copied().flatten();
@@ -996,7 +999,7 @@ pub fn decode_batch<'a>(
     split_versions: bool,
 ) -> Result<Decoded<'a>, LengthError> {
     let validated = validate(values, keys, timestamps.len(), split_versions)?;
-    let found: Vec<Option<Schema<'_>>> = validated
+    let found: Vec<Option<Schema>> = validated
         .models
         .iter()
         .map(|m| {
@@ -1005,6 +1008,7 @@ pub fn decode_batch<'a>(
                 .map(|names| Schema::new(names.iter().map(|n| Some(n.as_str()))))
         })
         .collect();
+    let found: Vec<Option<&Schema>> = found.iter().map(Option::as_ref).collect();
     Ok(columns(validated, &found, timestamps))
 }
 

@@ -53,7 +53,8 @@ struct Enrolled {
     layout: Layout,
     prediction_edges: Option<Vec<f64>>,
     feature_edges: Vec<Vec<f64>>,
-    schema: Vec<String>,
+    /// the feature names' look-up, for the decoder
+    schema: decode::Schema,
     size: usize,
     width: usize,
     /// the model's sequential charts, fed each event's keys as it enters
@@ -119,10 +120,8 @@ impl WindowFleet {
     }
 
     /// The schema of the model in `slot` (enrolled), for the decoder.
-    pub(crate) fn schema_at(&self, slot: usize) -> &[String] {
-        self.slots[slot]
-            .as_ref()
-            .map_or(&[], |e| e.schema.as_slice())
+    pub(crate) fn schema_at(&self, slot: usize) -> Option<&decode::Schema> {
+        self.slots[slot].as_ref().map(|e| &e.schema)
     }
 
     fn entry(&self, slot: usize) -> PyResult<&Enrolled> {
@@ -541,7 +540,7 @@ impl WindowFleet {
             layout,
             prediction_edges,
             feature_edges,
-            schema,
+            schema: decode::Schema::new(schema.iter().map(|n| Some(n.as_str()))),
             size,
             width,
             charts,

@@ -881,16 +881,20 @@ fn decode_predictions<'py>(
     }
     // a name that is not UTF-8 (a lone surrogate) is no JSON key: never found
     let decoded = {
-        let found: Vec<Option<decode::Schema<'_>>> = given
+        // an enrolled model's schema is the fleet's; the others' are made for this batch
+        let made: Vec<Option<decode::Schema>> = given
             .iter()
-            .zip(&slots)
-            .map(|(names, &slot)| {
-                if let Some(slot) = slot {
-                    let names = fleet.as_ref()?.schema_at(slot);
-                    return Some(decode::Schema::new(names.iter().map(|n| Some(n.as_str()))));
-                }
+            .map(|names| {
                 let names = names.as_ref()?;
                 Some(decode::Schema::new(names.iter().map(|n| n.to_str().ok())))
+            })
+            .collect();
+        let found: Vec<Option<&decode::Schema>> = made
+            .iter()
+            .zip(&slots)
+            .map(|(made, &slot)| match slot {
+                Some(slot) => fleet.as_ref()?.schema_at(slot),
+                None => made.as_ref(),
             })
             .collect();
         py.detach(|| decode::columns(validated, &found, &times))
