@@ -83,7 +83,14 @@ impl SequentialCharts {
                 )))
             }
         };
-        let mut values = vec![0.0; width];
+        let mut projected = Vec::new();
+        match rows {
+            Some(x) => {
+                let flat: Vec<f64> = x.iter().copied().collect(); // (n, w), row after row
+                self.inner.projected_counts(&flat, width, &mut projected);
+            }
+            None => projected.resize(n, None),
+        }
         let missing = layout.missing_key();
         let bits = layout.bits();
         let mask = (1i64 << bits) - 1;
@@ -93,15 +100,12 @@ impl SequentialCharts {
                 let key: i64 = row[j].into();
                 (key != missing).then_some((key & mask, key >> bits))
             };
-            if let Some(x) = rows {
-                values.iter_mut().zip(x.row(i)).for_each(|(a, b)| *a = *b);
-            }
             if self.inner.step(
                 first_event + i as u64,
                 timestamps[i],
                 positions[i],
                 counts,
-                &values,
+                projected[i],
             ) {
                 transitions += 1;
             }

@@ -258,12 +258,17 @@ impl WindowFleet {
             };
             let mut errors = Vec::new();
             let mut keys = Vec::new();
+            let mut projected = Vec::new();
             while staged.done < n {
                 let take = (n - staged.done).min((every - since % every) as usize);
                 errors.clear();
                 let rows = staged.done * width..(staged.done + take) * width;
-                ring::block_keys(&look, &staged.features[rows], width, &mut keys)
+                ring::block_keys(&look, &staged.features[rows.clone()], width, &mut keys)
                     .map_err(crate::lookup_error)?;
+                if let Some(c) = charts.as_mut() {
+                    c.inner
+                        .projected_counts(&staged.features[rows], width, &mut projected);
+                }
                 let mut changed = false;
                 for r in staged.done..staged.done + take {
                     let i = r - staged.done;
@@ -281,7 +286,7 @@ impl WindowFleet {
                         let number = seen + (r - staged.done) as u64 + 1;
                         let counts = |j| buffers.counts_at(look.layout, j, row);
                         let position = staged.positions[r];
-                        let raw = event.features;
+                        let raw = projected.get(i).copied().flatten();
                         if c.inner.step(number, event.timestamp, position, counts, raw) {
                             if let Some(t) = c.inner.pending.last_mut() {
                                 t.version.clone_from(&staged.versions[r]);

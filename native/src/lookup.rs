@@ -312,6 +312,31 @@ fn count_runs<'a>(
     }
 }
 
+/// `counts_indexed` of each of `xs` (finite values) in one column with its sparse index,
+/// into `right` and `left` (as long as `xs`): `indexed_counts` with every lane in the same
+/// column, the index searched in `prefix_lens`, whose lanes share their length.
+pub fn counts_in_column(
+    column: &[f64],
+    index: &[f64],
+    xs: &[f64],
+    right: &mut [usize],
+    left: &mut [usize],
+) {
+    if column.is_empty() {
+        right[..xs.len()].fill(0);
+        left[..xs.len()].fill(0);
+        return;
+    }
+    for ((xs, right), left) in xs
+        .chunks(LANES)
+        .zip(right.chunks_mut(LANES))
+        .zip(left.chunks_mut(LANES))
+    {
+        prefix_lens::<false>(index, xs, right);
+        count_runs(|i| (column, index, xs[i]), xs.len(), right, left);
+    }
+}
+
 /// Fails when a column is too large for the layout (`detectors.ks.key_bits` picks one that
 /// fits).
 fn check_fits(columns: &Columns<'_>, layout: Layout) -> Result<(), LookupError> {
@@ -364,10 +389,7 @@ pub fn ks_keys<I: Iterator<Item = f64>>(
             }
             if lane == LANES || (lane > 0 && values.peek().is_none()) {
                 if let Some(index) = sparse {
-                    // one column for all lanes: `indexed_counts` with the index searched
-                    // in `prefix_lens`, whose lanes share their length
-                    prefix_lens::<false>(index, &xs[..lane], &mut right[..lane]);
-                    count_runs(|i| (column, index, xs[i]), lane, &mut right, &mut left);
+                    counts_in_column(column, index, &xs[..lane], &mut right, &mut left);
                 } else {
                     prefix_lens::<false>(column, &xs[..lane], &mut right[..lane]);
                     prefix_lens::<true>(column, &xs[..lane], &mut left[..lane]);

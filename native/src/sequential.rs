@@ -121,6 +121,16 @@ pub struct Projection {
     /// every `lookup::STRIDE`-th held-out error: a rank is found as a window value's is
     index: Vec<f64>,
     scratch: Vec<f64>,
+    block: BlockScratch,
+}
+
+/// What `Projection::block_counts` reuses from block to block.
+#[derive(Default)]
+struct BlockScratch {
+    errors: Vec<f64>,
+    rows: Vec<usize>,
+    right: Vec<usize>,
+    left: Vec<usize>,
 }
 
 impl Projection {
@@ -153,6 +163,7 @@ impl Projection {
         }
         Ok(Projection {
             scratch: vec![0.0; f],
+            block: BlockScratch::default(),
             mean,
             scale,
             components,
@@ -188,13 +199,38 @@ impl Projection {
         Some(z.iter().map(|v| v * v).sum())
     }
 
-    /// (left, right): the held-out errors below and not above a row's error.
-    fn counts(&mut self, x: &[f64]) -> Option<(i64, i64)> {
-        let e = self.error(x)?;
-        // through the sparse index (as the reference look-ups): with many models the
-        // held-out errors are not in the cache, and a plain binary search waits for each load
-        let (right, left) = lookup::counts_indexed(&self.sorted, &self.index, e);
-        Some((left as i64, right as i64))
+    /// (left, right) of each row of a block (`rows`, `stride` values a row, the projection's
+    /// features first) into `out`: the held-out errors below and not above the row's error,
+    /// None for a row with a value that is not finite. The rows' errors are found first,
+    /// then ranked together through the sparse index (as the reference look-ups are), so
+    /// that no row waits for the one before it: with many models the held-out errors are
+    /// not in the cache.
+    pub fn block_counts(&mut self, rows: &[f64], stride: usize, out: &mut Vec<Option<(i64, i64)>>) {
+        out.clear();
+        let mut errors = std::mem::take(&mut self.block.errors);
+        errors.clear();
+        self.block.rows.clear();
+        for (i, row) in rows.chunks_exact(stride.max(1)).enumerate() {
+            out.push(None);
+            if let Some(e) = self.error(row) {
+                errors.push(e);
+                self.block.rows.push(i);
+            }
+        }
+        let b = &mut self.block;
+        b.right.resize(errors.len(), 0);
+        b.left.resize(errors.len(), 0);
+        lookup::counts_in_column(
+            &self.sorted,
+            &self.index,
+            &errors,
+            &mut b.right,
+            &mut b.left,
+        );
+        for ((&i, &right), &left) in b.rows.iter().zip(&b.right).zip(&b.left) {
+            out[i] = Some((left as i64, right as i64));
+        }
+        b.errors = errors;
     }
 }
 
@@ -319,17 +355,34 @@ impl Charts {
         self.projection.as_ref().map_or(0, Projection::width)
     }
 
+    /// The multivariate chart's counts of each row of a block (`Projection::block_counts`),
+    /// for `step`; all None without that chart.
+    pub fn projected_counts(
+        &mut self,
+        rows: &[f64],
+        stride: usize,
+        out: &mut Vec<Option<(i64, i64)>>,
+    ) {
+        match self.projection.as_mut() {
+            Some(p) => p.block_counts(rows, stride, out),
+            None => {
+                out.clear();
+                out.resize(rows.len() / stride.max(1), None);
+            }
+        }
+    }
+
     /// One event (`event`: the model's event count including it). `counts(j)` gives the
-    /// feature's (left, right) reference counts, None for a missing value; `features`, the
-    /// event's numeric values, feed the multivariate chart. Returns whether the event
-    /// changed the model's state (a transition was queued in `pending`).
+    /// feature's (left, right) reference counts, None for a missing value; `projected`, the
+    /// event's counts for the multivariate chart (`projected_counts`). Returns whether the
+    /// event changed the model's state (a transition was queued in `pending`).
     pub fn step(
         &mut self,
         event: u64,
         timestamp: f64,
         position: i64,
         counts: impl Fn(usize) -> Option<(i64, i64)>,
-        features: &[f64],
+        projected: Option<(i64, i64)>,
     ) -> bool {
         let (k, c) = (self.design.k, self.design.c);
         let mut returned = false;
@@ -337,11 +390,7 @@ impl Charts {
         let counted = self.counted_width();
         let s = &mut self.state;
         for j in 0..self.design.thresholds.len() {
-            let found = if j < counted {
-                counts(j)
-            } else {
-                self.projection.as_mut().and_then(|p| p.counts(features))
-            };
+            let found = if j < counted { counts(j) } else { projected };
             let Some((left, right)) = found else {
                 continue;
             };
@@ -509,12 +558,12 @@ mod tests {
         let high = |_: usize| Some((95, 95)); // z ~ 2.7 on feature 0 and 1
         let mid = |_: usize| Some((50, 50));
         for e in 1..=10 {
-            c.step(e, e as f64, e as i64, mid, &[]);
+            c.step(e, e as f64, e as i64, mid, None);
         }
         assert!(c.pending.is_empty());
         let mut fired_at = 0;
         for e in 11..=20 {
-            if c.step(e, e as f64, e as i64, high, &[]) {
+            if c.step(e, e as f64, e as i64, high, None) {
                 fired_at = e;
                 break;
             }
@@ -527,7 +576,7 @@ mod tests {
         assert_eq!(t.hits[0].start_timestamp, 11.0);
         let mut resolved_at = 0;
         for e in fired_at + 1..=40 {
-            if c.step(e, e as f64, e as i64, mid, &[]) {
+            if c.step(e, e as f64, e as i64, mid, None) {
                 resolved_at = e;
                 break;
             }
@@ -543,7 +592,7 @@ mod tests {
     fn missing_values_move_nothing() {
         let mut c = charts(1, 5.0);
         for e in 1..=100 {
-            assert!(!c.step(e, 0.0, 0, |_| None, &[]));
+            assert!(!c.step(e, 0.0, 0, |_| None, None));
         }
         assert!(c.state.value.iter().all(|&v| v == 0.0));
     }
@@ -557,7 +606,11 @@ mod tests {
         // z = (1, -1): all of it off the subspace, squared length 2
         let e = p.error(&[3.0, -1.0]).unwrap();
         assert!((e - 2.0).abs() < 1e-12, "{e}");
-        assert_eq!(p.counts(&[3.0, -1.0]), Some((2, 4)));
+        let mut out = Vec::new();
+        // rows of three values: the projection reads the first two
+        let rows = [3.0, -1.0, 9.0, f64::NAN, 1.0, 0.0, 1.0, 0.0, 0.0];
+        p.block_counts(&rows, 3, &mut out);
+        assert_eq!(out, vec![Some((2, 4)), None, Some((0, 1))]);
         assert!(p.error(&[3.0, 1.0]).unwrap().abs() < 1e-12); // on the subspace
         assert_eq!(p.error(&[f64::NAN, 1.0]), None);
         assert!(Projection::new(vec![0.0], vec![0.0], vec![1.0], vec![].into()).is_err());
