@@ -128,13 +128,18 @@ def test_native_and_python_windows_give_the_same_engine(
         page_hinkley_threshold=5.0,
     )
     refs = references([DRIFTING, STEADY], n=2000)
-    native, python = Engine(settings, refs), Engine(settings, refs, native_windows=False)
+    # up to three threads whatever the machine's cores: a batch's models run side by side
+    # when they have 64 events a thread to share (`fleet.rs`), on one thread below
+    native = Engine(settings, refs, native_threads=3)
+    python = Engine(settings, refs, native_windows=False)
+    assert native._native.fleet.threads == 3
     seen_native, seen_python = _Checks(), _Checks()
     native.observe(seen_native)
     python.observe(seen_python)
     got, want = _run(native, values, sizes), _run(python, values, sizes)
 
     assert all(native.writes_natively(m) for m in ("fraud@v1", "churn@v1", "no-reference@v1"))
+    assert native._native.fleet.side_by_side > 0  # and the small batches ran on one thread
     assert not any(python.writes_natively(m) for m in python.models)
     assert sum(len(o.latency_counts) for o in got) > 0
     assert seen_native.scores == seen_python.scores and len(seen_native.scores) > 100

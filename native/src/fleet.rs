@@ -4,23 +4,23 @@
 //! enrolled model it reads fast; `ingest` then appends each model's events to its window
 //! (`ring.rs`), in first-seen order, counts them for the metrics and stops a model at its
 //! next due check: the checks (Python) must see the window exactly as it stands at that
-//! event. `resume` goes on from there. The Python objects stay the state's one home: the
+//! event. `resume` goes on from there. The models of a batch run side by side on several
+//! threads when they have enough events between them (`advance.rs`: each run touches its
+//! own model alone, so the result is the same on any number of threads). The Python objects stay the state's one home: the
 //! window's arrays are written in place, and its head and count, the model's event count,
 //! cadence, version and partition are read at the start and written back at each stop, so
 //! a batch the Python path takes for a model (a record the fast path cannot read) finds them
 //! as it always did.
 
+use crate::advance::{Hold, Run};
 use crate::charts::SequentialCharts;
 use crate::decode;
 use crate::ks::Layout;
 use crate::lookup;
-use crate::ring::{self, Buffers, Event, KeysMut, Lookups, Position};
-use crate::{PyAdwin, ReferenceColumns};
+use crate::ring;
+use crate::ReferenceColumns;
 use numpy::ndarray::Array2;
-use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadwriteArray1, PyReadwriteArray2,
-    PyUntypedArrayMethods,
-};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -28,7 +28,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
 
 /// A window's KS key array, as enrolled.
-enum KeyArray {
+pub(crate) enum KeyArray {
     Absent,
     Wide(Py<PyArray2<i64>>),
     Narrow(Py<PyArray2<i32>>),
@@ -36,49 +36,49 @@ enum KeyArray {
 
 /// An enrolled model: its Python objects, its window's arrays, what its values are looked
 /// up in, and the feature names the decoder reads.
-struct Enrolled {
-    name: Py<PyString>,
-    model: Py<PyAny>,
-    window: Py<PyAny>,
-    features: Py<PyArray2<f64>>,
-    scalars: Py<PyArray2<f64>>,
-    keys: KeyArray,
-    prediction_bin: Py<PyArray1<i16>>,
-    feature_bin: Py<PyArray2<i16>>,
-    tallies: Py<PyArray2<i64>>,
-    reference: Option<Py<ReferenceColumns>>,
+pub(crate) struct Enrolled {
+    pub(crate) name: Py<PyString>,
+    pub(crate) model: Py<PyAny>,
+    pub(crate) window: Py<PyAny>,
+    pub(crate) features: Py<PyArray2<f64>>,
+    pub(crate) scalars: Py<PyArray2<f64>>,
+    pub(crate) keys: KeyArray,
+    pub(crate) prediction_bin: Py<PyArray1<i16>>,
+    pub(crate) feature_bin: Py<PyArray2<i16>>,
+    pub(crate) tallies: Py<PyArray2<i64>>,
+    pub(crate) reference: Option<Py<ReferenceColumns>>,
     /// the reference's column offsets and its sparse index's, checked once at enrolment
-    offsets: (Vec<usize>, Vec<usize>),
-    sizes: Vec<i64>,
-    layout: Layout,
-    prediction_edges: Option<Vec<f64>>,
-    feature_edges: Vec<Vec<f64>>,
+    pub(crate) offsets: (Vec<usize>, Vec<usize>),
+    pub(crate) sizes: Vec<i64>,
+    pub(crate) layout: Layout,
+    pub(crate) prediction_edges: Option<Vec<f64>>,
+    pub(crate) feature_edges: Vec<Vec<f64>>,
     /// the feature names' look-up, for the decoder
-    schema: decode::Schema,
-    size: usize,
-    width: usize,
+    pub(crate) schema: decode::Schema,
+    pub(crate) size: usize,
+    pub(crate) width: usize,
     /// the model's sequential charts, fed each event's keys as it enters
-    charts: Option<Py<SequentialCharts>>,
+    pub(crate) charts: Option<Py<SequentialCharts>>,
 }
 
 /// Where `advance` stopped a model: the batch position of the event, and whether its
 /// checks are due there (else its charts changed state in the run that ended there).
-type Stop = (i64, bool);
+pub(crate) type Stop = (i64, bool);
 
 /// A model's fast events of the batch being ingested, and how many are in its window.
 pub(crate) struct Staged {
-    slot: usize,
-    positions: Vec<i64>,
-    features: Vec<f64>,
-    prediction: Vec<f64>,
-    actual: Vec<f64>,
-    latency_ms: Vec<f64>,
-    timestamp: Vec<f64>,
-    versions: Vec<Option<String>>,
-    done: usize,
-    counted: bool,
+    pub(crate) slot: usize,
+    pub(crate) positions: Vec<i64>,
+    pub(crate) features: Vec<f64>,
+    pub(crate) prediction: Vec<f64>,
+    pub(crate) actual: Vec<f64>,
+    pub(crate) latency_ms: Vec<f64>,
+    pub(crate) timestamp: Vec<f64>,
+    pub(crate) versions: Vec<Option<String>>,
+    pub(crate) done: usize,
+    pub(crate) counted: bool,
     /// stopped at a due check (possibly its last event): `resume` goes on
-    paused: bool,
+    pub(crate) paused: bool,
 }
 
 /// The models whose windows the native core writes (see the module docstring). A model is
@@ -90,6 +90,18 @@ pub struct WindowFleet {
     free: Vec<usize>,
     staged: Vec<Staged>,
     latency_bounds: Vec<f64>,
+    /// the most threads a batch's models run on
+    threads: usize,
+    /// how many runs of models went side by side on several threads
+    side_by_side: u64,
+}
+
+/// The model enrolled in `slot`.
+fn enrolled(slots: &[Option<Enrolled>], slot: usize) -> PyResult<&Enrolled> {
+    slots
+        .get(slot)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| PyKeyError::new_err(format!("slot {slot} holds no enrolled model")))
 }
 
 fn type_error(field: &str, expected: &str, obj: &Bound<'_, PyAny>) -> PyErr {
@@ -124,13 +136,6 @@ impl WindowFleet {
         self.slots[slot].as_ref().map(|e| &e.schema)
     }
 
-    fn entry(&self, slot: usize) -> PyResult<&Enrolled> {
-        self.slots
-            .get(slot)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| PyKeyError::new_err(format!("slot {slot} holds no enrolled model")))
-    }
-
     pub(crate) fn clear_staged(&mut self) {
         self.staged.clear();
     }
@@ -161,228 +166,144 @@ impl WindowFleet {
         self.staged.iter().position(|s| s.slot == slot)
     }
 
-    /// Appends a staged model's events until its next due check, or the end of a run in
-    /// which its charts changed state (returns where it stopped), or its last event (returns
-    /// None, after booking its window).
-    fn advance(
+    /// Runs the staged models at `ats` (ascending) each to its next stop (`advance.rs`):
+    /// their borrows taken in order, the runs side by side on several threads when there
+    /// is enough to share, their state given back in order. Each model's stop, in order.
+    /// An error giving one model back does not keep the others' state from being written
+    /// back; the first is raised after.
+    fn run_models(
         &mut self,
         py: Python<'_>,
-        at: usize,
+        ats: &[usize],
         windows: &Bound<'_, PyDict>,
-    ) -> PyResult<Option<Stop>> {
-        let staged = &mut self.staged[at];
-        let entry = self.slots[staged.slot].as_ref().ok_or_else(|| {
-            PyKeyError::new_err(format!("slot {} holds no enrolled model", staged.slot))
-        })?;
-        let model = entry.model.bind(py);
-        let window = entry.window.bind(py);
-        if !model.getattr(intern!(py, "window"))?.is(window) {
-            return Err(PyRuntimeError::new_err(format!(
-                "model {}: its window was replaced without enrolling the new one",
-                entry.name.bind(py)
-            )));
+    ) -> PyResult<Vec<Option<Stop>>> {
+        let WindowFleet {
+            slots,
+            staged,
+            threads,
+            side_by_side,
+            ..
+        } = self;
+        let entry_of = |s: &Staged| enrolled(slots, s.slot);
+        let mut holds = Vec::with_capacity(ats.len());
+        for &at in ats {
+            holds.push(Hold::take(py, entry_of(&staged[at])?)?);
         }
-        let mut pos = Position {
-            head: window.getattr(intern!(py, "_head"))?.extract()?,
-            count: window.getattr(intern!(py, "count"))?.extract()?,
-        };
-        let fresh: bool = window.getattr(intern!(py, "_fresh"))?.extract()?;
-        let mut seen: u64 = model.getattr(intern!(py, "events_seen"))?.extract()?;
-        let mut since: u64 = model.getattr(intern!(py, "since_check"))?.extract()?;
-        let every: u64 = model
-            .getattr(intern!(py, "plan"))?
-            .getattr(intern!(py, "check_every"))?
-            .extract()?;
-        if every == 0 {
-            return Err(PyValueError::new_err("check_every must be at least 1"));
-        }
-        let n = staged.positions.len();
-        let width = entry.width;
-        let mut due = None;
+        let mut outcomes = Vec::with_capacity(ats.len());
         {
-            let mut features = entry.features.bind(py).try_readwrite()?;
-            let mut scalars = entry.scalars.bind(py).try_readwrite()?;
-            let mut prediction_bin = entry.prediction_bin.bind(py).try_readwrite()?;
-            let mut feature_bin = entry.feature_bin.bind(py).try_readwrite()?;
-            let mut tallies = entry.tallies.bind(py).try_readwrite()?;
-            let mut wide: Option<PyReadwriteArray2<'_, i64>> = None;
-            let mut narrow: Option<PyReadwriteArray2<'_, i32>> = None;
-            match &entry.keys {
-                KeyArray::Absent => {}
-                KeyArray::Wide(k) => wide = Some(k.bind(py).try_readwrite()?),
-                KeyArray::Narrow(k) => narrow = Some(k.bind(py).try_readwrite()?),
+            let mut chosen: Vec<&mut Staged> = Vec::with_capacity(ats.len());
+            let mut wanted = ats.iter().peekable();
+            for (i, s) in staged.iter_mut().enumerate() {
+                if wanted.next_if_eq(&&i).is_some() {
+                    chosen.push(s);
+                }
             }
-            let keys = match (&mut wide, &mut narrow) {
-                (Some(k), _) => KeysMut::Wide(slice_mut2(k, "ks_key")?),
-                (_, Some(k)) => KeysMut::Narrow(slice_mut2(k, "ks_key")?),
-                _ => KeysMut::Absent,
-            };
-            let flat = entry
-                .reference
-                .as_ref()
-                .map(|r| r.get().flat.bind(py).readonly());
-            let columns = match (&entry.reference, &flat) {
-                (Some(r), Some(flat)) => {
-                    let (columns, index) = &entry.offsets;
-                    let columns = lookup::Columns::with_offsets(flat.as_slice()?, columns)
-                        .map_err(crate::lookup_error)?;
-                    let index = lookup::Columns::with_offsets(&r.get().index, index)
-                        .map_err(crate::lookup_error)?;
-                    Some((columns, index))
-                }
-                _ => None,
-            };
-            let look = Lookups {
-                columns,
-                sizes: &entry.sizes,
-                layout: entry.layout,
-                prediction_edges: entry.prediction_edges.as_deref(),
-                feature_edges: &entry.feature_edges,
-            };
-            let mut buffers = Buffers {
-                size: entry.size,
-                features: slice_mut2(&mut features, "features")?,
-                scalars: slice_mut2(&mut scalars, "scalars")?,
-                keys,
-                prediction_bin: slice_mut1(&mut prediction_bin, "prediction_bin")?,
-                feature_bin: slice_mut2(&mut feature_bin, "numeric_bin")?,
-                tallies: slice_mut2(&mut tallies, "tallies")?,
-            };
-            if !fresh {
-                buffers.recount(&look, pos.count);
+            let mut runs = Vec::with_capacity(ats.len());
+            for (hold, s) in holds.iter_mut().zip(chosen) {
+                let entry = entry_of(s)?;
+                runs.push(hold.run(entry, s)?);
             }
-            let charts = entry.charts.as_ref().map(|c| c.bind(py));
-            let mut charts = match charts {
-                Some(c) if look.columns.is_some() => Some(c.try_borrow_mut()?),
-                _ => None,
+            let events: usize = runs.iter().map(Run::pending).sum();
+            let threads = threads_for(*threads, runs.len(), events);
+            if threads > 1 {
+                *side_by_side += 1;
+                py.detach(|| run_side_by_side(&mut runs, threads, events));
+            } else {
+                runs.iter_mut().for_each(Run::go);
+            }
+            outcomes.extend(runs.into_iter().map(|r| r.outcome));
+        }
+        let mut stops = Vec::with_capacity(ats.len());
+        let mut first_error = None;
+        for ((hold, &at), outcome) in holds.iter().zip(ats).zip(outcomes) {
+            let s = &staged[at];
+            let given = match (entry_of(s), outcome) {
+                (Ok(entry), Some(outcome)) => hold.give_back(py, entry, s, outcome, windows),
+                (Err(e), _) => Err(e),
+                (_, None) => Err(PyRuntimeError::new_err("a model's run did not finish")),
             };
-            let mut errors = Vec::new();
-            let mut keys = Vec::new();
-            let mut projected = Vec::new();
-            while staged.done < n {
-                let take = (n - staged.done).min((every - since % every) as usize);
-                errors.clear();
-                let rows = staged.done * width..(staged.done + take) * width;
-                ring::block_keys(&look, &staged.features[rows.clone()], width, &mut keys)
-                    .map_err(crate::lookup_error)?;
-                if let Some(c) = charts.as_mut() {
-                    c.inner
-                        .projected_counts(&staged.features[rows], width, &mut projected);
-                }
-                let mut changed = false;
-                for r in staged.done..staged.done + take {
-                    let i = r - staged.done;
-                    let event = Event {
-                        features: &staged.features[r * width..(r + 1) * width],
-                        keys: keys.get(i * width..(i + 1) * width).unwrap_or(&[]),
-                        prediction: staged.prediction[r],
-                        actual: staged.actual[r],
-                        latency_ms: staged.latency_ms[r],
-                        timestamp: staged.timestamp[r],
-                    };
-                    buffers.push(&look, &mut pos, &event);
-                    if let Some(c) = charts.as_mut() {
-                        let row = (pos.head + entry.size - 1) % entry.size;
-                        let number = seen + (r - staged.done) as u64 + 1;
-                        let counts = |j| buffers.counts_at(look.layout, j, row);
-                        let position = staged.positions[r];
-                        let raw = projected.get(i).copied().flatten();
-                        if c.inner.step(number, event.timestamp, position, counts, raw) {
-                            if let Some(t) = c.inner.pending.last_mut() {
-                                t.version.clone_from(&staged.versions[r]);
-                            }
-                            changed = true;
-                        }
-                    }
-                    let error = (event.prediction - event.actual).abs();
-                    if error.is_finite() {
-                        errors.push(error);
-                    }
-                }
-                if !errors.is_empty() {
-                    watch_errors(py, model, &errors)?;
-                }
-                staged.done += take;
-                seen += take as u64;
-                since = (since + take as u64) % every;
-                if since == 0 || changed {
-                    due = Some((staged.positions[staged.done - 1], since == 0));
-                    break;
+            match given {
+                Ok(stop) => stops.push(stop),
+                Err(e) => {
+                    stops.push(None);
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        if !fresh {
-            window.setattr(intern!(py, "_fresh"), true)?;
-        }
-        window.setattr(intern!(py, "_head"), pos.head)?;
-        window.setattr(intern!(py, "count"), pos.count)?;
-        model.setattr(intern!(py, "events_seen"), seen)?;
-        model.setattr(intern!(py, "since_check"), since)?;
-        let last = staged.done - 1;
-        if let Some(v) = &staged.versions[last] {
-            set_version(model, v)?;
-        }
-        if due.is_none() {
-            let has_reference = entry.reference.is_some();
-            windows.set_item(entry.name.bind(py), (pos.count, has_reference))?;
-        }
-        Ok(due)
-    }
-}
-
-/// The errors of a run of events into the model's concept-drift detector, in order, as
-/// `ErrorStream.watch` feeds them: natively when its detector is the native ADWIN, through
-/// `watch` itself otherwise (its first errors, which make the detector).
-fn watch_errors(py: Python<'_>, model: &Bound<'_, PyAny>, errors: &[f64]) -> PyResult<()> {
-    let stream = model.getattr(intern!(py, "errors"))?;
-    let detector = stream.getattr(intern!(py, "detector"))?;
-    if let Ok(adwin) = detector.cast::<PyAdwin>() {
-        if adwin.borrow_mut().inner.update_many(errors) {
-            stream.setattr(intern!(py, "changed"), true)?;
-        }
-        return Ok(());
-    }
-    stream.call_method1("watch", (errors.to_vec().into_pyarray(py),))?;
-    Ok(())
-}
-
-/// `model.version = version`, unless it already is that text.
-fn set_version(model: &Bound<'_, PyAny>, version: &str) -> PyResult<()> {
-    let py = model.py();
-    let current = model.getattr(intern!(py, "version"))?;
-    if let Ok(s) = current.cast::<PyString>() {
-        if s.to_str().ok() == Some(version) {
-            return Ok(());
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(stops),
         }
     }
-    model.setattr(intern!(py, "version"), version)
 }
 
-fn slice_mut1<'a, T: numpy::Element>(
-    a: &'a mut PyReadwriteArray1<'_, T>,
-    field: &str,
-) -> PyResult<&'a mut [T]> {
-    a.as_slice_mut()
-        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))
+/// The events a batch must have per thread its models run on: below, starting a thread
+/// (some 20 µs) costs more than it saves.
+const EVENTS_PER_THREAD: usize = 64;
+
+/// The most threads a batch's models run on by default.
+const MAX_THREADS: usize = 8;
+
+/// One thread per core, at most `MAX_THREADS`.
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
 }
 
-fn slice_mut2<'a, T: numpy::Element>(
-    a: &'a mut PyReadwriteArray2<'_, T>,
-    field: &str,
-) -> PyResult<&'a mut [T]> {
-    a.as_slice_mut()
-        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))
+/// How many threads the runs of `models` models with `events` events between them take:
+/// one per `EVENTS_PER_THREAD` events, at most one per model, at most `most`.
+fn threads_for(most: usize, models: usize, events: usize) -> usize {
+    most.min(models).min(events / EVENTS_PER_THREAD).max(1)
+}
+
+/// The runs, cut into `threads` consecutive groups of about equal events, each group on a
+/// thread of its own (this one takes the first). The threads are scoped: they end with
+/// the call, so none outlives a batch (a forked process inherits none; a pool's threads
+/// would be missing in it), and a panic in one is raised here, when they are joined.
+fn run_side_by_side(runs: &mut [Run<'_>], threads: usize, events: usize) {
+    let share = events.div_ceil(threads.max(1));
+    let mut groups = Vec::with_capacity(threads);
+    let mut rest = runs;
+    while groups.len() + 1 < threads && !rest.is_empty() {
+        let mut cut = 0;
+        let mut taken = 0;
+        while cut < rest.len() && taken < share {
+            taken += rest[cut].pending();
+            cut += 1;
+        }
+        let (group, tail) = std::mem::take(&mut rest).split_at_mut(cut);
+        groups.push(group);
+        rest = tail;
+    }
+    groups.push(rest);
+    std::thread::scope(|scope| {
+        let mut groups = groups.into_iter();
+        let first = groups.next();
+        for group in groups {
+            scope.spawn(move || group.iter_mut().for_each(Run::go));
+        }
+        if let Some(group) = first {
+            group.iter_mut().for_each(Run::go);
+        }
+    });
 }
 
 #[pymethods]
 impl WindowFleet {
-    /// `latency_bounds`: the latency histogram's upper bounds in seconds, ascending.
+    /// `latency_bounds`: the latency histogram's upper bounds in seconds, ascending;
+    /// `threads`: the most threads a batch's models run on (None: one per core, at most
+    /// 8; 1: all on the caller's).
     #[new]
-    fn new(latency_bounds: Vec<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (latency_bounds, threads = None))]
+    fn new(latency_bounds: Vec<f64>, threads: Option<usize>) -> PyResult<Self> {
         if !latency_bounds.windows(2).all(|w| w[0] < w[1]) {
             return Err(PyValueError::new_err(
                 "latency_bounds: expected ascending bounds",
             ));
+        }
+        if threads == Some(0) {
+            return Err(PyValueError::new_err("threads: expected at least 1"));
         }
         Ok(WindowFleet {
             slots: Vec::new(),
@@ -390,7 +311,21 @@ impl WindowFleet {
             free: Vec::new(),
             staged: Vec::new(),
             latency_bounds,
+            threads: threads.unwrap_or_else(default_threads),
+            side_by_side: 0,
         })
+    }
+
+    /// The most threads a batch's models run on.
+    #[getter]
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// How many times a batch's models ran side by side on several threads.
+    #[getter]
+    fn side_by_side(&self) -> u64 {
+        self.side_by_side
     }
 
     /// Enrolls a model: from now on the decoder reads its fast events into the fleet.
@@ -633,28 +568,23 @@ impl WindowFleet {
         let names = PyList::empty(py);
         let mut counts: Vec<i64> = Vec::new();
         let mut sums: Vec<f64> = Vec::new();
-        let mut dues = Vec::new();
         let mut seconds = Vec::new();
+        let mut ats = Vec::new();
         for at in 0..self.staged.len() {
-            let (name, model, last) = {
-                let s = &self.staged[at];
-                let entry = self.entry(s.slot)?;
-                if s.counted || s.positions.is_empty() {
-                    continue;
-                }
-                (
-                    entry.name.clone_ref(py),
-                    entry.model.clone_ref(py),
-                    *s.positions.last().unwrap_or(&0) as usize,
-                )
-            };
             let s = &mut self.staged[at];
+            let entry = enrolled(&self.slots, s.slot)?;
+            if s.counted || s.positions.is_empty() {
+                continue;
+            }
             s.counted = true;
-            let bound = name.bind(py);
-            ok_counts.set_item(bound, s.positions.len())?;
-            let model = model.bind(py);
+            let name = entry.name.bind(py);
+            ok_counts.set_item(name, s.positions.len())?;
+            let last = *s.positions.last().unwrap_or(&0) as usize;
             let partition = PyTuple::new(py, [topics.get_item(last)?, partitions.get_item(last)?])?;
-            model.setattr(intern!(py, "partition"), partition)?;
+            entry
+                .model
+                .bind(py)
+                .setattr(intern!(py, "partition"), partition)?;
             seconds.clear();
             seconds.extend(
                 s.latency_ms
@@ -669,12 +599,20 @@ impl WindowFleet {
                     counts[row + ring::latency_bucket(&self.latency_bounds, x)] += 1;
                 }
                 sums.push(ring::numpy_sum(&seconds));
-                names.append(bound)?;
+                names.append(name)?;
             }
-            let first = s.positions[0];
-            if let Some((due, check)) = self.advance(py, at, windows)? {
-                dues.push((first, name, due, check));
-                self.staged[at].paused = true;
+            ats.push(at);
+        }
+        let stops = self.run_models(py, &ats, windows)?;
+        let mut dues = Vec::new();
+        for (&at, stop) in ats.iter().zip(stops) {
+            let s = &mut self.staged[at];
+            if let Some((due, check)) = stop {
+                s.paused = true;
+                let name = self.slots[s.slot].as_ref().map(|e| e.name.clone_ref(py));
+                if let Some(name) = name {
+                    dues.push((s.positions[0], name, due, check));
+                }
             }
         }
         self.staged.retain(|s| s.paused);
@@ -701,7 +639,7 @@ impl WindowFleet {
                 "model {name:?} has no events waiting"
             )));
         };
-        let due = self.advance(py, at, windows)?;
+        let due = self.run_models(py, &[at], windows)?.pop().flatten();
         if due.is_none() {
             self.staged.remove(at);
         }

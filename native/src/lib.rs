@@ -6,6 +6,7 @@
 //! (dtypes, shapes), releases the GIL around the work and raises the kernels' errors as
 //! ValueError.
 
+pub mod advance;
 pub mod adwin;
 pub mod charts;
 pub mod decode;

@@ -55,13 +55,15 @@ class Engine:
         settings: DetectorSettings,
         references: dict[str, PreparedReference],
         native_windows: bool = True,
+        native_threads: int | None = None,
     ) -> None:
         self.settings = settings
         self.references = references
         self.models: dict[str, MonitoredModel] = {}
         self.observers = Observers()
-        # the models the native core reads and writes (engine/native_windows.py)
-        self._native = NativePaths(native_windows)
+        # the models the native core reads and writes (engine/native_windows.py), on up to
+        # `native_threads` threads (None: one per core): the same windows and alerts
+        self._native = NativePaths(native_windows, native_threads)
         self.split_versions = settings.version_policy == "separate"
         self.versions = VersionKeys(settings.max_versions)  # engine/versions.py
         self.stream_keys: dict[str, set[str]] = {}  # stream -> its keys (segments: several)

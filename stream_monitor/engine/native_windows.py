@@ -25,9 +25,10 @@ Due = tuple[int, str, int, bool]
 class NativePaths:
     """The models the native decoder reads (their schemas) and the fleet writes."""
 
-    def __init__(self, windows: bool = True) -> None:
+    def __init__(self, windows: bool = True, threads: int | None = None) -> None:
         self.schemas: dict[str, tuple[str, ...]] = {}
-        self.fleet = WindowFleet(list(LATENCY_BUCKETS_SECONDS))
+        # a batch's models run side by side on up to `threads` threads (None: one per core)
+        self.fleet = WindowFleet(list(LATENCY_BUCKETS_SECONDS), threads)
         self.windows_on = windows
 
     def decode(

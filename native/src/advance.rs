@@ -1,0 +1,347 @@
+//! One model's run through a batch in `WindowFleet` (`fleet.rs`), in three steps, so that
+//! the models of a batch can run side by side:
+//!
+//! 1. `Hold::take`, with the GIL: the model's Python-held state read, its arrays borrowed;
+//! 2. `Run::go`, without it, on any thread: its events into its window, its charts and its
+//!    native ADWIN, up to its next due check, the end of a run in which its charts changed
+//!    state, or its last event;
+//! 3. `Hold::give_back`, with the GIL: the state written back, and the errors given to an
+//!    error detector that is not native.
+//!
+//! A run reads and writes only its own model's state, so the models of a batch end with
+//! the same windows, charts and stops whichever thread runs them, and in whatever order.
+
+use crate::adwin::Adwin;
+use crate::charts::SequentialCharts;
+use crate::fleet::{Enrolled, KeyArray, Staged, Stop};
+use crate::lookup::{self, LookupError};
+use crate::ring::{self, Buffers, Event, KeysMut, Lookups, Position};
+use crate::sequential::Charts;
+use crate::PyAdwin;
+use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+/// The state a run starts from and ends with: what the Python objects hold between runs.
+#[derive(Clone, Copy)]
+struct Progress {
+    pos: Position,
+    /// the window's tallies hold its rows (false after a write of the Python path)
+    fresh: bool,
+    /// the model's event count and its events since its last check
+    seen: u64,
+    since: u64,
+    every: u64,
+}
+
+/// A model's borrows for one run, taken with the GIL and kept on the thread that holds it.
+pub(crate) struct Hold<'py> {
+    model: Bound<'py, PyAny>,
+    window: Bound<'py, PyAny>,
+    /// `model.errors`, the concept-drift detector's stream
+    stream: Bound<'py, PyAny>,
+    start: Progress,
+    features: PyReadwriteArray2<'py, f64>,
+    scalars: PyReadwriteArray2<'py, f64>,
+    prediction_bin: PyReadwriteArray1<'py, i16>,
+    feature_bin: PyReadwriteArray2<'py, i16>,
+    tallies: PyReadwriteArray2<'py, i64>,
+    wide: Option<PyReadwriteArray2<'py, i64>>,
+    narrow: Option<PyReadwriteArray2<'py, i32>>,
+    flat: Option<PyReadonlyArray1<'py, f64>>,
+    charts: Option<PyRefMut<'py, SequentialCharts>>,
+    /// the detector when it is the native ADWIN
+    adwin: Option<PyRefMut<'py, PyAdwin>>,
+}
+
+/// What a run did, for `Hold::give_back`.
+pub(crate) struct Outcome {
+    end: Progress,
+    due: Option<Stop>,
+    /// the run's finite errors, for a detector that is not native
+    errors: Vec<f64>,
+    /// the native ADWIN cut its window
+    changed: bool,
+    failed: Option<LookupError>,
+}
+
+/// One model's run: its borrows as slices, free of Python.
+pub(crate) struct Run<'a> {
+    staged: &'a mut Staged,
+    look: Lookups<'a>,
+    buffers: Buffers<'a>,
+    charts: Option<&'a mut Charts>,
+    adwin: Option<&'a mut Adwin>,
+    width: usize,
+    progress: Progress,
+    pub(crate) outcome: Option<Outcome>,
+}
+
+fn slice_mut<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a mut numpy::PyReadwriteArray<'_, T, D>,
+    field: &str,
+) -> PyResult<&'a mut [T]> {
+    a.as_slice_mut()
+        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))
+}
+
+impl<'py> Hold<'py> {
+    /// Reads the model's state and borrows its arrays (an error leaves everything as it was).
+    pub(crate) fn take(py: Python<'py>, entry: &Enrolled) -> PyResult<Self> {
+        let model = entry.model.bind(py).clone();
+        let window = entry.window.bind(py).clone();
+        if !model.getattr(intern!(py, "window"))?.is(&window) {
+            return Err(PyRuntimeError::new_err(format!(
+                "model {}: its window was replaced without enrolling the new one",
+                entry.name.bind(py)
+            )));
+        }
+        let start = Progress {
+            pos: Position {
+                head: window.getattr(intern!(py, "_head"))?.extract()?,
+                count: window.getattr(intern!(py, "count"))?.extract()?,
+            },
+            fresh: window.getattr(intern!(py, "_fresh"))?.extract()?,
+            seen: model.getattr(intern!(py, "events_seen"))?.extract()?,
+            since: model.getattr(intern!(py, "since_check"))?.extract()?,
+            every: model
+                .getattr(intern!(py, "plan"))?
+                .getattr(intern!(py, "check_every"))?
+                .extract()?,
+        };
+        if start.every == 0 {
+            return Err(PyValueError::new_err("check_every must be at least 1"));
+        }
+        let (mut wide, mut narrow) = (None, None);
+        match &entry.keys {
+            KeyArray::Absent => {}
+            KeyArray::Wide(k) => wide = Some(k.bind(py).try_readwrite()?),
+            KeyArray::Narrow(k) => narrow = Some(k.bind(py).try_readwrite()?),
+        }
+        let flat = entry
+            .reference
+            .as_ref()
+            .map(|r| r.get().flat.bind(py).readonly());
+        let charts = match (&entry.charts, &entry.reference) {
+            (Some(c), Some(_)) => Some(c.bind(py).try_borrow_mut()?),
+            _ => None,
+        };
+        let stream = model.getattr(intern!(py, "errors"))?;
+        let detector = stream.getattr(intern!(py, "detector"))?;
+        let adwin = match detector.cast::<PyAdwin>() {
+            Ok(a) => Some(a.try_borrow_mut()?),
+            Err(_) => None,
+        };
+        Ok(Hold {
+            features: entry.features.bind(py).try_readwrite()?,
+            scalars: entry.scalars.bind(py).try_readwrite()?,
+            prediction_bin: entry.prediction_bin.bind(py).try_readwrite()?,
+            feature_bin: entry.feature_bin.bind(py).try_readwrite()?,
+            tallies: entry.tallies.bind(py).try_readwrite()?,
+            model,
+            window,
+            stream,
+            start,
+            wide,
+            narrow,
+            flat,
+            charts,
+            adwin,
+        })
+    }
+
+    /// The run of `staged`'s next events over these borrows.
+    pub(crate) fn run<'a>(
+        &'a mut self,
+        entry: &'a Enrolled,
+        staged: &'a mut Staged,
+    ) -> PyResult<Run<'a>> {
+        let keys = match (&mut self.wide, &mut self.narrow) {
+            (Some(k), _) => KeysMut::Wide(slice_mut(k, "ks_key")?),
+            (_, Some(k)) => KeysMut::Narrow(slice_mut(k, "ks_key")?),
+            _ => KeysMut::Absent,
+        };
+        let columns = match (&entry.reference, &self.flat) {
+            (Some(r), Some(flat)) => {
+                let (columns, index) = &entry.offsets;
+                let columns = lookup::Columns::with_offsets(flat.as_slice()?, columns)
+                    .map_err(crate::lookup_error)?;
+                let index = lookup::Columns::with_offsets(&r.get().index, index)
+                    .map_err(crate::lookup_error)?;
+                Some((columns, index))
+            }
+            _ => None,
+        };
+        Ok(Run {
+            staged,
+            look: Lookups {
+                columns,
+                sizes: &entry.sizes,
+                layout: entry.layout,
+                prediction_edges: entry.prediction_edges.as_deref(),
+                feature_edges: &entry.feature_edges,
+            },
+            buffers: Buffers {
+                size: entry.size,
+                features: slice_mut(&mut self.features, "features")?,
+                scalars: slice_mut(&mut self.scalars, "scalars")?,
+                keys,
+                prediction_bin: slice_mut(&mut self.prediction_bin, "prediction_bin")?,
+                feature_bin: slice_mut(&mut self.feature_bin, "numeric_bin")?,
+                tallies: slice_mut(&mut self.tallies, "tallies")?,
+            },
+            charts: self.charts.as_mut().map(|c| &mut c.inner),
+            adwin: self.adwin.as_mut().map(|a| &mut a.inner),
+            width: entry.width,
+            progress: self.start,
+            outcome: None,
+        })
+    }
+
+    /// Writes the run's end state back to the Python objects; the run's stop, or its
+    /// look-up error. `windows[model]` = (window fill, has a reference) when the model has
+    /// no check left in the batch.
+    pub(crate) fn give_back(
+        &self,
+        py: Python<'py>,
+        entry: &Enrolled,
+        staged: &Staged,
+        outcome: Outcome,
+        windows: &Bound<'py, PyDict>,
+    ) -> PyResult<Option<Stop>> {
+        if let Some(e) = outcome.failed {
+            return Err(crate::lookup_error(e)); // nothing was written
+        }
+        if outcome.changed {
+            self.stream.setattr(intern!(py, "changed"), true)?;
+        }
+        if !outcome.errors.is_empty() {
+            // the detector's first errors make it (`ErrorStream.watch`)
+            let errors = outcome.errors.into_pyarray(py);
+            self.stream.call_method1(intern!(py, "watch"), (errors,))?;
+        }
+        let end = outcome.end;
+        if !self.start.fresh {
+            self.window.setattr(intern!(py, "_fresh"), true)?;
+        }
+        self.window.setattr(intern!(py, "_head"), end.pos.head)?;
+        self.window.setattr(intern!(py, "count"), end.pos.count)?;
+        self.model.setattr(intern!(py, "events_seen"), end.seen)?;
+        self.model.setattr(intern!(py, "since_check"), end.since)?;
+        if let Some(v) = staged
+            .done
+            .checked_sub(1)
+            .and_then(|l| staged.versions[l].as_ref())
+        {
+            set_version(&self.model, v)?;
+        }
+        if outcome.due.is_none() {
+            let has_reference = entry.reference.is_some();
+            windows.set_item(entry.name.bind(py), (end.pos.count, has_reference))?;
+        }
+        Ok(outcome.due)
+    }
+}
+
+/// `model.version = version`, unless it already is that text.
+fn set_version(model: &Bound<'_, PyAny>, version: &str) -> PyResult<()> {
+    let py = model.py();
+    let current = model.getattr(intern!(py, "version"))?;
+    if let Ok(s) = current.cast::<PyString>() {
+        if s.to_str().ok() == Some(version) {
+            return Ok(());
+        }
+    }
+    model.setattr(intern!(py, "version"), version)
+}
+
+impl Run<'_> {
+    /// The staged events not yet in the window.
+    pub(crate) fn pending(&self) -> usize {
+        self.staged.positions.len().saturating_sub(self.staged.done)
+    }
+
+    /// The staged events not yet in the window, up to the next stop (`Outcome`).
+    pub(crate) fn go(&mut self) {
+        let mut errors = Vec::new();
+        let mut changed = false;
+        let (due, failed) = match self.advance(&mut errors, &mut changed) {
+            Ok(due) => (due, None),
+            Err(e) => (None, Some(e)),
+        };
+        self.outcome = Some(Outcome {
+            end: self.progress,
+            due,
+            errors,
+            changed,
+            failed,
+        });
+    }
+
+    /// One stretch of events: to the next due check, or to the model's last staged event
+    /// (a stop too when the charts changed state on the way). `errors` gets the stretch's
+    /// finite errors unless a native ADWIN takes them (`cut`: it cut its window).
+    fn advance(
+        &mut self,
+        errors: &mut Vec<f64>,
+        cut: &mut bool,
+    ) -> Result<Option<Stop>, LookupError> {
+        let p = &mut self.progress;
+        let staged = &mut *self.staged;
+        let (look, buffers, width) = (&self.look, &mut self.buffers, self.width);
+        if !p.fresh {
+            buffers.recount(look, p.pos.count);
+        }
+        let n = staged.positions.len();
+        if staged.done >= n {
+            return Ok(None);
+        }
+        let take = (n - staged.done).min((p.every - p.since % p.every) as usize);
+        let rows = staged.done * width..(staged.done + take) * width;
+        let mut keys = Vec::new();
+        ring::block_keys(look, &staged.features[rows.clone()], width, &mut keys)?;
+        let mut projected = Vec::new();
+        if let Some(c) = self.charts.as_mut() {
+            c.projected_counts(&staged.features[rows], width, &mut projected);
+        }
+        let mut changed = false;
+        for (i, r) in (staged.done..staged.done + take).enumerate() {
+            let event = Event {
+                features: &staged.features[r * width..(r + 1) * width],
+                keys: keys.get(i * width..(i + 1) * width).unwrap_or(&[]),
+                prediction: staged.prediction[r],
+                actual: staged.actual[r],
+                latency_ms: staged.latency_ms[r],
+                timestamp: staged.timestamp[r],
+            };
+            buffers.push(look, &mut p.pos, &event);
+            if let Some(c) = self.charts.as_mut() {
+                let row = (p.pos.head + buffers.size - 1) % buffers.size;
+                let number = p.seen + i as u64 + 1;
+                let counts = |j| buffers.counts_at(look.layout, j, row);
+                let position = staged.positions[r];
+                let raw = projected.get(i).copied().flatten();
+                if c.step(number, event.timestamp, position, counts, raw) {
+                    if let Some(t) = c.pending.last_mut() {
+                        t.version.clone_from(&staged.versions[r]);
+                    }
+                    changed = true;
+                }
+            }
+            let error = (event.prediction - event.actual).abs();
+            if error.is_finite() {
+                errors.push(error);
+            }
+        }
+        if let Some(adwin) = self.adwin.as_mut() {
+            *cut = !errors.is_empty() && adwin.update_many(errors);
+            errors.clear();
+        }
+        staged.done += take;
+        p.seen += take as u64;
+        p.since = (p.since + take as u64) % p.every;
+        Ok((p.since == 0 || changed).then(|| (staged.positions[staged.done - 1], p.since == 0)))
+    }
+}
