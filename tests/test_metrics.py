@@ -82,6 +82,10 @@ def test_batch_metrics_checks_windows_errors_and_bounded_feature_gauges() -> Non
     features = {k for k in values if k[0] == "stream_monitor_feature_drift_score"}
     assert len(features) == 2  # bounded by --feature-metrics
     assert any(k[0] == "process_resident_memory_bytes" for k in values)
+    metrics.forget_models(["m@v1"])  # its partition moved: none of its gauges stay here
+    left = {s.name for f in metrics.registry.collect() for s in f.samples if s.labels.get("model")}
+    assert "stream_monitor_feature_drift_score" not in left
+    assert "stream_monitor_window_events" not in left
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -199,6 +199,8 @@ class Metrics:
         self.identities: Identities = {}
         # (key, kind) -> whether its score was last shown as -log10 p (`_record_score`)
         self._by_p: dict[tuple[str, str], bool] = {}
+        # key -> the (feature, test) series of its per-feature gauge, to forget them with it
+        self._feature_series: dict[str, set[tuple[str, str]]] = {}
         self.latency = LatencyHistograms(identities=self.identities)
         r.register(self.latency)
 
@@ -304,8 +306,10 @@ class Metrics:
                     if isinstance(value, float) and math.isfinite(value):
                         self.model_error.labels(*self._id(model), metric).set(value)
             if result.kind == "input_drift" and self.feature_limit and result.feature_scores:
+                series = self._feature_series.setdefault(model, set())
                 for name, test, score in result.feature_scores()[: self.feature_limit]:
                     self.feature_drift_score.labels(*self._id(model), name, test).set(score)
+                    series.add((name, test))
 
     def record_statistics(self, stats_json: str, assigned: set[tuple[str, int]]) -> bool:
         """Consumer lag per assigned partition from a librdkafka statistics document.
@@ -356,6 +360,9 @@ class Metrics:
             for metric in ("mae", "rmse", "accuracy"):
                 with contextlib.suppress(KeyError):
                     self.model_error.remove(*ident, metric)
+            for name, test in self._feature_series.pop(model, ()):
+                with contextlib.suppress(KeyError):
+                    self.feature_drift_score.remove(*ident, name, test)
             self.latency.forget(model)
             if counters:
                 self._forget_counters(ident)
