@@ -33,10 +33,12 @@ struct Progress {
     /// the model's event count and its events since its last check
     seen: u64,
     since: u64,
+    /// its check cadence: a check every `every` events
     every: u64,
 }
 
-/// A model's borrows for one run, taken with the GIL and kept on the thread that holds it.
+/// A model's borrows for one run: taken, and later released, on the thread that holds
+/// the GIL.
 pub(crate) struct Hold<'py> {
     model: Bound<'py, PyAny>,
     window: Bound<'py, PyAny>,
