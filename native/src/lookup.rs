@@ -119,17 +119,6 @@ fn run_prefix_len(column: &[f64], t: usize, below: impl Fn(f64) -> bool) -> usiz
     lo + column[lo..hi].iter().filter(|&&v| below(v)).count()
 }
 
-/// `counts` through the column's sparse index: the same two integers.
-#[inline]
-pub fn counts_indexed(column: &[f64], index: &[f64], x: f64) -> (usize, usize) {
-    let right = prefix_len(column, index, |r| r <= x);
-    if right > 0 && column[right - 1] == x {
-        (right, prefix_len(column, index, |r| r < x))
-    } else {
-        (right, right)
-    }
-}
-
 /// Values searched together in `prefix_lens`.
 pub const LANES: usize = 32;
 
@@ -244,7 +233,8 @@ const EMPTY: Lane<'static> = Lane {
     x: 0.0,
 };
 
-/// `counts_indexed` of each lane (at most `LANES`) into `right` and `left`, the lanes in
+/// `counts` of each lane (at most `LANES`), found through the sparse index, into `right`
+/// and `left`, the lanes in
 /// lockstep, so that the loads of different lanes do not wait for each other (with many
 /// models the columns and their indexes are out of the cache):
 /// 1. each value among its index's values, one branch-free halving step per lane at a time;
@@ -312,7 +302,7 @@ fn count_runs<'a>(
     }
 }
 
-/// `counts_indexed` of each of `xs` (finite values) in one column with its sparse index,
+/// `counts` of each of `xs` (finite values) in one column, through its sparse index,
 /// into `right` and `left` (as long as `xs`): `indexed_counts` with every lane in the same
 /// column, the index searched in `prefix_lens`, whose lanes share their length.
 pub fn counts_in_column(
@@ -404,45 +394,53 @@ pub fn ks_keys<I: Iterator<Item = f64>>(
     Ok(())
 }
 
-/// The KS keys of one row (`row[j]`: feature j's value) into `out`, the features' look-ups
+/// The KS keys of a block of rows (`rows`, row-major, `width` values a row, as many as
+/// the columns) into `out` (the same shape), row by row with each row's features looked up
 /// in lockstep: one event alone in its block (a model among thousands gets about one per
-/// batch) still has its features' look-ups wait together, not one after another.
-pub fn row_keys(
+/// batch) still has its features' look-ups wait together, not one after another. Fails
+/// when a column is too large for the layout.
+pub fn keys_by_row(
     columns: &Columns<'_>,
     index: &Columns<'_>,
     layout: Layout,
-    row: &[f64],
+    rows: &[f64],
+    width: usize,
     out: &mut [i64],
 ) -> Result<(), LookupError> {
     check_fits(columns, layout)?;
-    let width = columns.features().min(row.len()).min(out.len());
+    let features = columns.features().min(width);
     let mut lanes = [EMPTY; LANES];
-    let mut features = [0usize; LANES];
+    let mut at = [0usize; LANES];
     let mut right = [0usize; LANES];
     let mut left = [0usize; LANES];
-    let mut j = 0;
-    while j < width {
-        let mut lane = 0;
-        while lane < LANES && j < width {
-            let (column, x) = (columns.column(j), row[j]);
-            if !x.is_finite() {
-                out[j] = layout.missing_key();
-            } else if column.is_empty() {
-                out[j] = 0;
-            } else {
-                lanes[lane] = Lane {
-                    column,
-                    index: index.column(j),
-                    x,
-                };
-                features[lane] = j;
-                lane += 1;
+    for (row, out) in rows
+        .chunks_exact(width.max(1))
+        .zip(out.chunks_exact_mut(width.max(1)))
+    {
+        let mut j = 0;
+        while j < features {
+            let mut lane = 0;
+            while lane < LANES && j < features {
+                let (column, x) = (columns.column(j), row[j]);
+                if !x.is_finite() {
+                    out[j] = layout.missing_key();
+                } else if column.is_empty() {
+                    out[j] = 0;
+                } else {
+                    lanes[lane] = Lane {
+                        column,
+                        index: index.column(j),
+                        x,
+                    };
+                    at[lane] = j;
+                    lane += 1;
+                }
+                j += 1;
             }
-            j += 1;
-        }
-        indexed_counts(&lanes[..lane], &mut right, &mut left);
-        for i in 0..lane {
-            out[features[i]] = ((right[i] as i64) << layout.bits()) | left[i] as i64;
+            indexed_counts(&lanes[..lane], &mut right, &mut left);
+            for i in 0..lane {
+                out[at[i]] = ((right[i] as i64) << layout.bits()) | left[i] as i64;
+            }
         }
     }
     Ok(())
@@ -522,22 +520,20 @@ mod tests {
     fn indexed_counts_equal_plain_ones() {
         let mut column: Vec<f64> = (0..1000).map(|i| f64::from(i / 7)).collect();
         column.extend([200.0, 200.0, 300.0]);
-        let index = sparse_index(&column);
-        let mut x = -2.0;
-        while x < 310.0 {
-            assert_eq!(
-                counts_indexed(&column, &index, x),
-                counts(&column, x),
-                "x = {x}"
-            );
-            x += 0.25;
-        }
+        let indexed = |column: &[f64], xs: &[f64]| {
+            let (mut right, mut left) = (vec![0; xs.len()], vec![0; xs.len()]);
+            counts_in_column(column, &sparse_index(column), xs, &mut right, &mut left);
+            right.into_iter().zip(left).collect::<Vec<_>>()
+        };
+        // more values than one lockstep's lanes, ties, values between and outside
+        let xs: Vec<f64> = (0..1248).map(|i| -2.0 + f64::from(i) * 0.25).collect();
+        let plain: Vec<_> = xs.iter().map(|&x| counts(&column, x)).collect();
+        assert_eq!(indexed(&column, &xs), plain);
         for len in [0, 1, STRIDE - 1, STRIDE, STRIDE + 1, 2 * STRIDE] {
             let column: Vec<f64> = (0..len).map(|i| (i / 3) as f64).collect();
-            let index = sparse_index(&column);
-            for x in [-1.0, 0.0, 0.5, 3.0, 100.0] {
-                assert_eq!(counts_indexed(&column, &index, x), counts(&column, x));
-            }
+            let xs = [-1.0, 0.0, 0.5, 3.0, 100.0];
+            let plain: Vec<_> = xs.iter().map(|&x| counts(&column, x)).collect();
+            assert_eq!(indexed(&column, &xs), plain, "{len} values");
         }
     }
 
@@ -586,11 +582,12 @@ mod tests {
                 layout.missing_key()
             }
         };
-        for row in &rows {
-            let mut out = [0i64; 4];
-            row_keys(&columns, &index, layout, row, &mut out).unwrap();
+        let flat_rows: Vec<f64> = rows.concat();
+        let mut by_row = vec![0i64; flat_rows.len()];
+        keys_by_row(&columns, &index, layout, &flat_rows, 4, &mut by_row).unwrap();
+        for (row, got) in rows.iter().zip(by_row.chunks_exact(4)) {
             for j in 0..4 {
-                assert_eq!(out[j], expected(j, row[j]), "row {row:?}, feature {j}");
+                assert_eq!(got[j], expected(j, row[j]), "row {row:?}, feature {j}");
             }
         }
         for with_index in [true, false] {

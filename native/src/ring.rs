@@ -121,13 +121,7 @@ pub fn block_keys(
         });
     }
     if rows < ROWS_BY_FEATURE {
-        for (row, out) in features
-            .chunks_exact(width)
-            .zip(keys.chunks_exact_mut(width))
-        {
-            lookup::row_keys(columns, index, look.layout, row, out)?;
-        }
-        return Ok(());
+        return lookup::keys_by_row(columns, index, look.layout, features, width, keys);
     }
     lookup::ks_keys(
         columns,
