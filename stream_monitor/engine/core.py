@@ -25,7 +25,6 @@ from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.segments import OTHER, Segments
 from stream_monitor.engine.status import model_status
-from stream_monitor.engine.versions import VersionKeys
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.class_tally import ClassTally
@@ -61,11 +60,10 @@ class Engine:
         self.references = references
         self.models: dict[str, MonitoredModel] = {}
         self.observers = Observers()
-        # the models the native core reads and writes (engine/native_windows.py), on up to
-        # `native_threads` threads (None: one per core): the same windows and alerts
+        # the models the native core reads and writes (engine/native_windows.py)
         self._native = NativePaths(native_windows, native_threads)
         self.split_versions = settings.version_policy == "separate"
-        self.versions = VersionKeys(settings.max_versions)  # engine/versions.py
+        self.versions = versions.VersionKeys(settings.max_versions)
         self.stream_keys: dict[str, set[str]] = {}  # stream -> its keys (segments: several)
         self.segments = Segments()  # engine/segments.py
 
