@@ -121,16 +121,6 @@ pub struct Projection {
     /// every `lookup::STRIDE`-th held-out error: a rank is found as a window value's is
     index: Vec<f64>,
     scratch: Vec<f64>,
-    block: BlockScratch,
-}
-
-/// What `Projection::block_counts` reuses from block to block.
-#[derive(Default)]
-struct BlockScratch {
-    errors: Vec<f64>,
-    rows: Vec<usize>,
-    right: Vec<usize>,
-    left: Vec<usize>,
 }
 
 impl Projection {
@@ -163,7 +153,6 @@ impl Projection {
         }
         Ok(Projection {
             scratch: vec![0.0; f],
-            block: BlockScratch::default(),
             mean,
             scale,
             components,
@@ -207,30 +196,19 @@ impl Projection {
     /// not in the cache.
     pub fn block_counts(&mut self, rows: &[f64], stride: usize, out: &mut Vec<Option<(i64, i64)>>) {
         out.clear();
-        let mut errors = std::mem::take(&mut self.block.errors);
-        errors.clear();
-        self.block.rows.clear();
+        let (mut errors, mut at) = (Vec::new(), Vec::new());
         for (i, row) in rows.chunks_exact(stride.max(1)).enumerate() {
             out.push(None);
             if let Some(e) = self.error(row) {
                 errors.push(e);
-                self.block.rows.push(i);
+                at.push(i);
             }
         }
-        let b = &mut self.block;
-        b.right.resize(errors.len(), 0);
-        b.left.resize(errors.len(), 0);
-        lookup::counts_in_column(
-            &self.sorted,
-            &self.index,
-            &errors,
-            &mut b.right,
-            &mut b.left,
-        );
-        for ((&i, &right), &left) in b.rows.iter().zip(&b.right).zip(&b.left) {
+        let (mut right, mut left) = (vec![0; errors.len()], vec![0; errors.len()]);
+        lookup::counts_in_column(&self.sorted, &self.index, &errors, &mut right, &mut left);
+        for ((i, right), left) in at.into_iter().zip(right).zip(left) {
             out[i] = Some((left as i64, right as i64));
         }
-        b.errors = errors;
     }
 }
 
