@@ -199,6 +199,8 @@ class WindowFleet:
     def threads(self) -> int: ...
     @property
     def side_by_side(self) -> int: ...
+    @property
+    def schemas(self) -> int: ...
     def enroll(
         self,
         name: str,
@@ -245,6 +247,30 @@ class NormalScores:
     def __init__(self, table: npt.NDArray[np.float64]) -> None: ...
     def __len__(self) -> int: ...
 
+class ResidualSubspace:
+    """A reference's PCA subspace (mean, scale, (k, F) orthonormal components) and its
+    held-out rows' squared reconstruction errors, ascending: the multivariate chart's
+    reference, shared by the charts judged against it. The getters return copies."""
+
+    def __init__(
+        self,
+        mean: npt.NDArray[np.float64],
+        scale: npt.NDArray[np.float64],
+        components: npt.NDArray[np.float64],
+        sorted_errors: npt.NDArray[np.float64],
+    ) -> None: ...
+    def errors(self, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mean(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def scale(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def components(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def sorted_errors(self) -> npt.NDArray[np.float64]: ...
+
 class SequentialCharts:
     """One model's CUSUM charts on the normal scores of its features' reference ranks (up,
     down and scale per feature), fed each event's KS keys; transitions (firing at the event
@@ -258,13 +284,7 @@ class SequentialCharts:
         thresholds: list[list[float]],
         scores: list[NormalScores],
         events_seen: int = 0,
-        projection: tuple[
-            npt.NDArray[np.float64],
-            npt.NDArray[np.float64],
-            npt.NDArray[np.float64],
-            npt.NDArray[np.float64],
-        ]
-        | None = None,
+        projection: ResidualSubspace | None = None,
     ) -> None: ...
     def update(
         self,

@@ -202,3 +202,16 @@ def test_a_model_leaves_the_fleet_with_its_partition() -> None:
     assert engine.writes_natively("churn@v1")
     engine.forget_partitions({("predictions", 0)})
     assert not engine.writes_natively("churn@v1") and "churn@v1" not in engine.models
+
+
+def test_models_with_the_same_features_share_one_schema() -> None:
+    twins = [SyntheticModel("a"), SyntheticModel("b")]
+    engine = Engine(DetectorSettings(window_size=200), references([*twins, STEADY], n=1000))
+    streams = [m.events(0, 10, seed=1) for m in (*twins, STEADY)]
+    engine.process(batch_of([orjson.dumps(e) for e in interleave(streams)]))
+    fleet = engine._native.fleet
+    assert len(fleet) == 3 and fleet.schemas == 2  # the twins' names are one schema
+    engine._native.forget("a@v1")
+    assert len(fleet) == 2 and fleet.schemas == 2
+    engine._native.forget("churn@v1")
+    assert len(fleet) == 1 and fleet.schemas == 1  # a schema leaves with its last model

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from stream_monitor.kernels import ResidualSubspace
 from stream_monitor.reference.loading import load_references
 from stream_monitor.reference.prepared import InvalidReference, PreparedReference
 from stream_monitor.tools.synthetic import to_jsonl
@@ -104,6 +105,9 @@ def _assert_same(a: object, b: object, where: str) -> None:
     elif dataclasses.is_dataclass(a) and not isinstance(a, type):
         for f in dataclasses.fields(a):
             _assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, ResidualSubspace):  # native: its arrays through its getters
+        for name in ("mean", "scale", "components", "sorted_errors"):
+            _assert_same(getattr(a, name), getattr(b, name), f"{where}.{name}")
     elif isinstance(a, list | tuple):
         assert isinstance(b, list | tuple)
         assert len(a) == len(b), where

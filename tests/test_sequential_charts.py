@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stream_monitor.detectors.ks import key_bits, ks_keys
 from stream_monitor.detectors.sequential_design import normal_scores
-from stream_monitor.kernels import NormalScores, SequentialCharts
+from stream_monitor.kernels import NormalScores, ResidualSubspace, SequentialCharts
 from stream_monitor.reference.projection import ResidualProjection
 from stream_monitor.tools.drift_streams import (
     Change,
@@ -273,12 +273,14 @@ def test_projection_errors_are_numpys_reconstruction_errors(
     rng = np.random.default_rng(seed)
     ref = rng.standard_normal((400, features)) @ rng.standard_normal((features, features))
     p = ResidualProjection.fit(ref)
-    assert p is not None and 1 <= p.components.shape[0] < features
-    assert np.allclose(p.components @ p.components.T, np.eye(p.components.shape[0]))
+    assert p is not None
+    s = p.subspace
+    assert 1 <= s.components.shape[0] < features
+    assert np.allclose(s.components @ s.components.T, np.eye(s.components.shape[0]))
     x = rng.standard_normal((rows, features)) * 3
     x[rng.random((rows, features)) < 0.1] = np.nan
-    z = (x - p.mean) / p.scale
-    residual = z - (z @ p.components.T) @ p.components
+    z = (x - s.mean) / s.scale
+    residual = z - (z @ s.components.T) @ s.components
     want = (residual**2).sum(axis=1)
     got = p.errors(x)
     complete = np.isfinite(x).all(axis=1)
@@ -294,4 +296,21 @@ def test_a_projection_needs_two_features_and_enough_complete_rows() -> None:
     rows[::2, 0] = np.nan  # half the rows incomplete: 500 complete, 250 held out
     p = ResidualProjection.fit(rows)
     assert p is not None and p.size == 250
-    assert np.all(np.diff(p.sorted_errors) >= 0)
+    assert np.all(np.diff(p.subspace.sorted_errors) >= 0)
+
+
+def test_the_residual_subspace_keeps_its_own_arrays_and_refuses_bad_ones() -> None:
+    rng = np.random.default_rng(3)
+    p = ResidualProjection.fit(rng.standard_normal((600, 5)))
+    assert p is not None
+    s = p.subspace
+    assert s.size == 300  # the odd half of 600 complete rows
+    given = s.sorted_errors
+    given[:] = -1.0  # a copy: the charts' reference is not touched
+    assert s.sorted_errors[0] >= 0 and np.all(np.diff(s.sorted_errors) >= 0)
+    with pytest.raises(ValueError, match="ascending"):
+        ResidualSubspace(s.mean, s.scale, s.components, s.sorted_errors[::-1].copy())
+    with pytest.raises(ValueError, match="scales"):
+        ResidualSubspace(s.mean, np.zeros_like(s.scale), s.components, s.sorted_errors)
+    with pytest.raises(ValueError, match="components"):
+        ResidualSubspace(s.mean, s.scale, s.components[:, :2].copy(), s.sorted_errors)

@@ -7,7 +7,7 @@
 use crate::ks::Layout;
 use crate::sequential::{self, ChartState, Charts, Design, Projection, Status, CHARTS};
 use numpy::ndarray::{Array2, ArrayView2};
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -125,25 +125,14 @@ fn components_of(components: &PyReadonlyArray2<'_, f64>, width: usize) -> PyResu
     Ok(c.iter().copied().collect())
 }
 
-/// The squared reconstruction error of each (n, F) row in the subspace of `components`
-/// ((k, F), orthonormal rows) after standardising by `mean` and `scale`; NaN for a row
-/// with a value that is not finite (`detectors/multivariate.py`).
-#[pyfunction]
-pub fn projection_errors<'py>(
+/// The squared reconstruction error of each (n, F) row of `rows` under `p`, NaN for a row
+/// with a value that is not finite.
+fn errors_of<'py>(
     py: Python<'py>,
-    mean: PyReadonlyArray1<'py, f64>,
-    scale: PyReadonlyArray1<'py, f64>,
-    components: PyReadonlyArray2<'py, f64>,
+    p: &Projection,
     rows: PyReadonlyArray2<'py, f64>,
-) -> PyResult<Bound<'py, numpy::PyArray1<f64>>> {
-    let f = mean.len()?;
-    let mut p = Projection::new(
-        mean.as_array().to_vec(),
-        scale.as_array().to_vec(),
-        components_of(&components, f)?,
-        Vec::new().into(),
-    )
-    .map_err(design_error)?;
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let f = p.width();
     let rows = rows.as_array();
     if rows.ncols() != f {
         return Err(PyValueError::new_err(format!(
@@ -151,15 +140,105 @@ pub fn projection_errors<'py>(
             rows.dim()
         )));
     }
-    let mut row = vec![0.0; f];
+    let (mut row, mut z) = (vec![0.0; f], vec![0.0; f]);
     let out: Vec<f64> = rows
         .outer_iter()
         .map(|r| {
             row.iter_mut().zip(r).for_each(|(a, b)| *a = *b);
-            p.error(&row).unwrap_or(f64::NAN)
+            p.error(&row, &mut z).unwrap_or(f64::NAN)
         })
         .collect();
     Ok(out.into_pyarray(py))
+}
+
+/// The squared reconstruction error of each (n, F) row in the subspace of `components`
+/// ((k, F), orthonormal rows) after standardising by `mean` and `scale`; NaN for a row
+/// with a value that is not finite (`reference/projection.py`, for the held-out rows).
+#[pyfunction]
+pub fn projection_errors<'py>(
+    py: Python<'py>,
+    mean: PyReadonlyArray1<'py, f64>,
+    scale: PyReadonlyArray1<'py, f64>,
+    components: PyReadonlyArray2<'py, f64>,
+    rows: PyReadonlyArray2<'py, f64>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let p = Projection::new(
+        mean.as_array().to_vec(),
+        scale.as_array().to_vec(),
+        components_of(&components, mean.len()?)?,
+        Vec::new(),
+    )
+    .map_err(design_error)?;
+    errors_of(py, &p, rows)
+}
+
+/// The multivariate chart's subspace of one reference, with its held-out errors
+/// (`sequential::Projection`): made once per reference and shared, not copied, by the
+/// charts of every model judged against it. Its arrays live here alone; the getters give
+/// copies.
+#[pyclass(module = "stream_monitor._native", frozen)]
+pub struct ResidualSubspace {
+    pub(crate) inner: Arc<Projection>,
+}
+
+#[pymethods]
+impl ResidualSubspace {
+    /// `mean`, `scale` (F,), `components` (k, F) orthonormal rows, `sorted_errors` the
+    /// held-out rows' errors, ascending.
+    #[new]
+    fn new(
+        mean: PyReadonlyArray1<'_, f64>,
+        scale: PyReadonlyArray1<'_, f64>,
+        components: PyReadonlyArray2<'_, f64>,
+        sorted_errors: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<Self> {
+        let p = Projection::new(
+            mean.as_array().to_vec(),
+            scale.as_array().to_vec(),
+            components_of(&components, mean.len()?)?,
+            sorted_errors.as_array().to_vec(),
+        )
+        .map_err(design_error)?;
+        Ok(ResidualSubspace { inner: Arc::new(p) })
+    }
+
+    /// Each row's squared reconstruction error (NaN when a value is not finite).
+    fn errors<'py>(
+        &self,
+        py: Python<'py>,
+        rows: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        errors_of(py, &self.inner, rows)
+    }
+
+    #[getter]
+    fn size(&self) -> usize {
+        self.inner.size()
+    }
+
+    #[getter]
+    fn mean<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.inner.mean().to_vec().into_pyarray(py)
+    }
+
+    #[getter]
+    fn scale<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.inner.scale().to_vec().into_pyarray(py)
+    }
+
+    #[getter]
+    fn components<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let f = self.inner.width();
+        let c = self.inner.components();
+        let a = Array2::from_shape_vec((c.len() / f, f), c.to_vec())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(a.into_pyarray(py))
+    }
+
+    #[getter]
+    fn sorted_errors<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        self.inner.sorted().to_vec().into_pyarray(py)
+    }
 }
 
 fn float_list(values: &[f64]) -> Vec<Option<f64>> {
@@ -179,11 +258,11 @@ fn item<'py>(state: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny
 impl SequentialCharts {
     /// `name`: the model (it seeds the tie-breaking); `thresholds`: per feature, those of its
     /// (up, down, scale) charts; `scores`: per feature, the table of its reference size.
-    /// `projection` (mean, scale, components (k, F), the held-out errors ascending) adds
+    /// `projection` (a reference's `ResidualSubspace`) adds
     /// the multivariate chart as the last feature (its score table last in `scores`).
     #[new]
     #[pyo3(signature = (name, k, c, thresholds, scores, events_seen = 0, projection = None))]
-    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         name: &str,
         k: f64,
@@ -191,12 +270,7 @@ impl SequentialCharts {
         thresholds: Vec<[f64; CHARTS]>,
         scores: Vec<Py<NormalScores>>,
         events_seen: u64,
-        projection: Option<(
-            PyReadonlyArray1<'_, f64>,
-            PyReadonlyArray1<'_, f64>,
-            PyReadonlyArray2<'_, f64>,
-            PyReadonlyArray1<'_, f64>,
-        )>,
+        projection: Option<PyRef<'_, ResidualSubspace>>,
     ) -> PyResult<Self> {
         let f = thresholds.len();
         let design = Design { k, c, thresholds };
@@ -210,16 +284,9 @@ impl SequentialCharts {
         .map_err(design_error)?;
         let inner = match projection {
             None => inner,
-            Some((mean, scale, components, errors)) => {
-                let p = Projection::new(
-                    mean.as_array().to_vec(),
-                    scale.as_array().to_vec(),
-                    components_of(&components, mean.len()?)?,
-                    errors.as_array().to_vec().into(),
-                )
-                .map_err(design_error)?;
-                inner.with_projection(p).map_err(design_error)?
-            }
+            Some(p) => inner
+                .with_projection(Arc::clone(&p.inner))
+                .map_err(design_error)?,
         };
         Ok(SequentialCharts { inner })
     }

@@ -26,6 +26,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A window's KS key array, as enrolled.
 pub(crate) enum KeyArray {
@@ -54,7 +55,7 @@ pub(crate) struct Enrolled {
     pub(crate) prediction_edges: Option<Vec<f64>>,
     pub(crate) feature_edges: Vec<Vec<f64>>,
     /// the feature names' look-up, for the decoder
-    pub(crate) schema: decode::Schema,
+    pub(crate) schema: Arc<decode::Schema>,
     pub(crate) size: usize,
     pub(crate) width: usize,
     /// the model's sequential charts, fed each event's keys as it enters
@@ -89,6 +90,9 @@ pub struct WindowFleet {
     by_name: HashMap<String, usize>,
     free: Vec<usize>,
     staged: Vec<Staged>,
+    /// the enrolled models' schemas, one per list of feature names: a fleet's models mostly
+    /// share a few, and each costs a map and its names (1.5 KB for 20 features)
+    schemas: HashMap<Vec<String>, Arc<decode::Schema>>,
     latency_bounds: Vec<f64>,
     /// the most threads a batch's models run on
     threads: usize,
@@ -133,7 +137,7 @@ impl WindowFleet {
 
     /// The schema of the model in `slot` (enrolled), for the decoder.
     pub(crate) fn schema_at(&self, slot: usize) -> Option<&decode::Schema> {
-        self.slots[slot].as_ref().map(|e| &e.schema)
+        self.slots[slot].as_ref().map(|e| &*e.schema)
     }
 
     pub(crate) fn clear_staged(&mut self) {
@@ -310,6 +314,7 @@ impl WindowFleet {
             by_name: HashMap::new(),
             free: Vec::new(),
             staged: Vec::new(),
+            schemas: HashMap::new(),
             latency_bounds,
             threads: threads.unwrap_or_else(default_threads),
             side_by_side: 0,
@@ -326,6 +331,12 @@ impl WindowFleet {
     #[getter]
     fn side_by_side(&self) -> u64 {
         self.side_by_side
+    }
+
+    /// How many distinct feature-name lists (schemas) the enrolled models hold among them.
+    #[getter]
+    fn schemas(&self) -> usize {
+        self.schemas.len()
     }
 
     /// Enrolls a model: from now on the decoder reads its fast events into the fleet.
@@ -480,7 +491,9 @@ impl WindowFleet {
             layout,
             prediction_edges,
             feature_edges,
-            schema: decode::Schema::new(schema.iter().map(|n| Some(n.as_str()))),
+            schema: Arc::clone(self.schemas.entry(schema).or_insert_with_key(|names| {
+                Arc::new(decode::Schema::new(names.iter().map(|n| Some(n.as_str()))))
+            })),
             size,
             width,
             charts,
@@ -507,6 +520,7 @@ impl WindowFleet {
             self.slots[slot] = None;
             self.free.push(slot);
             self.staged.retain(|s| s.slot != slot);
+            self.schemas.retain(|_, s| Arc::strong_count(s) > 1); // in use by a model
         }
     }
 
@@ -516,6 +530,7 @@ impl WindowFleet {
         self.by_name.clear();
         self.free.clear();
         self.staged.clear();
+        self.schemas.clear();
     }
 
     fn __contains__(&self, name: &str) -> bool {

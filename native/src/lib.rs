@@ -329,10 +329,19 @@ impl ReferenceColumns {
             .as_array()
             .to_vec();
         let view = array.readonly();
-        let values = view.as_array().to_vec();
+        let values = view.as_array();
+        let values = match values.as_slice() {
+            Some(v) => Cow::Borrowed(v),
+            None => Cow::Owned(values.to_vec()),
+        };
         let f = starts.len().saturating_sub(1);
         let columns = lookup::Columns::new(&values, &starts, f).map_err(lookup_error)?;
-        let mut index = Vec::new();
+        // sized exactly: grown by doubling, the index of every model would carry up to as
+        // much again in spare capacity (6 KB of a reference of 2 000 x 20)
+        let size = (0..f)
+            .map(|j| columns.column(j).len().div_ceil(lookup::STRIDE))
+            .sum();
+        let mut index = Vec::with_capacity(size);
         let mut index_starts = vec![0i64];
         for j in 0..f {
             index.extend(lookup::sparse_index(columns.column(j)));
@@ -977,6 +986,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<charts::NormalScores>()?;
     m.add_class::<charts::SequentialCharts>()?;
     m.add_function(wrap_pyfunction!(charts::projection_errors, m)?)?;
+    m.add_class::<charts::ResidualSubspace>()?;
     m.add_function(wrap_pyfunction!(regression_errors, m)?)?;
     m.add_function(wrap_pyfunction!(linear_percentiles, m)?)?;
     m.add_function(wrap_pyfunction!(histogram_js, m)?)?;

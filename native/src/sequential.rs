@@ -111,16 +111,18 @@ impl ChartState {
 
 /// A PCA subspace of the reference's standardised rows, and the squared reconstruction
 /// errors of its held-out rows (ascending): an event's error, ranked among them, is the
-/// value of one more chart (the multivariate one; `detectors/multivariate.py`).
+/// value of one more chart (the multivariate one; `reference/projection.py`). It never
+/// changes once made, so the charts of every model judged against the reference share
+/// one (`Arc`), and the Python side keeps no copy of its arrays.
+#[derive(Debug)]
 pub struct Projection {
     mean: Vec<f64>,
     scale: Vec<f64>,
     /// (k, F) orthonormal rows, row-major
     components: Vec<f64>,
-    sorted: Arc<[f64]>,
+    sorted: Vec<f64>,
     /// every `lookup::STRIDE`-th held-out error: a rank is found as a window value's is
     index: Vec<f64>,
-    scratch: Vec<f64>,
 }
 
 impl Projection {
@@ -128,7 +130,7 @@ impl Projection {
         mean: Vec<f64>,
         scale: Vec<f64>,
         components: Vec<f64>,
-        sorted: Arc<[f64]>,
+        sorted: Vec<f64>,
     ) -> Result<Self, DesignError> {
         let f = mean.len();
         if f == 0
@@ -152,7 +154,6 @@ impl Projection {
             ));
         }
         Ok(Projection {
-            scratch: vec![0.0; f],
             mean,
             scale,
             components,
@@ -169,13 +170,31 @@ impl Projection {
         self.sorted.len()
     }
 
-    /// The squared reconstruction error of one row; None when a value is not finite.
-    pub fn error(&mut self, x: &[f64]) -> Option<f64> {
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    pub fn scale(&self) -> &[f64] {
+        &self.scale
+    }
+
+    /// (k, F), row after row
+    pub fn components(&self) -> &[f64] {
+        &self.components
+    }
+
+    pub fn sorted(&self) -> &[f64] {
+        &self.sorted
+    }
+
+    /// The squared reconstruction error of one row; None when a value is not finite. `z`
+    /// is scratch of at least `width()` values.
+    pub fn error(&self, x: &[f64], z: &mut [f64]) -> Option<f64> {
         let f = self.mean.len();
-        if x.len() < f || x[..f].iter().any(|v| !v.is_finite()) {
+        if x.len() < f || z.len() < f || x[..f].iter().any(|v| !v.is_finite()) {
             return None;
         }
-        let z = &mut self.scratch;
+        let z = &mut z[..f];
         for j in 0..f {
             z[j] = (x[j] - self.mean[j]) / self.scale[j];
         }
@@ -194,12 +213,13 @@ impl Projection {
     /// then ranked together through the sparse index (as the reference look-ups are), so
     /// that no row waits for the one before it: with many models the held-out errors are
     /// not in the cache.
-    pub fn block_counts(&mut self, rows: &[f64], stride: usize, out: &mut Vec<Option<(i64, i64)>>) {
+    pub fn block_counts(&self, rows: &[f64], stride: usize, out: &mut Vec<Option<(i64, i64)>>) {
         out.clear();
         let (mut errors, mut at) = (Vec::new(), Vec::new());
+        let mut z = vec![0.0; self.width()];
         for (i, row) in rows.chunks_exact(stride.max(1)).enumerate() {
             out.push(None);
-            if let Some(e) = self.error(row) {
+            if let Some(e) = self.error(row, &mut z) {
                 errors.push(e);
                 at.push(i);
             }
@@ -220,8 +240,8 @@ pub struct Charts {
     seed: u64,
     pub state: ChartState,
     pub pending: Vec<Transition>,
-    /// the multivariate chart's subspace: its chart is the last one
-    projection: Option<Projection>,
+    /// the multivariate chart's subspace (shared): its chart is the last one
+    projection: Option<Arc<Projection>>,
 }
 
 /// 64-bit FNV-1a: a stable hash of the model's name (the tie-breaking seed).
@@ -306,7 +326,7 @@ impl Charts {
     }
 
     /// Adds the multivariate chart: the last of the design's features is the projection's.
-    pub fn with_projection(mut self, projection: Projection) -> Result<Self, DesignError> {
+    pub fn with_projection(mut self, projection: Arc<Projection>) -> Result<Self, DesignError> {
         let last = self.scores.len().checked_sub(1);
         match last {
             Some(j) if self.scores[j].len() == projection.size() + 1 => {
@@ -330,18 +350,13 @@ impl Charts {
 
     /// The raw features the multivariate chart reads from each event (0 without it).
     pub fn projected_width(&self) -> usize {
-        self.projection.as_ref().map_or(0, Projection::width)
+        self.projection.as_deref().map_or(0, Projection::width)
     }
 
     /// The multivariate chart's counts of each row of a block (`Projection::block_counts`),
     /// for `step`; all None without that chart.
-    pub fn projected_counts(
-        &mut self,
-        rows: &[f64],
-        stride: usize,
-        out: &mut Vec<Option<(i64, i64)>>,
-    ) {
-        match self.projection.as_mut() {
+    pub fn projected_counts(&self, rows: &[f64], stride: usize, out: &mut Vec<Option<(i64, i64)>>) {
+        match &self.projection {
             Some(p) => p.block_counts(rows, stride, out),
             None => {
                 out.clear();
@@ -579,19 +594,20 @@ mod tests {
     fn the_projection_error_is_the_distance_from_the_subspace() {
         // the subspace of (1, 1) / sqrt 2 in two standardised features
         let r = std::f64::consts::FRAC_1_SQRT_2;
-        let sorted: Arc<[f64]> = vec![0.0, 1.0, 2.0, 2.0, 8.0].into();
-        let mut p = Projection::new(vec![1.0, 0.0], vec![2.0, 1.0], vec![r, r], sorted).unwrap();
+        let sorted = vec![0.0, 1.0, 2.0, 2.0, 8.0];
+        let p = Projection::new(vec![1.0, 0.0], vec![2.0, 1.0], vec![r, r], sorted).unwrap();
+        let mut z = [0.0; 2];
         // z = (1, -1): all of it off the subspace, squared length 2
-        let e = p.error(&[3.0, -1.0]).unwrap();
+        let e = p.error(&[3.0, -1.0], &mut z).unwrap();
         assert!((e - 2.0).abs() < 1e-12, "{e}");
         let mut out = Vec::new();
         // rows of three values: the projection reads the first two
         let rows = [3.0, -1.0, 9.0, f64::NAN, 1.0, 0.0, 1.0, 0.0, 0.0];
         p.block_counts(&rows, 3, &mut out);
         assert_eq!(out, vec![Some((2, 4)), None, Some((0, 1))]);
-        assert!(p.error(&[3.0, 1.0]).unwrap().abs() < 1e-12); // on the subspace
-        assert_eq!(p.error(&[f64::NAN, 1.0]), None);
-        assert!(Projection::new(vec![0.0], vec![0.0], vec![1.0], vec![].into()).is_err());
+        assert!(p.error(&[3.0, 1.0], &mut z).unwrap().abs() < 1e-12); // on the subspace
+        assert_eq!(p.error(&[f64::NAN, 1.0], &mut z), None);
+        assert!(Projection::new(vec![0.0], vec![0.0], vec![1.0], vec![]).is_err());
     }
 
     #[test]

@@ -188,7 +188,7 @@ def _build(
         [list(row) for row in design.thresholds],
         [scores_for(m) for m in sizes],
         events_seen,
-        None if p is None else (p.mean, p.scale, p.components, p.sorted_errors),
+        None if p is None else p.subspace,
     )
     return BuiltCharts(charts, chart_features(reference, p), notes)
 

@@ -10,7 +10,9 @@ subspace, and the up chart rises.
 
 The error of each row is computed by the native core (`_native.projection_errors`), for
 the held-out half here and for each live event as it enters, so both sides of the
-comparison come from the same arithmetic.
+comparison come from the same arithmetic. The subspace and the held-out errors are kept in
+one native `ResidualSubspace`, which the charts of the reference's models share: with
+thousands of models a copy per model and one in Python would cost memory for nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream_monitor.arrays import FloatArray
-from stream_monitor.kernels import projection_errors
+from stream_monitor.kernels import ResidualSubspace, projection_errors
 
 NAME = "(multivariate)"  # how alerts and gauges name the residual's chart
 EXPLAINED = 0.9  # components kept: the fewest that explain this share of the variance
@@ -31,10 +33,7 @@ MIN_ROWS = 200  # complete reference rows needed (half to fit, half as the refer
 class ResidualProjection:
     """What the residual of an event is computed from, and the reference's residuals."""
 
-    mean: FloatArray  # (F,)
-    scale: FloatArray  # (F,) standard deviations (1 for a constant feature)
-    components: FloatArray  # (k, F) orthonormal rows, 1 <= k < F
-    sorted_errors: FloatArray  # (m,) the held-out half's errors, ascending
+    subspace: ResidualSubspace  # mean, scale, (k, F) components; held-out errors ascending
 
     @classmethod
     def fit(cls, rows: FloatArray, explained: float = EXPLAINED) -> ResidualProjection | None:
@@ -57,14 +56,12 @@ class ResidualProjection:
         k = min(max(k, 1), rows.shape[1] - 1)
         components = np.ascontiguousarray(vt[:k])
         errors = projection_errors(mean, scale, components, np.ascontiguousarray(held))
-        return cls(mean, scale, components, np.sort(errors))
+        return cls(ResidualSubspace(mean, scale, components, np.sort(errors)))
 
     @property
     def size(self) -> int:
-        return int(self.sorted_errors.size)
+        return self.subspace.size
 
     def errors(self, features: FloatArray) -> FloatArray:
         """Each row's squared reconstruction error (NaN when a value is missing)."""
-        rows = np.ascontiguousarray(features, dtype=np.float64)
-        errors: FloatArray = projection_errors(self.mean, self.scale, self.components, rows)
-        return errors
+        return self.subspace.errors(np.ascontiguousarray(features, dtype=np.float64))

@@ -120,9 +120,7 @@ def _charts(
         [list(row) for row in design.thresholds],
         [scores_for(m) for m in sizes],
         0,
-        None
-        if projection is None
-        else (projection.mean, projection.scale, projection.components, projection.sorted_errors),
+        None if projection is None else projection.subspace,
     )
 
 
