@@ -49,6 +49,7 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"auto_offset_reset": "middle"}, "", "auto_offset_reset"),
         ({"reference": "/does/not/exist"}, "", "reference"),
         ({"topic": "x", "alerts_topic": "x"}, "", "alerts_topic"),
+        ({"native_threads": "0"}, "", "native_threads"),
     ],
 )
 def test_bad_config_names_the_field(

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
 from stream_monitor.cli import main
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.engine.core import Engine
+from stream_monitor.offline import replay
 from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
 from tests.helpers import batches_of_events, references
 
 
-def test_replay_writes_the_engines_alerts(tmp_path: Path) -> None:
+def test_replay_writes_the_engines_alerts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+
+    class Recording(Engine):  # the real engine, and the threads it was given
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            threads.append(self._native.fleet.threads)
+
+    monkeypatch.setattr(replay, "Engine", Recording)
     models = [
         SyntheticModel("a", drift_start=3000, drift_end=6000, drift_shift=2.0),
         SyntheticModel("b"),
@@ -25,10 +36,12 @@ def test_replay_writes_the_engines_alerts(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     log.write_bytes(to_jsonl(events) + b"not json\n")  # a bad line is skipped, not fatal
     out = tmp_path / "alerts.jsonl"
-    assert main(["replay", str(log), "--reference", str(tmp_path / "ref"), "--out", str(out)]) == 0
+    args = ["replay", str(log), "--reference", str(tmp_path / "ref"), "--out", str(out)]
+    assert main([*args, "--native-threads", "2"]) == 0
+    assert threads == [2]  # the option reaches the engine; the alerts are those of one thread
     replayed = [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
-    engine = Engine(DetectorSettings(), references(models))
+    engine = Engine(DetectorSettings(), references(models), native_threads=1)
     expected = [a for b in batches_of_events(events) for a in engine.process(b).alerts]
     assert [a["alert_id"] for a in replayed] == [a.alert_id for a in expected]
     assert [

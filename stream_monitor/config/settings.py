@@ -81,6 +81,15 @@ class Settings(DetectorSettings, LabelSettings):
             "(and its alerts published) after at most this long"
         ),
     )
+    native_threads: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description=(
+            "threads the native core runs a batch's models on, side by side "
+            "(default: one per core the process may use, at most 8)"
+        ),
+    )
     kafka: dict[str, str | int | float | bool | SecretStr] = Field(
         default_factory=dict,
         description=(

@@ -112,7 +112,9 @@ def replay_file(
     bad: BadLines | None = None,
 ) -> ReplaySummary:
     """The files, in order, as one stream through one engine; alerts written to `out`."""
-    engine = Engine(settings.detector_settings(), references)
+    engine = Engine(
+        settings.detector_settings(), references, native_threads=settings.native_threads
+    )
     writer = JsonlAlertWriter(out)
     bad = bad if bad is not None else BadLines()
     run = FileRun(paths, settings.batch_size, progress)

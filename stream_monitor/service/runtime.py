@@ -52,7 +52,9 @@ class MonitorService:
     def __init__(self, settings: Settings, references: dict[str, PreparedReference]) -> None:
         self.settings = settings
         self.exactly_once = settings.processing_guarantee == "exactly-once"
-        self.engine = Engine(settings.detector_settings(), references)
+        self.engine = Engine(
+            settings.detector_settings(), references, native_threads=settings.native_threads
+        )
         self.metrics = Metrics(feature_limit=settings.feature_metrics)
         self._stop = threading.Event()
         self._subscribed = False  # the broker answered and the group was joined
