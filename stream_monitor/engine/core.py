@@ -20,7 +20,7 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine import admission, charts, versions
-from stream_monitor.engine.models import MonitoredModel, cadence
+from stream_monitor.engine.models import MonitoredModel, cadence, identities
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.segments import OTHER, Segments
@@ -118,10 +118,7 @@ class Engine:
         keys = {*outcome.ok_counts, *outcome.windows, *outcome.checks}
         keys.update(name for counts in outcome.latency_counts for name in counts.models)
         keys.update(name for name, _status in outcome.label_counts)
-        for key in keys:
-            model = self.models.get(key)
-            if model is not None and (model.own_key is not None or model.segment is not None):
-                outcome.identities[key] = model.identity
+        outcome.identities.update(identities(self.models, keys))
 
     def _fleet_stops(
         self, name: str, stop: tuple[int, bool], batch: RecordBatch, outcome: BatchOutcome

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -163,6 +163,18 @@ class MonitoredModel:
     def identity(self) -> tuple[str, str, str]:
         """(model, model_version, segment) as the metrics label the key."""
         return self.model_name, self.version or "", self.segment or ""
+
+
+def identities(
+    models: dict[str, MonitoredModel], keys: Iterable[str]
+) -> dict[str, tuple[str, str, str]]:
+    """`identity` of each of `keys` that is not its model's name (a version's or a segment's
+    window). The properties inlined: this runs for every key of every batch."""
+    out = {}
+    for m in map(models.get, keys):
+        if m is not None and (m.name != m.model_name or m.segment is not None):
+            out[m.name] = (m.model_name, m.version or "", m.segment or "")
+    return out
 
 
 def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:
