@@ -93,7 +93,18 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
         )
         # the swapped models: all those of the member to be killed, and one of the other's
         group, _alerts_topic, members = runs["killed"]
-        held = [set(m.status().get("models", {})) for m in members]
+
+        def held_apart() -> list[set[str]]:
+            return [set(m.status().get("models", {})) for m in members]
+
+        # the events may all be committed by the first member before the second joins: the
+        # second then holds its models once it has restored them from the changelog
+        wait_for(
+            lambda: all(held_apart()) and not set.intersection(*held_apart()),
+            60,
+            "each member holding its own models",
+        )
+        held = held_apart()
         assert held[0] and held[1] and not held[0] & held[1]
         swapped = [m for m in MODELS if f"{m.name}@v1" in held[1]]
         swapped.append(next(m for m in MODELS if f"{m.name}@v1" in held[0]))
