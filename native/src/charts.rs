@@ -162,14 +162,24 @@ pub fn projection_errors<'py>(
     components: PyReadonlyArray2<'py, f64>,
     rows: PyReadonlyArray2<'py, f64>,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let p = Projection::new(
+    let p = projection_of(&mean, &scale, &components, Vec::new())?;
+    errors_of(py, &p, rows)
+}
+
+/// A `Projection` from its arrays (copied), or the reason they do not make one.
+fn projection_of(
+    mean: &PyReadonlyArray1<'_, f64>,
+    scale: &PyReadonlyArray1<'_, f64>,
+    components: &PyReadonlyArray2<'_, f64>,
+    sorted_errors: Vec<f64>,
+) -> PyResult<Projection> {
+    Projection::new(
         mean.as_array().to_vec(),
         scale.as_array().to_vec(),
-        components_of(&components, mean.len()?)?,
-        Vec::new(),
+        components_of(components, mean.len()?)?,
+        sorted_errors,
     )
-    .map_err(design_error)?;
-    errors_of(py, &p, rows)
+    .map_err(design_error)
 }
 
 /// The multivariate chart's subspace of one reference, with its held-out errors
@@ -192,13 +202,12 @@ impl ResidualSubspace {
         components: PyReadonlyArray2<'_, f64>,
         sorted_errors: PyReadonlyArray1<'_, f64>,
     ) -> PyResult<Self> {
-        let p = Projection::new(
-            mean.as_array().to_vec(),
-            scale.as_array().to_vec(),
-            components_of(&components, mean.len()?)?,
+        let p = projection_of(
+            &mean,
+            &scale,
+            &components,
             sorted_errors.as_array().to_vec(),
-        )
-        .map_err(design_error)?;
+        )?;
         Ok(ResidualSubspace { inner: Arc::new(p) })
     }
 

@@ -159,17 +159,13 @@ class MonitoredModel:
         """The key, when it is not the model's name (a version's own window)."""
         return self.name if self.name != self.model_name else None
 
-    @property
-    def identity(self) -> tuple[str, str, str]:
-        """(model, model_version, segment) as the metrics label the key."""
-        return self.model_name, self.version or "", self.segment or ""
-
 
 def identities(
     models: dict[str, MonitoredModel], keys: Iterable[str]
 ) -> dict[str, tuple[str, str, str]]:
-    """`identity` of each of `keys` that is not its model's name (a version's or a segment's
-    window). The properties inlined: this runs for every key of every batch."""
+    """(model, model_version, segment) as the metrics label each of `keys` that is not its
+    model's name (a version's or a segment's window). Attributes read directly, not through
+    `own_key`: this runs for every key of every batch."""
     out = {}
     for m in map(models.get, keys):
         if m is not None and (m.name != m.model_name or m.segment is not None):

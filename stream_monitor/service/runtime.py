@@ -327,11 +327,6 @@ class MonitorService:
         if not commit_offsets(self._consumer, offsets, asynchronous):
             self.metrics.commit_failures.inc()
 
-    # -- state ---------------------------------------------------------------------------
-
-    def _restore(self, partitions: set[Partition]) -> None:
-        self._retrying("state restore", lambda: self.models.restore(partitions))
-
     # -- readiness and status ------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
@@ -352,7 +347,7 @@ class MonitorService:
         added = {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.rebalances.inc()
         log.info("assigned %s", sorted(f"{t}[{p}]" for t, p in added))
-        self._restore(added)
+        self._retrying("state restore", lambda: self.models.restore(added))
         self._assigned |= added
         self._ever_assigned = True
 
