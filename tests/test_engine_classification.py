@@ -134,5 +134,9 @@ def test_class_labels_are_restored_from_the_changelog() -> None:
     labels, before = engine.models["clf"].class_tally, uninterrupted.models["clf"].class_tally
     assert labels is not None and before is not None
     assert labels.vocabulary == before.vocabulary
+    window, kept = engine.models["clf"].window, uninterrupted.models["clf"].window
+    assert window is not None and kept is not None and window.classes
+    assert np.isin(kept.error[np.isfinite(kept.error)], (0.0, 1.0)).all()
+    assert np.array_equal(window.error, kept.error, equal_nan=True)  # the 1/0s restored
     assert np.array_equal(labels.prediction, before.prediction)
     assert np.array_equal(labels.actual, before.actual)

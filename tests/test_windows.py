@@ -1,4 +1,5 @@
-"""The window's running tallies equal a recount of its rows, whatever the writes."""
+"""The window: running tallies equal a recount of its rows, whatever the writes; errors
+derived from the values of a numeric window, kept by a window of class labels."""
 
 from __future__ import annotations
 
@@ -85,3 +86,39 @@ def test_tallies_after_loading_a_ring(count: int) -> None:
     window.load(_block(rng, ref, SIZE), head=count % SIZE, count=count)
     _assert_tallies(window)
     assert window.missing_count.sum() <= count * F
+
+
+def test_a_numeric_window_derives_its_errors_and_a_class_window_keeps_them() -> None:
+    rng = np.random.default_rng(5)
+    window = ModelWindow(SIZE, None, F)
+    p, a = rng.normal(size=30), rng.normal(size=30)
+    a[::4] = np.nan  # unlabelled
+    z = np.zeros(30)
+    block = WindowBlock(rng.normal(size=(30, F)), p, a, z, z, None, error=np.full(30, 9.0))
+    window.append(block, 0, 30)
+    assert not window.classes and window.nbytes() == (SIZE * F + 4 * SIZE) * 8
+    # the block's errors are not kept: a numeric window's are |prediction - actual|
+    assert np.array_equal(window.error, np.abs(window.prediction - window.actual), equal_nan=True)
+    assert np.isnan(window.error[30:]).all() and np.isnan(window.error[::4][:8]).all()
+    window.actual[1] = p[1] + 0.5  # a late label; its error follows, set_errors keeps nothing
+    window.set_errors(np.array([1]), np.array([7.0]))
+    assert window.error[1] == abs(p[1] - (p[1] + 0.5))
+    before = window.error.copy()
+    window.classes = True  # from here on the errors are stored: the earlier ones as they were
+    assert np.array_equal(window.error, before, equal_nan=True)
+    assert window.nbytes() == (SIZE * F + 5 * SIZE) * 8
+    labels = WindowBlock(
+        np.zeros((5, F)),
+        z[:5] * np.nan,
+        z[:5] * np.nan,
+        z[:5],
+        z[:5],
+        None,
+        error=np.array([1.0, 0.0, np.nan, 1.0, 0.0]),
+    )
+    window.append(labels, 0, 5)
+    assert np.array_equal(window.error[30:35], [1.0, 0.0, np.nan, 1.0, 0.0], equal_nan=True)
+    window.set_errors(np.array([32]), np.array([0.0]))
+    assert window.error[32] == 0.0 and np.array_equal(
+        window.error[:30], before[:30], equal_nan=True
+    )

@@ -385,7 +385,7 @@ impl WindowFleet {
             return Err(shape_error(
                 "scalars",
                 scalars.shape(),
-                format!("(5, {size}) in C order"),
+                format!("({}, {size}) in C order", ring::SCALARS),
             ));
         }
         let with_reference = reference.is_some();

@@ -3,8 +3,9 @@
 //! checks read of each event computed as it enters (its KS keys, its prediction bin, its
 //! feature bins) and the running tallies kept exact on every write.
 //!
-//! The buffers are those of `ModelWindow`: features (size, F) in C order; the five scalar
-//! columns (prediction, actual, latency, timestamp, error) as a (5, size) array; the KS keys
+//! The buffers are those of `ModelWindow`: features (size, F) in C order; the four scalar
+//! columns (prediction, actual, latency, timestamp) as a (4, size) array (an event's error,
+//! |prediction - actual|, is derived where it is read); the KS keys
 //! (size, F) in Fortran order (feature j at `j * size + row`); the prediction bin (size,);
 //! the feature bins (size, F) in C order; the tallies (3 + bins, F): NaN values, infinite
 //! values, finite values outside the reference's range, then the count of each feature bin.
@@ -13,13 +14,12 @@
 use crate::ks::Layout;
 use crate::lookup;
 
-/// Rows of the scalar columns in the (5, size) array.
+/// Rows of the scalar columns in the (4, size) array.
 pub const PREDICTION: usize = 0;
 pub const ACTUAL: usize = 1;
 pub const LATENCY: usize = 2;
 pub const TIMESTAMP: usize = 3;
-pub const ERROR: usize = 4;
-pub const SCALARS: usize = 5;
+pub const SCALARS: usize = 4;
 
 /// The tallies' first rows; feature bin b is row `BINS + b`.
 const MISSING: usize = 0;
@@ -155,8 +155,6 @@ impl Buffers<'_> {
         self.scalars[ACTUAL * size + at] = event.actual;
         self.scalars[LATENCY * size + at] = event.latency_ms;
         self.scalars[TIMESTAMP * size + at] = event.timestamp;
-        // |prediction - actual| as numpy's abs(subtract) forms it: NaN without an actual
-        self.scalars[ERROR * size + at] = (event.prediction - event.actual).abs();
         if look.columns.is_some() {
             for (j, &key) in event.keys[..f].iter().enumerate() {
                 self.keys.set(j * size + at, key);
@@ -297,7 +295,7 @@ mod tests {
             prediction_edges: Some(&[0.5]),
             feature_edges: &edges,
         };
-        let (mut features, mut scalars) = (vec![f64::NAN; 2], vec![f64::NAN; 10]);
+        let (mut features, mut scalars) = (vec![f64::NAN; 2], vec![f64::NAN; 8]);
         let mut keys = vec![0i64; 2];
         let (mut pbin, mut fbin) = (vec![-1i16; 2], vec![-1i16; 2]);
         let mut tallies = vec![0i64; 5];
@@ -334,7 +332,7 @@ mod tests {
         assert_eq!(buf.keys.get(0), (2 << 32) | 1);
         assert_eq!(buf.keys.get(1), i64::MAX);
         assert_eq!(buf.prediction_bin, &[1, 1]);
-        assert_eq!(buf.scalars[ERROR * 2], 0.75);
+        assert_eq!(buf.scalars[ACTUAL * 2], 0.25);
         // missing 1, infinite 0, outside 0 (0.0 left with the first row), bins: [0, 1]
         assert_eq!(buf.tallies, &[1, 0, 0, 0, 1]);
         let kept = buf.tallies.to_vec();

@@ -361,7 +361,7 @@ class Engine:
             if window is not None and mine.any():
                 at = joined.rows[part][mine]
                 window.actual[at] = joined.actual[part][mine]
-                window.error[at] = joined.error[part][mine]
+                window.set_errors(at, joined.error[part][mine])
                 if joined.actual_codes is not None and model.class_tally is not None:
                     model.class_tally.actual[at] = joined.actual_codes[part][mine]
             model.errors.watch(joined.error[part])

@@ -169,6 +169,7 @@ def _restore_window(
     if full is None or full.meta.get("generation") != meta["generation"]:
         return False
     window = state.new_window(len(names))
+    window.classes = bool(meta.get("classes", False))  # before the rows: it keeps their errors
     head, count = (int(x) for x in full.arrays["ring"])
     _load_ring(window, full.arrays, head, count)
     vocabulary = meta.get("labels")
@@ -211,7 +212,7 @@ def _apply_patch(
         return
     rows = arrays["rows"]
     window.actual[rows] = arrays["actual"]
-    window.error[rows] = arrays["error"]
+    window.set_errors(rows, arrays["error"])
     if labels is not None and "label_actual" in arrays:
         labels.actual[rows] = arrays["label_actual"]
 

@@ -12,9 +12,14 @@ O(features). Writes of a few rows (many models, few events each per batch) would
 for the upkeep than a recount costs, so they only mark the tallies stale; the next read
 recounts the window once.
 The KS keys are stored feature by feature (Fortran order), the layout their sort wants.
-The five per-event columns (prediction, actual, latency, timestamp, error) are the rows of
-one (5, size) array and the tallies the rows of one (3 + bins, F) array: the native core
+The four per-event columns (prediction, actual, latency, timestamp) are the rows of one
+(4, size) array and the tallies the rows of one (3 + bins, F) array: the native core
 (`_native.WindowFleet`) writes a window through its arrays, one borrow per array per batch.
+
+Each event's error is |prediction - actual| for numbers, so a numeric window derives it
+when read instead of holding a fifth column (8 bytes per row). Only a window of class
+labels, whose errors are 1/0 for a wrong/right label, stores them: from the block that
+makes it one (`classes`), its earlier rows' errors are taken from their values.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ INCREMENTAL_MIN_ROWS = 32  # smaller writes mark the tallies stale instead of up
 
 class NativeBuffers(NamedTuple):
     features: FloatArray  # (size, F), C order
-    scalars: FloatArray  # (5, size): prediction, actual, latency_ms, timestamp, error
+    scalars: FloatArray  # (4, size): prediction, actual, latency_ms, timestamp
     ks_key: KeyArray  # (size, F), Fortran order; (0, 0) without a reference
     prediction_bin: npt.NDArray[np.int16]  # (size,); (0,) without a reference
     numeric_bin: npt.NDArray[np.int16]  # (size, F), C order; (0, 0) without PSI/JS bins
@@ -49,6 +54,7 @@ class ModelWindow:
 
     __slots__ = (
         "_bin_counts",
+        "_errors",
         "_fresh",
         "_head",
         "_missing",
@@ -58,9 +64,7 @@ class ModelWindow:
         "_tallies",
         "actual",
         "categorical",
-        "classes",
         "count",
-        "error",
         "features",
         "key_bits",
         "ks_key",
@@ -86,14 +90,14 @@ class ModelWindow:
         self.count = 0
         self._head = 0  # next row to write
         self.features: FloatArray = np.full((size, n_features), np.nan)
-        self._scalars: FloatArray = np.full((5, size), np.nan)  # the rows below
+        self._scalars: FloatArray = np.full((4, size), np.nan)  # the rows below
         self.prediction: FloatArray = self._scalars[0]
         self.actual: FloatArray = self._scalars[1]
         self.latency_ms: FloatArray = self._scalars[2]
         self.timestamp: FloatArray = self._scalars[3]
-        # per event: |prediction - actual|, or 1/0 for a wrong/right class label; NaN unlabeled
-        self.error: FloatArray = self._scalars[4]
-        self.classes = False  # predictions are class labels (errors are misclassifications)
+        # 1/0 per event for a wrong/right class label, NaN unlabeled: a window of class
+        # labels only (a numeric window's errors are derived, see `error`)
+        self._errors: FloatArray | None = None
         with_ref = reference is not None
         shape = (size, n_features) if with_ref else (0, 0)
         self.key_bits = 32 if reference is None else reference.key_bits
@@ -156,6 +160,33 @@ class ModelWindow:
     def n_features(self) -> int:
         return int(self.features.shape[1])
 
+    @property
+    def classes(self) -> bool:
+        """Whether predictions are class labels (errors are misclassifications)."""
+        return self._errors is not None
+
+    @classes.setter
+    def classes(self, value: bool) -> None:
+        if value and self._errors is None:  # the rows so far hold numbers: |p - a|
+            self._errors = np.abs(self.prediction - self.actual)
+        elif not value:
+            self._errors = None
+
+    @property
+    def error(self) -> FloatArray:
+        """Per event: |prediction - actual| for numbers, 1/0 for a wrong/right class label,
+        NaN unlabeled. A numeric window's is computed on each read (a new array): write
+        errors with `set_errors`."""
+        if self._errors is not None:
+            return self._errors
+        return np.abs(self.prediction - self.actual)
+
+    def set_errors(self, rows: npt.NDArray[np.intp] | slice, errors: FloatArray) -> None:
+        """Errors of rows whose actuals were just written (late labels, a restored patch):
+        kept by a window of class labels; a numeric window's follow from the actuals."""
+        if self._errors is not None:
+            self._errors[rows] = errors
+
     def nbytes(self) -> int:
         return sum(
             a.nbytes
@@ -167,7 +198,7 @@ class ModelWindow:
                 self.categorical,
                 self.numeric_bin,
             )
-        )
+        ) + (0 if self._errors is None else self._errors.nbytes)
 
     def append(self, block: WindowBlock, start: int, stop: int) -> None:
         """Write rows [start, stop) of a prepared block; the oldest rows are overwritten."""
@@ -194,7 +225,8 @@ class ModelWindow:
         self.actual[at:end] = block.actual[start:stop]
         self.latency_ms[at:end] = block.latency_ms[start:stop]
         self.timestamp[at:end] = block.timestamp[start:stop]
-        self.error[at:end] = block.error[start:stop]
+        if self._errors is not None:
+            self._errors[at:end] = block.error[start:stop]
         if self.reference is not None and block.ks_key is not None:
             assert block.prediction_bin is not None
             self.ks_key[at:end] = block.ks_key[start:stop]
