@@ -42,6 +42,20 @@ def test_window_size_and_cadence_are_each_models_own() -> None:
     assert large["checks"] == 600 // 100
 
 
+def test_models_of_equal_settings_share_one_plan_and_others_keep_their_own() -> None:
+    monitor = _monitor({"small": {"window_size": 200}})
+    rng = np.random.default_rng(7)
+    for name in ("small", "large", "other"):
+        if name == "other":  # a third model judged against the same kind of reference
+            ref = Monitor.from_arrays(name, rng.normal(size=(4000, 3)), NAMES)
+            monitor.engine.references.update(ref.engine.references)
+        _feed(monitor, name, rng.normal(size=(60, 3)))
+    plans = {name: model.plan for name, model in monitor.engine.models.items()}
+    assert plans["large"] is plans["other"]  # interned: equal plans are one object
+    assert plans["small"] is not plans["large"]
+    assert (plans["small"].window_size, plans["large"].window_size) == (200, 1000)
+
+
 def test_the_minimum_window_is_each_models_own() -> None:
     """Drift is judged once the model's own minimum window is filled, not the global one."""
     monitor = _monitor({"small": {"min_window": 200}})
