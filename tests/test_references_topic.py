@@ -106,6 +106,7 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
         )
         held = held_apart()
         assert held[0] and held[1] and not held[0] & held[1]
+        assert [m.status()["restoring_partitions"] for m in members] == [[], []]
         swapped = [m for m in MODELS if f"{m.name}@v1" in held[1]]
         swapped.append(next(m for m in MODELS if f"{m.name}@v1" in held[0]))
         published = {}

@@ -135,9 +135,7 @@ class CheckPlan:
         return _PLANS.setdefault(_identity(plan), plan)
 
 
-_PLANS: weakref.WeakValueDictionary[tuple[object, ...], CheckPlan] = (
-    weakref.WeakValueDictionary()
-)
+_PLANS: weakref.WeakValueDictionary[tuple[object, ...], CheckPlan] = weakref.WeakValueDictionary()
 
 
 def _identity(plan: CheckPlan) -> tuple[object, ...]:

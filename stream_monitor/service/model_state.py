@@ -94,7 +94,7 @@ class ModelKeeper:
         numbers = sorted(p for t, p in partitions if t == self.settings.topic)
         if not numbers:
             return
-        self.health.restoring = True
+        self.health.restoring = tuple(f"{self.settings.topic}[{n}]" for n in numbers)
         started = time.monotonic()
         try:  # the newest references first: what the previous owner may have used
             self._swap(self.references.catch_up())
@@ -103,7 +103,7 @@ class ModelKeeper:
                 records = self.labels.restore(records, numbers)
             models = restore(self.engine, records, self.tracker)
         finally:
-            self.health.restoring = False
+            self.health.restoring = ()
             self.health.beat()
         seconds = time.monotonic() - started
         self.metrics.restore_seconds.set(seconds)

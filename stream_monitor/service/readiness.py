@@ -27,7 +27,7 @@ REPEAT_S = 10.0  # the same connection warning at most this often
 @dataclass(slots=True)
 class Readiness:
     broker_up: bool = True
-    restoring: bool = False
+    restoring: tuple[str, ...] = ()  # the input partitions whose state is being restored
     fatal: str | None = None  # an unrecoverable client error: the process is ending
     heartbeat: float = field(default_factory=time.monotonic)
     _said: dict[str, float] = field(default_factory=dict)  # warning text -> when last said
@@ -44,7 +44,7 @@ class Readiness:
         if not self.broker_up:
             return False, "brokers unreachable"
         if self.restoring:
-            return False, "restoring state"
+            return False, f"restoring state of {', '.join(self.restoring)}"
         stalled = (time.monotonic() if now is None else now) - self.heartbeat
         if stalled > STALL_S:
             return False, f"consume loop blocked for {stalled:.0f} s (waiting on the brokers)"

@@ -335,6 +335,8 @@ class MonitorService:
     def status(self) -> dict[str, object]:
         status = self.engine.status()
         status["assigned_partitions"] = sorted(f"{t}[{p}]" for t, p in self._assigned)
+        # a member taking partitions over lists their models only once restored
+        status["restoring_partitions"] = list(self.health.restoring)
         status["references_loaded"] = sorted(self.engine.references)
         status["processing_guarantee"] = self.settings.processing_guarantee
         if self.labels is not None:
