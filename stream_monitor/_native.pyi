@@ -156,10 +156,6 @@ class NativeDecoded:
     """A batch of prediction records read by `decode_predictions`."""
 
     dead: list[tuple[int, str, str, str]]  # (position, reason, detail, model or ""), in order
-    # (model, is fast) of each model with a valid record, the first seen first (a slow
-    # model's records may still be dead letters for the Python: an RFC 3339 timestamp that
-    # does not parse)
-    order: list[tuple[str, bool]]
     slow_positions: list[int]  # the valid records of slow models (the Python decodes them), sorted
     undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
     fast: dict[str, NativeModel]

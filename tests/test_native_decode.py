@@ -366,9 +366,11 @@ def test_undecided_records_go_to_the_python_and_demote_their_model() -> None:
         batch.values, batch.keys, batch.timestamps, {"m": ("a",), "n": ("a",)}
     )
     assert decoded.undecided_positions == [1, 3]
-    assert [m for m, _ in decoded.order] == ["m", "n"]
+    assert sorted(decoded.fast) == ["m", "n"]  # read natively; the Python demotes them
     got = check_invariant(batch, {"m": ("a",), "n": ("a",)})
+    assert list(got.by_model) == ["m", "n"]  # first seen first
     assert not got.by_model["m"].native  # demoted: its -0 record was the Python's to read
+    assert not got.by_model["n"].native  # and n for its deep one
     assert got.by_model["m"].arrays is not None
     # the integer -0 is the float +0.0 (orjson reads an int 0)
     assert got.by_model["m"].arrays.features[1, 0].hex() == "0x0.0p+0"

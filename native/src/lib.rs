@@ -722,7 +722,6 @@ struct NativeModel {
 #[pyclass(frozen, get_all, module = "stream_monitor._native")]
 struct NativeDecoded {
     dead: Py<PyList>,
-    order: Py<PyList>,
     slow_positions: Py<PyList>,
     undecided_positions: Py<PyList>,
     fast: Py<PyDict>,
@@ -915,11 +914,7 @@ fn decode_predictions<'py>(
         let detail = dead_detail(py, &d.detail)?;
         dead.append((d.index, d.reason, detail, d.model.as_ref()))?;
     }
-    let order = PyList::empty(py);
     let fast = PyDict::new(py);
-    for m in decoded.models.iter() {
-        order.append((m.name.as_ref(), m.fast))?;
-    }
     let slow_positions = PyList::new(py, decoded.slow_positions())?;
     let undecided_positions = PyList::new(py, &decoded.undecided)?;
     let mut staged = 0;
@@ -961,7 +956,6 @@ fn decode_predictions<'py>(
     }
     Ok(NativeDecoded {
         dead: dead.unbind(),
-        order: order.unbind(),
         slow_positions: slow_positions.unbind(),
         undecided_positions: undecided_positions.unbind(),
         fast: fast.unbind(),
