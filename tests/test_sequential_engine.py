@@ -12,6 +12,7 @@ from scipy.stats import chisquare
 from stream_monitor.checks.sequential import CategoryRanks
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.detectors.categorical import CategoricalReference
+from stream_monitor.detectors.sequential_design import mean_threshold, scale_threshold
 from stream_monitor.engine.core import Engine
 from stream_monitor.reference.loading import prepare_from_events
 from stream_monitor.reference.prepared import PreparedReference
@@ -210,3 +211,22 @@ def test_configuration_errors_carry_no_pydantic_prefix(tmp_path) -> None:  # typ
     message = str(err.value)
     assert "gate_min_samples 100 exceeds window_size 50" in message
     assert "Value error" not in message
+
+
+def test_chart_designs_are_solved_with_the_references_not_in_the_first_batch() -> None:
+    """A design new to the process costs a fraction of a second: the engine solves it when
+    it is given the references, so the batch that first sees a model waits for none."""
+    mean_threshold.cache_clear()
+    scale_threshold.cache_clear()
+    budget = 12_345.0  # a budget no other test uses: these thresholds are new
+    settings = DetectorSettings(input_drift_rule="sequential", false_alarm_events=budget)
+    engine = Engine(settings, references([DRIFT]))
+    solved = scale_threshold.cache_info().misses
+    assert solved > 0 and mean_threshold.cache_info().misses > 0
+    for batch in batches_of_events(DRIFT.events(0, 300), 100):
+        engine.process(batch)
+    assert engine.models["fraud@v1"].charts is not None
+    assert scale_threshold.cache_info().misses == solved  # nothing left to solve
+    other = SyntheticModel("other", n_features=3)
+    engine.replace_references({**engine.references, **references([other])})
+    assert scale_threshold.cache_info().misses > solved  # the new reference's, at once

@@ -171,6 +171,38 @@ def build_charts(
         return _build(name, reference, settings, events_seen, None, notes)
 
 
+def solve_designs(
+    references: dict[str, PreparedReference],
+    settings: DetectorSettings,
+    before: dict[str, PreparedReference] | None = None,
+) -> None:
+    """Solve the chart design of every model judged against one of `references` (those not
+    already in `before`), before its first event: a design new to the process takes a
+    fraction of a second (its thresholds, cached), better spent when the references are
+    loaded than in the batch where a model first appears, which every model's events wait
+    behind. A pure function of its inputs, so the charts are those they would have been."""
+    for name, reference in references.items():
+        if before is not None and before.get(name) is reference:
+            continue
+        own = settings.for_model(name)
+        if not wants_charts(own, reference):
+            continue
+        projection = reference.projection if own.multivariate_drift else None
+        for p in (projection, None) if projection is not None else (None,):
+            try:
+                _design(reference, own, p)
+                break
+            except ReferenceTooSmall:  # the model's creation says so in its notes
+                continue
+
+
+def _design(
+    reference: PreparedReference, settings: DetectorSettings, p: ResidualProjection | None
+) -> ChartDesign:
+    sizes = chart_sizes(reference, p)
+    return ChartDesign.solve(tuple(design_size(m) for m in sizes), settings.false_alarm_events)
+
+
 def _build(
     name: str,
     reference: PreparedReference,
@@ -180,7 +212,7 @@ def _build(
     notes: list[str],
 ) -> BuiltCharts:
     sizes = chart_sizes(reference, p)
-    design = ChartDesign.solve(tuple(design_size(m) for m in sizes), settings.false_alarm_events)
+    design = _design(reference, settings, p)
     charts = SequentialCharts(
         name,
         design.k,

@@ -16,6 +16,7 @@ from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
+from stream_monitor.checks.sequential import solve_designs
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import EventArrays, event_arrays
 from stream_monitor.decode.predictions import ModelEvents
@@ -58,6 +59,7 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.references = references
+        solve_designs(references, settings)  # not in the batch that first sees a model
         self.models: dict[str, MonitoredModel] = {}
         self.observers = Observers()
         # the models the native core reads and writes (engine/native_windows.py)
@@ -178,6 +180,7 @@ class Engine:
         """Judge by `references` from now on (between two batches, never inside one): each
         key whose reference changed swaps to it (engine/admission.py); returns those keys.
         A key whose reference is gone keeps the one it has."""
+        solve_designs(references, self.settings, self.references)
         self.references = references
         swapped = admission.swap_changed(self.models, references)
         for key in swapped:
