@@ -15,6 +15,9 @@ Latency of an alert = the time the reader got it minus the time the event that c
 the window that fired it was handed to the producer (`produce()`); that event is the
 alert's model's event number `events_seen` (its source partition and offset are checked
 against the producer's delivery reports). Producer, reader and clock are in this process.
+The same alerts' latency is also split at their event's delivery report: `to_kafka` (the
+producer's side: its queue, the broker's append) and `from_kafka` (the monitor's side: from
+the event being in the topic to the alert being readable).
 
     python bench/bench_alert_latency.py [--seconds 100] [--rounds 2] [--rate 5000] \
         [--config default=] [--config "commit10=--commit-interval-ms 10"] [--profile]
@@ -80,7 +83,9 @@ class Stream:
         self.order = [(mi, i) for i in range(per_model) for mi in range(len(self.models))]
         self.values = chunks
         self.produced_at = np.full((len(self.models), per_model), np.nan)
-        self.delivered: dict[tuple[int, int], tuple[int, int]] = {}
+        # (model, event) -> (partition, offset, time of the delivery report): the events
+        # that end a chunk (a check of the model), whose alerts are matched to their source
+        self.delivered: dict[tuple[int, int], tuple[int, int, float]] = {}
 
 
 def produce_paced(
@@ -95,7 +100,7 @@ def produce_paced(
     def on_delivery_of(mi: int, i: int) -> Any:
         def cb(err: Any, msg: Any) -> None:
             if err is None:
-                stream.delivered[(mi, i)] = (msg.partition(), msg.offset())
+                stream.delivered[(mi, i)] = (msg.partition(), msg.offset(), time.time())
 
         return cb
 
@@ -226,22 +231,30 @@ def summarise_config(
 ) -> dict[str, Any]:
     index = {m.name: i for i, m in enumerate(stream.models)}
     latencies: list[float] = []
+    to_kafka: list[float] = []  # produce() to the delivery report: the producer's side
     kinds: dict[str, int] = {}
     mismatched = 0
     for read_at, value in got:
         alert = orjson.loads(value)
         mi, i = index[alert["model"]], alert["events_seen"] - 1
         source = (alert["source"]["partition"], alert["source"]["offset"])
-        if stream.delivered.get((mi, i)) != source:
-            mismatched += 1
+        delivered = stream.delivered.get((mi, i))
+        if delivered is None or delivered[:2] != source:
+            mismatched += 1  # not a chunk's last event (a chart's alert), or not its source
             continue
         latencies.append((read_at - stream.produced_at[mi, i]) * 1000)
+        to_kafka.append((delivered[2] - stream.produced_at[mi, i]) * 1000)
         key = f"{alert['kind']} {alert['status']}"
         kinds[key] = kinds.get(key, 0) + 1
     ms = np.array(latencies)
     pct = {
         f"p{q}": round(float(np.percentile(ms, q)), 1) if ms.size else None for q in (50, 95, 99)
     }
+    # the same alerts' latency split: until their event was in the topic, and after
+    after = ms - np.array(to_kafka)
+    for part, values in (("to_kafka", np.array(to_kafka)), ("from_kafka", after)):
+        for q in (50, 99):
+            pct[f"{part}_p{q}"] = round(float(np.percentile(values, q)), 1) if ms.size else None
     return {
         "config": name,
         "args": extra,
@@ -439,6 +452,8 @@ def print_report(out: dict[str, Any]) -> None:
             r["p95"],
             r["p99"],
             r["max"],
+            r["to_kafka_p99"],
+            r["from_kafka_p99"],
             r["lag_events_max"],
             r["monitor_cores"],
             r["load_average_1m_after"],
@@ -447,6 +462,7 @@ def print_report(out: dict[str, Any]) -> None:
     ]
     print(f"\nrate {out['setup']['rate']:,.0f} events/s ({out['setup']['models']} models)\n")
     header = ["config", "round", "alerts", "p50 ms", "p95 ms", "p99 ms", "max ms"]
+    header += ["p99 to the topic", "p99 from the topic"]
     print(table([*header, "max lag (events)", "monitor cores", "load avg"], rows))
 
 
