@@ -108,9 +108,8 @@ class Monitor:
         x = np.asarray(features, dtype=np.float64)
         p = np.full(x.shape[0], np.nan) if predictions is None else np.asarray(predictions, float)
         bins = monitor.settings.prediction_bins
-        monitor.engine.references[model] = PreparedReference.from_arrays(
-            model, tuple(feature_names), x, p, bins
-        )
+        reference = PreparedReference.from_arrays(model, tuple(feature_names), x, p, bins)
+        monitor.engine.replace_references({**monitor.engine.references, model: reference})
         return monitor
 
     def observe(self, observer: EngineObserver) -> None:
