@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -84,6 +85,8 @@ def broker(existing: str | None, extra_properties: str | None = None) -> Iterato
     finally:
         close_offset_readers(bootstrap)  # cached readers would retry a stopped broker forever
         local_broker.stop(port, cport, data)
+        # the topics' data (gigabytes after a few runs) goes; its server.log stays
+        shutil.rmtree(data / "logs", ignore_errors=True)
 
 
 def write_references(models: Sequence[SyntheticModel], directory: Path, size: int) -> Path:
