@@ -190,16 +190,14 @@ def solve_designs(
         projection = reference.projection if own.multivariate_drift else None
         for p in (projection, None) if projection is not None else (None,):
             try:
-                _design(reference, own, p)
+                _design(chart_sizes(reference, p), own)
                 break
             except ReferenceTooSmall:  # the model's creation says so in its notes
                 continue
 
 
-def _design(
-    reference: PreparedReference, settings: DetectorSettings, p: ResidualProjection | None
-) -> ChartDesign:
-    sizes = chart_sizes(reference, p)
+def _design(sizes: list[int], settings: DetectorSettings) -> ChartDesign:
+    """The design for charts of these reference sizes (solved once per process)."""
     return ChartDesign.solve(tuple(design_size(m) for m in sizes), settings.false_alarm_events)
 
 
@@ -212,7 +210,7 @@ def _build(
     notes: list[str],
 ) -> BuiltCharts:
     sizes = chart_sizes(reference, p)
-    design = _design(reference, settings, p)
+    design = _design(sizes, settings)
     charts = SequentialCharts(
         name,
         design.k,
