@@ -133,11 +133,20 @@ def call(
 
 
 def abort(producer: Any, on_retry: Callable[[], None], stopping: Callable[[], bool]) -> None:
-    """Abort the open transaction; a refusal that is not fencing is left to a new producer."""
+    """Abort the open transaction once; whatever stops the abort is left to a new producer.
+
+    The abort is not retried: the caller renews the producer after any abort, and the new
+    one's init_transactions aborts what the old one left open (its epoch is fenced). A retry
+    would only keep the member blind: after an outage abort_transaction can keep timing out
+    once the brokers are back (the client bug `_bounded` describes), and every retry
+    waited CALL_TIMEOUT_S, up to RETRY_DEADLINE_S, past the consumer's poll interval.
+    """
     try:
-        call(lambda: producer.abort_transaction(CALL_TIMEOUT_S), True, on_retry, stopping)
+        call(lambda: producer.abort_transaction(CALL_TIMEOUT_S), False, on_retry, stopping)
     except ProducerStuck:
         log.warning("abort blocked: the producer is abandoned and will be renewed")
+    except TransactionAborted as refused:  # a timeout while the brokers are away, or after
+        log.warning("abort did not finish (%s): the producer will be renewed", refused)
     except FatalKafkaError as fatal:
         if fatal.fenced:
             raise
