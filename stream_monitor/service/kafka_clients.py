@@ -8,7 +8,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from stream_monitor.config.settings import Settings
@@ -26,6 +34,12 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # topic a bare consumer that only parses each value read 133k events/s at 0.3 cores with
 # the default and 487k with 10 ms (docs/benchmarks.md). The user's `kafka:` settings win.
 CONSUMER_FETCH = {"fetch.queue.backoff.ms": 10}
+# A transaction begun right after the previous commit finds the broker still writing that
+# commit's markers: AddOffsetsToTxn and AddPartitionsToTxn answer CONCURRENT_TRANSACTIONS
+# and librdkafka retries after retry.backoff.ms, 100 ms by default, which an alert waits
+# out. The Java client retries these after 20 ms. Retries still back off exponentially up
+# to retry.backoff.max.ms (1 s) through an outage. The user's `kafka:` settings win.
+TRANSACTIONAL_RETRY = {"retry.backoff.ms": 10}
 WAIT_CALL_S = 2.0  # one metadata request while waiting for the broker: a stop is obeyed by then
 WAIT_SAY_S = 10.0  # a line this often while no broker answers
 
@@ -96,6 +110,20 @@ def consumer_config(settings: Settings, **callbacks: Any) -> dict[str, Any]:
     }
 
 
+def seek_committed(
+    consumer: Any, partitions: set[tuple[str, int]], reset: str, timeout: float
+) -> None:
+    """Seek each partition to its committed offset (`reset`, "earliest" or "latest", where
+    none is): where an aborted transaction's batches are read again from."""
+    tps = [TopicPartition(t, p) for t, p in sorted(partitions)]
+    committed = consumer.committed(tps, timeout=timeout)
+    start = OFFSET_BEGINNING if reset == "earliest" else OFFSET_END
+    for tp in committed:
+        consumer.seek(
+            TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
+        )
+
+
 def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], asynchronous: bool) -> bool:
     """Commit the group's next offsets (at least once); False when the commit failed, which
     means reprocessing, not loss."""
@@ -114,11 +142,17 @@ def commit_offsets(consumer: Any, offsets: dict[tuple[str, int], int], asynchron
 
 def new_producer(settings: Settings, txn_id: str | None = None, **callbacks: Any) -> Producer:
     """An idempotent producer; a transactional one when `txn_id` is given."""
-    conf: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5, **callbacks}
+    return Producer({**producer_config(settings, txn_id), **callbacks})
+
+
+def producer_config(settings: Settings, txn_id: str | None = None) -> dict[str, Any]:
+    """The configuration `new_producer` gives librdkafka (callbacks aside)."""
+    conf: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5}
     if txn_id is not None:
         conf["transactional.id"] = txn_id
         conf["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
-    return Producer({**conf, **client_config(settings)})
+        conf.update(TRANSACTIONAL_RETRY)
+    return {**conf, **client_config(settings)}
 
 
 def input_partitions(
