@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from stream_monitor.alerts.outcome import BatchOutcome
 from stream_monitor.config.settings import Settings
@@ -25,6 +26,16 @@ from stream_monitor.state.restore import restore
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
+
+
+@dataclass(slots=True)
+class BatchWork:
+    """A batch the engine has run: its outcome and its changelog records (partition, key,
+    encoded value), not produced yet."""
+
+    batch: RecordBatch
+    outcome: BatchOutcome
+    state: list[tuple[int, bytes, bytes]]
 
 
 class ModelKeeper:
@@ -66,6 +77,13 @@ class ModelKeeper:
 
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Run the engine and produce everything the batch caused (not yet committed)."""
+        work = self.compute(batch)
+        self.publish(work)
+        return work.outcome
+
+    def compute(self, batch: RecordBatch) -> BatchWork:
+        """Run the engine on the batch and encode its state records; nothing is produced
+        (a transaction's commit may still be running: see `publish`)."""
         labels = self.labels if self.labels is not None and self.labels.owns(batch) else None
         outcome = labels.apply(batch) if labels is not None else self.engine.process(batch)
         if outcome.dropped:  # older versions pushed out by newer ones (--max-versions);
@@ -74,20 +92,23 @@ class ModelKeeper:
             self.tracker.appended(model, n)
         for model, rows in outcome.patched_rows.items():
             self.tracker.patched(model, rows)
-        self.publisher.publish(outcome, batch)
-        state_bytes = 0
         records = self.tracker.records(self.engine, [*outcome.ok_counts, *outcome.patched_rows])
         if self.labels is not None:  # pending predictions, labels partitions' positions
             records += self.labels.records(outcome, batch)
-        for record in records:
-            value = encode(record)
+        state = [
+            (changelog_partition(self.engine, record), record.key, encode(record))
+            for record in records
+        ]
+        return BatchWork(batch, outcome, state)
+
+    def publish(self, work: BatchWork) -> None:
+        """Produce the alerts, dead letters and state records of a computed batch."""
+        self.publisher.publish(work.outcome, work.batch)
+        state_bytes = 0
+        for partition, key, value in work.state:
             state_bytes += len(value)
-            partition = changelog_partition(self.engine, record)
-            self.publisher.publish_state(
-                self.settings.changelog_topic, partition, record.key, value
-            )
+            self.publisher.publish_state(self.settings.changelog_topic, partition, key, value)
         self.metrics.changelog_bytes.inc(state_bytes)
-        return outcome
 
     def restore(self, partitions: set[Partition]) -> None:
         """The models of these input partitions, as the changelog last committed them."""

@@ -1,8 +1,9 @@
 """`stream-monitor run`: consume -> engine -> publish -> commit, as one consumer-group member.
 
 Exactly once (default): a Kafka transaction holds a batch's alerts, dead letters, state
-records and offsets. At least once: they are acknowledged before offsets are committed.
-Either way a model's window and alert state come back from the changelog on assignment.
+records and offsets; its commit runs while the next batch is computed. At least once: they
+are acknowledged before offsets are committed. Either way a model's window and alert state
+come back from the changelog on assignment.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from stream_monitor.config.settings import Settings
 from stream_monitor.engine.core import Engine
@@ -28,6 +29,7 @@ from stream_monitor.service.kafka_clients import (
     commit_offsets,
     new_consumer,
     new_producer,
+    seek_committed,
     transactional_id,
 )
 from stream_monitor.service.label_feed import LabelFeed
@@ -42,7 +44,6 @@ from stream_monitor.sources.records import RecordBatch, next_offsets
 log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_S = 60.0
-
 Partition = tuple[str, int]
 
 
@@ -64,6 +65,7 @@ class MonitorService:
         self._next_offsets: dict[Partition, int] = {}
         # the open transaction (exactly-once): it spans batches for --commit-interval-ms
         self._txn: transactions.OpenTransaction | None = None
+        self._committing: transactions.InFlightCommit | None = None  # the last one's commit
         self._producer_abandoned = False  # a call of it blocked: never touch it again
         self._consumer = new_consumer(settings, stats_cb=self._on_stats, error_cb=self._on_error)
         self.labels = LabelFeed.of(settings, self.engine, self.metrics, error_cb=self._on_error)
@@ -138,14 +140,19 @@ class MonitorService:
     def _shutdown(self, clean: bool) -> None:
         """Commit what was processed if the brokers are there to take it; otherwise leave it
         to the next owner (no waiting out an outage past a supervisor's grace period)."""
+        self._stop.set()  # a transactional call from here on waits STOP_GRACE_S at most
         try:
             if clean and self.health.broker_up:
-                self._commit_pending()
+                self._commit_all()
+                if not self.exactly_once:
+                    self._publisher.confirm(DELIVERY_TIMEOUT_S)
+                    self._commit_offsets(asynchronous=False)
         except transactions.Interrupted as exc:
             log.warning("stopping: %s", exc)
-        if self._txn is not None or (self._subscribed and not self.health.broker_up):
+        if self._txn or self._committing or (self._subscribed and not self.health.broker_up):
             log.warning("brokers unreachable: the last batches are left to the next owner")
-            self._end_transaction()  # the coordinator aborts it (transaction.timeout.ms)
+            # aborted by the coordinator (transaction.timeout.ms) unless a commit in flight made it
+            self._txn = self._committing = None
         try:
             self._consumer.close()
         finally:
@@ -159,13 +166,6 @@ class MonitorService:
             self.http.stop()
             log.info("stopped")
 
-    def _commit_pending(self) -> None:
-        if self._txn is not None:
-            self._commit_transaction()
-        if not self.exactly_once:
-            self._publisher.confirm(DELIVERY_TIMEOUT_S)
-            self._commit_offsets(asynchronous=False)
-
     # -- one batch -----------------------------------------------------------------------
 
     def _step(self) -> None:
@@ -176,11 +176,11 @@ class MonitorService:
             if len(labels):
                 self._handle(labels)
                 busy = True
-        if not busy:
+        if not busy and self._finish_commit():
             with contextlib.suppress(KafkaException):  # a fatal producer is renewed, not polled
                 self._producer.poll(0)
             if self._txn is not None:  # idle: what is pending commits now, not later
-                self._commit_transaction()
+                self._start_commit()
 
     def _predictions(self) -> bool:
         """Consume and handle a batch of predictions; whether there was one."""
@@ -219,43 +219,56 @@ class MonitorService:
         self.webhooks.offer(outcome.alerts)
 
     def _transaction(self, batch: RecordBatch) -> None:
-        """Add a batch to the open transaction; commit it once the interval has passed."""
+        """Add a batch to the open transaction; commit it once the interval has passed. It
+        is computed while the last commit runs, produced once that is through."""
+        work = self.models.compute(batch)
+        if not self._finish_commit():
+            return
         if self._txn is None:
             if self._renew_producer:
                 self._retrying("renewing the transactional producer", self._new_txn_producer)
             self._producer.begin_transaction()
             self._txn = transactions.OpenTransaction()
         try:
-            outcome = self.models.process(batch)
+            self.models.publish(work)
         except KafkaException as exc:  # the producer refused a message: start over
             self._fail_transaction(transactions.TransactionAborted(str(exc)))
             return
-        self._txn.add(outcome, next_offsets(batch, self.settings.topic))
+        self._txn.add(work.outcome, next_offsets(batch, self.settings.topic))
         if self._txn.due(self.settings.commit_interval_ms):
-            self._commit_transaction()
+            self._start_commit()
 
-    def _commit_transaction(self) -> None:
-        producer = self._producer
-        assert self._txn is not None
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._txn.offsets.items()]
-        try:
-            # Not retried: a retried call can block for good once the group coordinator has
-            # gone and come back (librdkafka #5456, #5511); aborting and reprocessing is safe.
-            self._txn_call(
-                lambda: producer.send_offsets_to_transaction(
-                    offsets, self._consumer.consumer_group_metadata(), transactions.CALL_TIMEOUT_S
-                ),
-                retry=False,
-            )
-            self._txn_call(lambda: producer.commit_transaction(transactions.CALL_TIMEOUT_S))
-        except (transactions.TransactionAborted, FatalKafkaError) as exc:
-            self._fail_transaction(exc)
-            return
+    def _commit_all(self) -> None:
+        """Finish the commit in flight, then commit the open transaction and wait for it."""
+        if self._finish_commit() and self._txn is not None:
+            self._start_commit()
+            self._finish_commit()
+
+    def _start_commit(self) -> None:
+        """Commit the open transaction on a helper thread (see InFlightCommit)."""
+        assert self._txn is not None and self._committing is None
+        self._committing = transactions.InFlightCommit.start(
+            self._producer, self._txn, self._consumer.consumer_group_metadata(), self._txn_call
+        )
+        self._txn = None
+
+    def _finish_commit(self) -> bool:
+        """Wait for the commit in flight, if any: its alerts and counts go out; a failure
+        aborts and rewinds (False: whatever was computed since is void)."""
+        committing, self._committing = self._committing, None
+        if committing is None:
+            return True
+        failure = committing.result()
+        if isinstance(failure, transactions.TransactionAborted | FatalKafkaError):
+            self._fail_transaction(failure)
+            return False
+        if failure is not None:  # stopping (Interrupted), or a bug: the member ends
+            raise failure
         self._publisher.discard()  # delivered with the commit; nothing left to confirm
-        for outcome in self._txn.outcomes:
+        for outcome in committing.txn.outcomes:
             self.metrics.record(outcome)
             self.webhooks.offer(outcome.alerts)  # committed alerts only; at least once
-        self._end_transaction()
+        return True
 
     def _fail_transaction(self, exc: Exception) -> None:
         """Abort (when the producer still can) and reprocess from the committed point."""
@@ -264,18 +277,14 @@ class MonitorService:
         log.warning("aborting the transaction and reprocessing its batches: %s", exc)
         self._renew_producer = True
         self.metrics.transaction_aborts.inc()
-        if isinstance(exc, transactions.TransactionAborted):
-            if isinstance(exc, transactions.ProducerStuck):
-                self._producer_abandoned = True
-                self.health.broker_up = False
-            else:
-                transactions.abort(self._producer, self._brokers_away, self._stopping)
+        if isinstance(exc, transactions.ProducerStuck):
+            self._producer_abandoned = True
+            self.health.broker_up = False
+        elif isinstance(exc, transactions.TransactionAborted):
+            transactions.abort(self._producer, self._brokers_away, self._stopping)
         self._publisher.discard()
-        self._end_transaction()
-        self._rewind()
-
-    def _end_transaction(self) -> None:
         self._txn = None
+        self._rewind()
 
     def _new_txn_producer(self) -> None:
         self._producer = transactions.renewed_producer(
@@ -303,24 +312,16 @@ class MonitorService:
         self.health.broker_up = False
 
     def _rewind(self) -> None:
-        """After an abort: back to the committed offsets and the committed state.
+        """After an abort: back to the committed offsets and the committed state, retried
+        while the brokers are unreachable (an abort often comes from an outage)."""
+        assigned, reset = self._assigned.copy(), self.settings.auto_offset_reset
 
-        Retried while the brokers are unreachable (an abort often comes from an outage).
-        """
-        self._retrying("rewind after an abort", self._rewind_once)
+        def rewind() -> None:
+            seek_committed(self._consumer, assigned, reset, transactions.CALL_TIMEOUT_S)
+            self.models.release(assigned)
+            self.models.restore(assigned)
 
-    def _rewind_once(self) -> None:
-        assigned = sorted(self._assigned)
-        committed = self._consumer.committed(
-            [TopicPartition(t, p) for t, p in assigned], timeout=transactions.CALL_TIMEOUT_S
-        )
-        start = OFFSET_BEGINNING if self.settings.auto_offset_reset == "earliest" else OFFSET_END
-        for tp in committed:
-            self._consumer.seek(
-                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else start)
-            )
-        self.models.release(set(assigned))
-        self.models.restore(set(assigned))
+        self._retrying("rewind after an abort", rewind)
 
     def _commit_offsets(self, asynchronous: bool, only: set[Partition] | None = None) -> None:
         offsets = {k: o for k, o in self._next_offsets.items() if only is None or k in only}
@@ -356,8 +357,8 @@ class MonitorService:
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         self.metrics.rebalances.inc()
-        if self._txn is not None:  # commit what was done for these partitions first
-            self._commit_transaction()
+        # commit what was done for these partitions first
+        self._commit_all()
         if not self.exactly_once and self.health.broker_up:
             self._commit_offsets(asynchronous=False, only=revoked)
         self._release(revoked)
