@@ -18,17 +18,16 @@ from stream_monitor.checks.performance import performance
 from stream_monitor.checks.run import run_checks
 from stream_monitor.checks.sequential import solve_designs
 from stream_monitor.config.detector import DetectorSettings
-from stream_monitor.decode.arrays import EventArrays, event_arrays
+from stream_monitor.decode.arrays import event_arrays
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine import admission, charts, versions
-from stream_monitor.engine.models import MonitoredModel, cadence, identities
+from stream_monitor.engine.models import MonitoredModel, cadence, identities, window_block
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.segments import OTHER, Segments
 from stream_monitor.engine.status import model_status
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
-from stream_monitor.window.class_tally import ClassTally
 from stream_monitor.window.ring import WindowBlock
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class Engine:
             outcome.dead_letter_models.extend([name] * len(arrays.dead_letters))
             if not len(arrays):
                 continue
-            block, labels = self._block(model, events, arrays)
+            block, labels = window_block(model, events, arrays)
             good = [events.index[i] for i in arrays.kept]
             model.partition = (batch.topics[good[-1]], batch.partitions[good[-1]])
             outcome.ok_counts[name] = len(good)
@@ -215,42 +214,6 @@ class Engine:
         if outcome is not None:
             outcome.dropped.extend(dropped)
         return model
-
-    def _block(
-        self, model: MonitoredModel, events: ModelEvents, arrays: EventArrays
-    ) -> tuple[WindowBlock, tuple[IntArray, IntArray] | None]:
-        """The window block of a model's events (reference look-ups done) and, for class
-        labels, the codes of the predicted and actual labels."""
-        window = model.window
-        reference = model.reference if window is not None else None
-        labels = None
-        if arrays.has_classes and window is not None:
-            window.classes = True
-            if model.class_tally is None:
-                model.class_tally = ClassTally.empty(window.size)
-            labels = (
-                model.class_tally.codes(arrays.predictions),
-                model.class_tally.codes(arrays.actuals),
-            )
-        codes = None
-        if reference is not None and reference.categorical is not None:
-            codes = reference.categorical.encode(arrays.features_of(events))
-        class_codes = None
-        if reference is not None and reference.classes is not None:
-            class_codes = reference.classes.tables[0].codes(arrays.predictions)
-        block = WindowBlock(
-            arrays.features,
-            arrays.prediction,
-            arrays.actual,
-            arrays.latency_ms,
-            arrays.timestamp,
-            reference,
-            codes,
-            with_bins=window is not None and window.numeric_bin.shape[1] > 0,
-            error=arrays.error,
-            prediction_class=class_codes,
-        )
-        return block, labels
 
     def _advance(
         self,

@@ -10,7 +10,7 @@ import numpy as np
 
 from stream_monitor.alerts.results import CheckContext, CheckResult
 from stream_monitor.alerts.transitions import FiringAlerts
-from stream_monitor.arrays import FloatArray
+from stream_monitor.arrays import FloatArray, IntArray
 from stream_monitor.checks.concept import ErrorStream
 from stream_monitor.checks.plan import CheckPlan
 from stream_monitor.checks.sequential import (
@@ -19,12 +19,14 @@ from stream_monitor.checks.sequential import (
     wants_charts,
 )
 from stream_monitor.config.detector import DetectorSettings
+from stream_monitor.decode.arrays import EventArrays
+from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.detectors.sequential_design import ReferenceTooSmall
 from stream_monitor.kernels import SequentialCharts
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.class_tally import ClassTally
-from stream_monitor.window.ring import ModelWindow
+from stream_monitor.window.ring import ModelWindow, WindowBlock
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +201,40 @@ def feature_notes(reference: PreparedReference, first: dict[str, object]) -> lis
     if absent:
         notes.append(f"reference features absent from events: {absent}")
     return [*notes, *reference.notes]
+
+
+def window_block(
+    model: MonitoredModel, events: ModelEvents, arrays: EventArrays
+) -> tuple[WindowBlock, tuple[IntArray, IntArray] | None]:
+    """The window block of a model's events (reference look-ups done) and, for class
+    labels, the codes of the predicted and actual labels."""
+    window = model.window
+    reference = model.reference if window is not None else None
+    labels = None
+    if arrays.has_classes and window is not None:
+        window.classes = True
+        if model.class_tally is None:
+            model.class_tally = ClassTally.empty(window.size)
+        labels = (
+            model.class_tally.codes(arrays.predictions),
+            model.class_tally.codes(arrays.actuals),
+        )
+    codes = None
+    if reference is not None and reference.categorical is not None:
+        codes = reference.categorical.encode(arrays.features_of(events))
+    class_codes = None
+    if reference is not None and reference.classes is not None:
+        class_codes = reference.classes.tables[0].codes(arrays.predictions)
+    block = WindowBlock(
+        arrays.features,
+        arrays.prediction,
+        arrays.actual,
+        arrays.latency_ms,
+        arrays.timestamp,
+        reference,
+        codes,
+        with_bins=window is not None and window.numeric_bin.shape[1] > 0,
+        error=arrays.error,
+        prediction_class=class_codes,
+    )
+    return block, labels
