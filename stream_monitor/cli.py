@@ -125,16 +125,16 @@ def calibrate(settings: Settings, refs: dict[str, PreparedReference], budget: fl
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args, RUN_OPTIONS)
     _setup_logging(settings.log_level)
+    stops: list[int] = []  # asked for while the references load (seconds): obeyed below
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda asked, _frame: stops.append(asked))
     refs = _references(settings)
     from stream_monitor.service.runtime import MonitorService  # Kafka client only where needed
 
@@ -142,6 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, service.request_stop)
     signal.signal(signal.SIGINT, service.request_stop)
     signal.signal(signal.SIGHUP, service.models.request_reload)  # --reference read again
+    if stops:
+        service.request_stop(stops[0])
     gc.freeze()  # what start-up built lives as long as the process: out of every GC pass
     return service.run()
 

@@ -9,7 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
+
 from stream_monitor.service.readiness import REPEAT_S, Readiness
+from stream_monitor.tools.synthetic import SyntheticModel
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -67,3 +70,34 @@ def test_a_repeated_connection_warning_is_said_once_per_interval(caplog) -> None
     health._say("broker down", now=100.0 + REPEAT_S + 1)
     said = [r.getMessage() for r in caplog.records]
     assert said == ["kafka: broker down", "kafka: broker down (and 49 times since)"]
+
+
+def test_a_stop_while_the_references_load_ends_the_process_cleanly(tmp_path: Path) -> None:
+    """SIGTERM as soon as the first reference is read, seconds before the service exists
+    (the rest load, their charts are designed): exit code 0, not death by the signal."""
+    refs = tmp_path / "ref"
+    refs.mkdir()
+    for i in range(30):
+        model = SyntheticModel(f"m{i:02d}", n_features=8)
+        lines = [orjson.dumps(e) for e in model.reference(5000)]
+        (refs / f"{model.name}.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "stream_monitor", "run"),
+                *("--bootstrap-servers", "127.0.0.1:1", "--reference", str(refs)),
+                *("--metrics-port", "0", "--metrics-host", "127.0.0.1"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait(lambda: b"reference m00:" in log.read_bytes(), 60, "the first reference")
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 0, log.read_text()[-2000:]
+    assert "received SIGTERM" in log.read_text()
