@@ -186,6 +186,8 @@ class MonitorService:
         """Consume and handle a batch of predictions; whether there was one."""
         limit = self.settings.max_batch_wait_ms / 1000
         wait = limit if self.labels is None else min(limit, self.labels.prediction_wait_s)
+        if self._committing is not None:  # nothing waiting: finish the commit, then wait
+            wait = 0
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=wait)
         if not messages:
             return False
@@ -205,10 +207,7 @@ class MonitorService:
 
     def _handle(self, batch: RecordBatch) -> None:
         self.health.broker_up = True
-        if self.exactly_once:
-            self._transaction(batch)
-        else:
-            self._at_least_once(batch)
+        (self._transaction if self.exactly_once else self._at_least_once)(batch)
 
     def _at_least_once(self, batch: RecordBatch) -> None:
         outcome = self.models.process(batch)
