@@ -160,6 +160,9 @@ class NativeDecoded:
     undecided_positions: list[int]  # records serde_json and orjson may read differently, sorted
     fast: dict[str, NativeModel]
     staged: int  # models whose fast events the fleet holds for `WindowFleet.ingest`
+    # (model, position of its first valid record) of the models neither in the schemas nor
+    # in the fleet, first seen first
+    unknown: list[tuple[str, int]]
 
 def decode_predictions(
     values: list[bytes | None],

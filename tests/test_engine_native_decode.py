@@ -142,3 +142,30 @@ def test_categorical_and_class_label_models_stay_with_the_python() -> None:
     assert engine.reads_natively("plain") and not engine.reads_natively("coloured")
     engine.forget_partitions({("t", 3)})
     assert not engine.models and not engine.reads_natively("plain")
+
+
+def test_a_new_model_is_admitted_at_its_first_event_and_its_batch_read_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only each new model's first event goes through the Python decoder (to admit the
+    model as before); the rest of its first batch is read natively."""
+    import stream_monitor.decode.native as native_decode
+
+    python_read: list[int] = []
+    real = native_decode.decode_batch
+
+    def counted(batch: RecordBatch, split_versions: bool = False) -> object:
+        python_read.append(len(batch))
+        return real(batch, split_versions)
+
+    monkeypatch.setattr(native_decode, "decode_batch", counted)
+    events = interleave([m.events(0, 300) for m in (DRIFTING, STEADY, UNKNOWN)])
+    values = [orjson.dumps(e) for e in events]
+    engine = Engine(DetectorSettings(check_every=100), references([DRIFTING, STEADY]))
+    outcome = engine.process(batch_of(values, None, 0))
+    assert python_read == [1, 1, 1]  # one first event per new model
+    assert outcome.ok_counts == {"fraud@v1": 300, "churn@v1": 300, "no-reference@v1": 300}
+    assert all(engine.models[m].events_seen == 300 for m in outcome.ok_counts)
+    python_read.clear()
+    engine.process(batch_of(values, None, 900))  # known now: nothing for the Python
+    assert python_read == []

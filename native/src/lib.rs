@@ -726,6 +726,10 @@ struct NativeDecoded {
     undecided_positions: Py<PyList>,
     fast: Py<PyDict>,
     staged: usize,
+    /// (model, position of its first valid record) of each model neither in the schemas nor
+    /// in the fleet, first seen first: a model new to the caller, which may admit it and
+    /// read the batch again with its schema
+    unknown: Py<PyList>,
 }
 
 /// The bytes of each item of a list of `bytes | None`, borrowed (bytes are immutable; the
@@ -918,9 +922,14 @@ fn decode_predictions<'py>(
     let slow_positions = PyList::new(py, decoded.slow_positions())?;
     let undecided_positions = PyList::new(py, &decoded.undecided)?;
     let mut staged = 0;
-    // decoded.models is in the order of validated.models (`decode::columns`), as slots is
-    for (m, slot) in decoded.models.into_iter().zip(&slots) {
+    let unknown = PyList::empty(py);
+    // decoded.models is in the order of validated.models (`decode::columns`), as slots and
+    // given are
+    for ((m, slot), names) in decoded.models.into_iter().zip(&slots).zip(&given) {
         if !m.fast {
+            if let (None, None, Some(&first)) = (slot, names, m.positions.first()) {
+                unknown.append((m.name.as_ref(), first))?;
+            }
             continue;
         }
         if let (Some(f), Some(slot)) = (fleet.as_mut(), *slot) {
@@ -960,6 +969,7 @@ fn decode_predictions<'py>(
         undecided_positions: undecided_positions.unbind(),
         fast: fast.unbind(),
         staged,
+        unknown: unknown.unbind(),
     })
 }
 

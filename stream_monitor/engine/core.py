@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -79,7 +81,8 @@ class Engine:
     def process(self, batch: RecordBatch) -> BatchOutcome:
         """Every record of the batch, in order: its alerts, dead letters and counts."""
         outcome = BatchOutcome()
-        decoded, dues = self._native.decode(batch, outcome, self.split_versions)
+        admit = partial(self._admit, batch, outcome)
+        decoded, dues = self._native.decode(batch, outcome, self.split_versions, admit)
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
         due = 0  # the fleet's models stopped mid-batch, taken in first-seen order with the rest
@@ -113,6 +116,26 @@ class Engine:
             self._fleet_stops(name, (at, check), batch, outcome)
         self._identify(outcome)
         return outcome
+
+    def _admit(
+        self,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+        name: str,
+        first: Callable[[], ModelEvents | None],
+    ) -> bool:
+        """A model met for the first time, admitted before its batch is routed (as it would
+        be at its first event) so that the batch's other events are read natively: whether
+        they will be. Not a stream monitored per segment (its keys are its segments')."""
+        if name in self.models:
+            return False  # known, and read by the Python (a categorical reference...)
+        events = first()
+        if events is None or self.segments.segmented(
+            name, events, self.settings, self.split_versions
+        ):
+            return False
+        self.add_model(name, events, batch, outcome)
+        return self.reads_natively(name)
 
     def _identify(self, outcome: BatchOutcome) -> None:
         """(model, model_version, segment) of the batch's keys that are not a model's name."""

@@ -12,7 +12,7 @@ any two batches: its state is where it always was.
 from __future__ import annotations
 
 from stream_monitor.alerts.outcome import LATENCY_BUCKETS_SECONDS, BatchOutcome, LatencyCounts
-from stream_monitor.decode.native import NativeBatch, decode_native
+from stream_monitor.decode.native import Admit, NativeBatch, decode_native
 from stream_monitor.engine.models import MonitoredModel
 from stream_monitor.kernels import WindowFleet
 from stream_monitor.sources.records import RecordBatch
@@ -32,12 +32,17 @@ class NativePaths:
         self.windows_on = windows
 
     def decode(
-        self, batch: RecordBatch, outcome: BatchOutcome, split_versions: bool = False
+        self,
+        batch: RecordBatch,
+        outcome: BatchOutcome,
+        split_versions: bool = False,
+        admit: Admit | None = None,
     ) -> tuple[NativeBatch, list[Due]]:
-        """The batch decoded (routed by `model@version` with `split_versions`); the fleet's
-        models' events ingested up to their due checks."""
-        fleet = self.fleet if self.windows_on and len(self.fleet) else None
-        decoded = decode_native(batch, self.schemas, fleet, split_versions)
+        """The batch decoded (routed by `model@version` with `split_versions`), its new
+        models offered to `admit` first (see `decode_native`); the fleet's models' events
+        ingested up to their due checks."""
+        fleet = self.fleet if self.windows_on else None
+        decoded = decode_native(batch, self.schemas, fleet, split_versions, admit)
         dues: list[Due] = []
         if fleet is not None and decoded.staged:
             dues, (names, counts, sums) = fleet.ingest(

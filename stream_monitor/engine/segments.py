@@ -88,6 +88,12 @@ class Segments:
                 split = True
         return dict(sorted(out.items(), key=lambda kv: kv[1].events.index[0])) if split else out
 
+    def segmented(
+        self, stream: str, events: ModelEvents, settings: DetectorSettings, split_versions: bool
+    ) -> bool:
+        """Whether a stream met for the first time is monitored per segment."""
+        return self._router(stream, events, settings, split_versions) is not None
+
     def _router(
         self, stream: str, events: ModelEvents, settings: DetectorSettings, split_versions: bool
     ) -> SegmentRouter | None:
