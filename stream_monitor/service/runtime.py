@@ -186,8 +186,6 @@ class MonitorService:
         """Consume and handle a batch of predictions; whether there was one."""
         limit = self.settings.max_batch_wait_ms / 1000
         wait = limit if self.labels is None else min(limit, self.labels.prediction_wait_s)
-        if self._committing is not None:  # nothing waiting: finish the commit, then wait
-            wait = 0
         messages = self._consumer.consume(num_messages=self.settings.batch_size, timeout=wait)
         if not messages:
             return False
