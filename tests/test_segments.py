@@ -172,3 +172,27 @@ def test_a_revoked_partition_takes_its_segments_and_their_routing() -> None:
     engine.forget_partitions({("predictions", 0)})
     assert not engine.models and not engine.segments.routers and not engine.segments.of_key
     assert engine.keys_of("m") == []
+
+
+def test_a_segmented_streams_records_are_decoded_once_per_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A segmented stream is never read natively (its segments need the decoded values):
+    once known, its first record is not decoded again to offer it for admission."""
+    import stream_monitor.decode.native as native_decode
+
+    read: list[int] = []
+    real = native_decode.decode_batch
+
+    def counted(batch, split_versions=False):  # type: ignore[no-untyped-def]
+        read.append(len(batch))
+        return real(batch, split_versions)
+
+    monkeypatch.setattr(native_decode, "decode_batch", counted)
+    engine = Engine(_settings(), _references())
+    first, second = batches_of_events(_stream(1000, drift_from=1000), 500)
+    engine.process(first)
+    assert read == [1, 500]  # its first record, to see that it is segmented; then all
+    read.clear()
+    engine.process(second)
+    assert read == [500]

@@ -127,8 +127,8 @@ class Engine:
         """A model met for the first time, admitted before its batch is routed (as it would
         be at its first event) so that the batch's other events are read natively: whether
         they will be. Not a stream monitored per segment (its keys are its segments')."""
-        if name in self.models:
-            return False  # known, and read by the Python (a categorical reference...)
+        if name in self.models or name in self.segments.routers:
+            return False  # known: read by the Python (a categorical reference, segments)
         events = first()
         if events is None or self.segments.segmented(
             name, events, self.settings, self.split_versions
