@@ -215,3 +215,50 @@ def test_models_with_the_same_features_share_one_schema() -> None:
     assert len(fleet) == 2 and fleet.schemas == 2
     engine._native.forget("churn@v1")
     assert len(fleet) == 1 and fleet.schemas == 1  # a schema leaves with its last model
+
+
+def test_two_models_cannot_be_enrolled_over_one_window() -> None:
+    """The fleet writes a window's arrays through plain slices: it refuses a model whose
+    arrays overlap another's (native/src/spans.rs), naming the array."""
+    twins = [SyntheticModel("a"), SyntheticModel("b")]
+    engine = Engine(DetectorSettings(window_size=200), references(twins, n=500))
+    streams = [m.events(0, 10, seed=1) for m in twins]
+    engine.process(batch_of([orjson.dumps(e) for e in interleave(streams)]))
+    a, b = engine.models["a@v1"], engine.models["b@v1"]
+    b.window = a.window
+    with pytest.raises(ValueError, match=r"features: the array's memory .* overlaps"):
+        engine._native.enrol(b)
+    assert engine.writes_natively("a@v1") and not engine.writes_natively("b@v1")
+    engine.process(batch_of([orjson.dumps(e) for e in twins[0].events(10, 10, seed=1)]))
+    assert a.events_seen == 20
+
+
+def test_models_sharing_one_reference_are_written_as_with_their_own() -> None:
+    """A reference's values are only read: models holding one reference object share it in
+    the fleet, and their windows are those of models holding copies of it."""
+    twins = [SyntheticModel("a"), SyntheticModel("b")]
+    one = references([twins[0]], n=500)["a"]
+    shared = {"a": one, "b": one}
+    own = {"a": references([twins[0]], n=500)["a"], "b": references([twins[0]], n=500)["a"]}
+    values = [orjson.dumps(e) for e in interleave([m.events(0, 300, seed=1) for m in twins])]
+    windows = []
+    for refs in (shared, own):
+        engine = Engine(DetectorSettings(window_size=200), refs)
+        for i in range(0, len(values), 150):
+            engine.process(batch_of(values[i : i + 150]))
+        assert engine.writes_natively("a@v1") and engine.writes_natively("b@v1")
+        windows.append({k: engine.models[k].window for k in ("a@v1", "b@v1")})
+    for key in ("a@v1", "b@v1"):
+        for column in _WINDOW_COLUMNS:
+            left, right = getattr(windows[0][key], column), getattr(windows[1][key], column)
+            np.testing.assert_array_equal(left, right, err_msg=f"{key} {column}")
+
+
+def test_an_array_reshaped_in_place_is_refused_not_written() -> None:
+    engine = Engine(DetectorSettings(window_size=200), references([STEADY], n=500))
+    engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(0, 10)]))
+    window = engine.models["churn@v1"].window
+    assert window is not None
+    window.features.resize((201, window.n_features), refcheck=False)
+    with pytest.raises(RuntimeError, match="features: the array was reshaped or reallocated"):
+        engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(10, 10)]))

@@ -1,7 +1,8 @@
 //! One model's run through a batch in `WindowFleet` (`fleet.rs`), in three steps, so that
 //! the models of a batch can run side by side:
 //!
-//! 1. `Hold::take`, with the GIL: the model's Python-held state read, its arrays borrowed;
+//! 1. `Hold::take`, with the GIL: the model's Python-held state read, its arrays held
+//!    (written through slices the fleet vouches for: `spans.rs`);
 //! 2. `Run::go`, without it, on any thread: its events into its window, its charts and its
 //!    native ADWIN, up to its next due check, the end of a run in which its charts changed
 //!    state, or its last event;
@@ -17,8 +18,9 @@ use crate::fleet::{Enrolled, KeyArray, Staged, Stop};
 use crate::lookup::{self, LookupError};
 use crate::ring::{self, Buffers, Event, KeysMut, Lookups, Position};
 use crate::sequential::Charts;
+use crate::spans::Span;
 use crate::PyAdwin;
-use numpy::{IntoPyArray, PyArrayMethods, PyReadonlyArray1, PyReadwriteArray1, PyReadwriteArray2};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -45,14 +47,14 @@ pub(crate) struct Hold<'py> {
     /// `model.errors`, the concept-drift detector's stream
     stream: Bound<'py, PyAny>,
     start: Progress,
-    features: PyReadwriteArray2<'py, f64>,
-    scalars: PyReadwriteArray2<'py, f64>,
-    prediction_bin: PyReadwriteArray1<'py, i16>,
-    feature_bin: PyReadwriteArray2<'py, i16>,
-    tallies: PyReadwriteArray2<'py, i64>,
-    wide: Option<PyReadwriteArray2<'py, i64>>,
-    narrow: Option<PyReadwriteArray2<'py, i32>>,
-    flat: Option<PyReadonlyArray1<'py, f64>>,
+    features: Bound<'py, PyArray2<f64>>,
+    scalars: Bound<'py, PyArray2<f64>>,
+    prediction_bin: Bound<'py, PyArray1<i16>>,
+    feature_bin: Bound<'py, PyArray2<i16>>,
+    tallies: Bound<'py, PyArray2<i64>>,
+    wide: Option<Bound<'py, PyArray2<i64>>>,
+    narrow: Option<Bound<'py, PyArray2<i32>>>,
+    flat: Option<Bound<'py, PyArray1<f64>>>,
     charts: Option<PyRefMut<'py, SequentialCharts>>,
     /// the detector when it is the native ADWIN
     adwin: Option<PyRefMut<'py, PyAdwin>>,
@@ -81,16 +83,58 @@ pub(crate) struct Run<'a> {
     pub(crate) outcome: Option<Outcome>,
 }
 
-fn slice_mut<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
-    a: &'a mut numpy::PyReadwriteArray<'_, T, D>,
+/// An enrolled array's elements as a slice that this run alone writes, in place of numpy's
+/// borrow checking (`try_readwrite`), whose process-wide bookkeeping of seven arrays per
+/// model per batch took 15 % of the engine's time with 10 000 models (`spans.rs`;
+/// docs/benchmarks.md, stage 9). Fails when the array no longer spans the memory it did
+/// at enrolment (reshaped or reallocated in place since).
+///
+/// # Safety
+/// `enrolled` is the array's span as the fleet holds it in its `Spans` (overlapping no
+/// other array the fleet reads or writes), and no other slice of this array lives as long
+/// as the one returned. The fleet's reference to the array keeps its memory alive. (Python
+/// code could write the array meanwhile, as it could under numpy's borrow checking; the
+/// engine's never does during a batch.)
+unsafe fn slice_mut<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    array: &'a mut Bound<'_, numpy::PyArray<T, D>>,
     field: &str,
+    enrolled: Span,
 ) -> PyResult<&'a mut [T]> {
-    a.as_slice_mut()
-        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))
+    // SAFETY: the caller's (above); `as_slice_mut` checks the array is contiguous
+    let slice = unsafe { array.as_slice_mut() }
+        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))?;
+    spans_still(field, Span::of(slice), enrolled)?;
+    Ok(slice)
+}
+
+/// The reference's values as a slice, only read: as `slice_mut`.
+///
+/// # Safety
+/// As `slice_mut`'s, except that other read-only slices of it may live (the fleet holds
+/// no span that is written over it).
+unsafe fn slice<'a>(
+    array: &'a Bound<'_, PyArray1<f64>>,
+    field: &str,
+    enrolled: Span,
+) -> PyResult<&'a [f64]> {
+    // SAFETY: the caller's (above)
+    let slice = unsafe { array.as_slice() }
+        .map_err(|_| PyValueError::new_err(format!("{field}: not contiguous")))?;
+    spans_still(field, Span::of(slice), enrolled)?;
+    Ok(slice)
+}
+
+fn spans_still(field: &str, now: Span, enrolled: Span) -> PyResult<()> {
+    if now == enrolled || (now.len == 0 && enrolled.len == 0) {
+        return Ok(());
+    }
+    Err(PyRuntimeError::new_err(format!(
+        "{field}: the array was reshaped or reallocated since its model was enrolled"
+    )))
 }
 
 impl<'py> Hold<'py> {
-    /// Reads the model's state and borrows its arrays (an error leaves everything as it was).
+    /// Reads the model's state and holds its arrays (an error leaves everything as it was).
     pub(crate) fn take(py: Python<'py>, entry: &Enrolled) -> PyResult<Self> {
         let model = entry.model.bind(py).clone();
         let window = entry.window.bind(py).clone();
@@ -119,13 +163,13 @@ impl<'py> Hold<'py> {
         let (mut wide, mut narrow) = (None, None);
         match &entry.keys {
             KeyArray::Absent => {}
-            KeyArray::Wide(k) => wide = Some(k.bind(py).try_readwrite()?),
-            KeyArray::Narrow(k) => narrow = Some(k.bind(py).try_readwrite()?),
+            KeyArray::Wide(k) => wide = Some(k.bind(py).clone()),
+            KeyArray::Narrow(k) => narrow = Some(k.bind(py).clone()),
         }
         let flat = entry
             .reference
             .as_ref()
-            .map(|r| r.get().flat.bind(py).readonly());
+            .map(|r| r.get().flat.bind(py).clone());
         let charts = match (&entry.charts, &entry.reference) {
             (Some(c), Some(_)) => Some(c.bind(py).try_borrow_mut()?),
             _ => None,
@@ -137,11 +181,11 @@ impl<'py> Hold<'py> {
             Err(_) => None,
         };
         Ok(Hold {
-            features: entry.features.bind(py).try_readwrite()?,
-            scalars: entry.scalars.bind(py).try_readwrite()?,
-            prediction_bin: entry.prediction_bin.bind(py).try_readwrite()?,
-            feature_bin: entry.feature_bin.bind(py).try_readwrite()?,
-            tallies: entry.tallies.bind(py).try_readwrite()?,
+            features: entry.features.bind(py).clone(),
+            scalars: entry.scalars.bind(py).clone(),
+            prediction_bin: entry.prediction_bin.bind(py).clone(),
+            feature_bin: entry.feature_bin.bind(py).clone(),
+            tallies: entry.tallies.bind(py).clone(),
             model,
             window,
             stream,
@@ -160,21 +204,49 @@ impl<'py> Hold<'py> {
         entry: &'a Enrolled,
         staged: &'a mut Staged,
     ) -> PyResult<Run<'a>> {
-        let keys = match (&mut self.wide, &mut self.narrow) {
-            (Some(k), _) => KeysMut::Wide(slice_mut(k, "ks_key")?),
-            (_, Some(k)) => KeysMut::Narrow(slice_mut(k, "ks_key")?),
-            _ => KeysMut::Absent,
+        let spans = &entry.spans;
+        // SAFETY: `spans` are the spans the fleet holds for these arrays (`enroll`), and
+        // `&'a mut self` makes this run the only one of this hold; the fleet runs each
+        // model once at a time (`run_models` refuses a model twice): no other slice of
+        // these arrays lives while this run does.
+        let (keys, flat) = unsafe {
+            let keys = match (&mut self.wide, &mut self.narrow) {
+                (Some(k), _) => KeysMut::Wide(slice_mut(k, "ks_key", spans.keys)?),
+                (_, Some(k)) => KeysMut::Narrow(slice_mut(k, "ks_key", spans.keys)?),
+                _ => KeysMut::Absent,
+            };
+            let flat = match &self.flat {
+                Some(f) => Some(slice(f, "reference", spans.flat)?),
+                None => None,
+            };
+            (keys, flat)
         };
-        let columns = match (&entry.reference, &self.flat) {
+        let columns = match (&entry.reference, flat) {
             (Some(r), Some(flat)) => {
                 let (columns, index) = &entry.offsets;
-                let columns = lookup::Columns::with_offsets(flat.as_slice()?, columns)
-                    .map_err(crate::lookup_error)?;
+                let columns =
+                    lookup::Columns::with_offsets(flat, columns).map_err(crate::lookup_error)?;
                 let index = lookup::Columns::with_offsets(&r.get().index, index)
                     .map_err(crate::lookup_error)?;
                 Some((columns, index))
             }
             _ => None,
+        };
+        // SAFETY: as above
+        let buffers = unsafe {
+            Buffers {
+                size: entry.size,
+                features: slice_mut(&mut self.features, "features", spans.features)?,
+                scalars: slice_mut(&mut self.scalars, "scalars", spans.scalars)?,
+                keys,
+                prediction_bin: slice_mut(
+                    &mut self.prediction_bin,
+                    "prediction_bin",
+                    spans.prediction_bin,
+                )?,
+                feature_bin: slice_mut(&mut self.feature_bin, "numeric_bin", spans.feature_bin)?,
+                tallies: slice_mut(&mut self.tallies, "tallies", spans.tallies)?,
+            }
         };
         Ok(Run {
             staged,
@@ -185,15 +257,7 @@ impl<'py> Hold<'py> {
                 prediction_edges: entry.prediction_edges.as_deref(),
                 feature_edges: &entry.feature_edges,
             },
-            buffers: Buffers {
-                size: entry.size,
-                features: slice_mut(&mut self.features, "features")?,
-                scalars: slice_mut(&mut self.scalars, "scalars")?,
-                keys,
-                prediction_bin: slice_mut(&mut self.prediction_bin, "prediction_bin")?,
-                feature_bin: slice_mut(&mut self.feature_bin, "numeric_bin")?,
-                tallies: slice_mut(&mut self.tallies, "tallies")?,
-            },
+            buffers,
             charts: self.charts.as_mut().map(|c| &mut c.inner),
             adwin: self.adwin.as_mut().map(|a| &mut a.inner),
             width: entry.width,

@@ -18,6 +18,7 @@ use crate::decode;
 use crate::ks::Layout;
 use crate::lookup;
 use crate::ring;
+use crate::spans::{Access, Span, Spans};
 use crate::ReferenceColumns;
 use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
@@ -60,6 +61,63 @@ pub(crate) struct Enrolled {
     pub(crate) width: usize,
     /// the model's sequential charts, fed each event's keys as it enters
     pub(crate) charts: Option<Py<SequentialCharts>>,
+    /// the memory of its arrays, held in the fleet's `Spans` while it is enrolled
+    pub(crate) spans: ArraySpans,
+}
+
+/// The memory of an enrolled model's arrays (`spans.rs`): what each batch checks its
+/// arrays still span before it writes them through plain slices.
+pub(crate) struct ArraySpans {
+    pub(crate) features: Span,
+    pub(crate) scalars: Span,
+    pub(crate) keys: Span,
+    pub(crate) prediction_bin: Span,
+    pub(crate) feature_bin: Span,
+    pub(crate) tallies: Span,
+    /// the reference's values, only read
+    pub(crate) flat: Span,
+}
+
+impl ArraySpans {
+    /// Each span with the field it is of and how the fleet uses it.
+    fn listed(&self) -> [(&'static str, Span, Access); 7] {
+        [
+            ("features", self.features, Access::Write),
+            ("scalars", self.scalars, Access::Write),
+            ("ks_key", self.keys, Access::Write),
+            ("prediction_bin", self.prediction_bin, Access::Write),
+            ("numeric_bin", self.feature_bin, Access::Write),
+            ("tallies", self.tallies, Access::Write),
+            ("reference", self.flat, Access::Read),
+        ]
+    }
+}
+
+/// The span of a contiguous array's elements (an error names `field` when it is not).
+fn span_of<T: numpy::Element, D: numpy::ndarray::Dimension>(
+    array: &Bound<'_, numpy::PyArray<T, D>>,
+    field: &str,
+) -> PyResult<Span> {
+    let view = array.try_readonly()?;
+    let slice = view
+        .as_slice()
+        .map_err(|_| PyValueError::new_err(format!("{field}: expected a contiguous array")))?;
+    Ok(Span::of(slice))
+}
+
+/// Holds every span of `spans` in `held`, or none of them: the error names the field
+/// whose memory overlaps an array the fleet already reads or writes.
+fn hold_spans(held: &mut Spans, spans: &ArraySpans) -> PyResult<()> {
+    let listed = spans.listed();
+    for (i, &(field, span, access)) in listed.iter().enumerate() {
+        if let Err(e) = held.add(span, access) {
+            for &(_, taken, _) in &listed[..i] {
+                held.remove(taken);
+            }
+            return Err(PyValueError::new_err(format!("{field}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Where `advance` stopped a model: the batch position of the event, and whether its
@@ -98,6 +156,8 @@ pub struct WindowFleet {
     threads: usize,
     /// how many runs of models went side by side on several threads
     side_by_side: u64,
+    /// the memory of every enrolled model's arrays (`spans.rs`)
+    spans: Spans,
 }
 
 /// The model enrolled in `slot`.
@@ -189,6 +249,15 @@ impl WindowFleet {
             ..
         } = self;
         let entry_of = |s: &Staged| enrolled(slots, s.slot);
+        // each model at most once: its run writes its arrays through slices no other run
+        // may hold (`advance::Hold::run`)
+        let mut running: Vec<usize> = ats.iter().map(|&at| staged[at].slot).collect();
+        running.sort_unstable();
+        if running.windows(2).any(|w| w[0] == w[1]) {
+            return Err(PyRuntimeError::new_err(
+                "a model was staged twice in one batch",
+            ));
+        }
         let mut holds = Vec::with_capacity(ats.len());
         for &at in ats {
             holds.push(Hold::take(py, entry_of(&staged[at])?)?);
@@ -318,6 +387,7 @@ impl WindowFleet {
             latency_bounds,
             threads: threads.unwrap_or_else(default_threads),
             side_by_side: 0,
+            spans: Spans::default(),
         })
     }
 
@@ -475,6 +545,23 @@ impl WindowFleet {
                 lookup::Columns::new(&r.index, &r.index_starts, f).map_err(crate::lookup_error)?;
             offsets = (columns.offsets().to_vec(), index.offsets().to_vec());
         }
+        let none = Span { start: 0, len: 0 };
+        let spans = ArraySpans {
+            features: span_of(&features, "features")?,
+            scalars: span_of(&scalars, "scalars")?,
+            keys: match &keys {
+                KeyArray::Absent => none,
+                KeyArray::Wide(k) => span_of(k.bind(py), "ks_key")?,
+                KeyArray::Narrow(k) => span_of(k.bind(py), "ks_key")?,
+            },
+            prediction_bin: span_of(prediction_bin, "prediction_bin")?,
+            feature_bin: span_of(&numeric_bin, "numeric_bin")?,
+            tallies: span_of(&tallies, "tallies")?,
+            flat: match &reference {
+                Some(r) => span_of(r.get().flat.bind(py), "reference")?,
+                None => none,
+            },
+        };
         let entry = Enrolled {
             name: name.clone().unbind(),
             model: model.clone().unbind(),
@@ -497,9 +584,11 @@ impl WindowFleet {
             size,
             width,
             charts,
+            spans,
         };
         let key = name.to_str()?.to_string();
         self.drop(&key); // enrolled again: a fresh slot, nothing staged for the old one
+        hold_spans(&mut self.spans, &entry.spans)?;
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(entry);
@@ -517,7 +606,11 @@ impl WindowFleet {
     /// Takes a model out of the fleet (its Python objects keep their state).
     fn drop(&mut self, name: &str) {
         if let Some(slot) = self.by_name.remove(name) {
-            self.slots[slot] = None;
+            if let Some(entry) = self.slots[slot].take() {
+                for (_, span, _) in entry.spans.listed() {
+                    self.spans.remove(span);
+                }
+            }
             self.free.push(slot);
             self.staged.retain(|s| s.slot != slot);
             self.schemas.retain(|_, s| Arc::strong_count(s) > 1); // in use by a model
@@ -531,6 +624,7 @@ impl WindowFleet {
         self.free.clear();
         self.staged.clear();
         self.schemas.clear();
+        self.spans.clear();
     }
 
     fn __contains__(&self, name: &str) -> bool {

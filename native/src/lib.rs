@@ -15,6 +15,7 @@ pub mod ks;
 pub mod lookup;
 pub mod ring;
 pub mod sequential;
+pub mod spans;
 pub mod summary;
 
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
