@@ -8,6 +8,7 @@ import pytest
 
 from stream_monitor.detectors.ks import missing_key
 from stream_monitor.detectors.numeric import window_bin_counts
+from stream_monitor.reference.loading import prepare_from_events
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.window.ring import ModelWindow, WindowBlock
 
@@ -96,7 +97,8 @@ def test_a_numeric_window_derives_its_errors_and_a_class_window_keeps_them() -> 
     z = np.zeros(30)
     block = WindowBlock(rng.normal(size=(30, F)), p, a, z, z, None, error=np.full(30, 9.0))
     window.append(block, 0, 30)
-    assert not window.classes and window.nbytes() == (SIZE * F + 4 * SIZE) * 8
+    tallies = 3 * F * 8  # NaN, +-inf, beyond the reference, per feature
+    assert not window.classes and window.nbytes() == (SIZE * F + 4 * SIZE) * 8 + tallies
     # the block's errors are not kept: a numeric window's are |prediction - actual|
     assert np.array_equal(window.error, np.abs(window.prediction - window.actual), equal_nan=True)
     assert np.isnan(window.error[30:]).all() and np.isnan(window.error[::4][:8]).all()
@@ -106,7 +108,7 @@ def test_a_numeric_window_derives_its_errors_and_a_class_window_keeps_them() -> 
     before = window.error.copy()
     window.classes = True  # from here on the errors are stored: the earlier ones as they were
     assert np.array_equal(window.error, before, equal_nan=True)
-    assert window.nbytes() == (SIZE * F + 5 * SIZE) * 8
+    assert window.nbytes() == (SIZE * F + 5 * SIZE) * 8 + tallies
     labels = WindowBlock(
         np.zeros((5, F)),
         z[:5] * np.nan,
@@ -122,3 +124,33 @@ def test_a_numeric_window_derives_its_errors_and_a_class_window_keeps_them() -> 
     assert window.error[32] == 0.0 and np.array_equal(
         window.error[:30], before[:30], equal_nan=True
     )
+
+
+@pytest.mark.parametrize("kind", ["numeric", "classes", "bins"])
+def test_nbytes_counts_every_array_the_window_owns(kind: str) -> None:
+    rng = np.random.default_rng(9)
+    if kind == "classes":
+        events = [
+            {
+                "model": "m",
+                "features": {f"f{j}": float(v) for j, v in enumerate(row)},
+                "prediction": str(rng.choice(["a", "b"])),
+            }
+            for row in rng.normal(size=(300, F))
+        ]
+        reference = prepare_from_events("m", events, 10, "test")
+        assert reference.classes is not None
+    else:
+        reference = PreparedReference.from_arrays(
+            "m", [f"f{j}" for j in range(F)], rng.normal(size=(300, F)), rng.normal(size=300), 10
+        )
+    window = ModelWindow(SIZE, reference, F, with_bins=kind == "bins")
+    window.classes = kind == "classes"
+    owned = [
+        value
+        for name in ModelWindow.__slots__
+        if isinstance(value := getattr(window, name, None), np.ndarray) and value.base is None
+    ]
+    assert window.nbytes() == sum(a.nbytes for a in owned)
+    if kind == "classes":
+        assert window.prediction_class.nbytes == SIZE * 8

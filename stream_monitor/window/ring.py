@@ -188,6 +188,7 @@ class ModelWindow:
             self._errors[rows] = errors
 
     def nbytes(self) -> int:
+        """The bytes of every array the window holds (the memory benchmark's yardstick)."""
         return sum(
             a.nbytes
             for a in (
@@ -196,7 +197,9 @@ class ModelWindow:
                 self.ks_key,
                 self.prediction_bin,
                 self.categorical,
+                self.prediction_class,
                 self.numeric_bin,
+                self._tallies,
             )
         ) + (0 if self._errors is None else self._errors.nbytes)
 
