@@ -30,7 +30,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -402,7 +401,7 @@ def main() -> None:
         c.split("=", 1) for c in (args.config or ["default=", "commit10=--commit-interval-ms 10"])
     ]
     info = broker_runs.machine()
-    args.workdir = Path(tempfile.mkdtemp(prefix="bench-latency-"))
+    args.workdir = broker_runs.workdir("bench-latency-")
     results: list[dict[str, Any]] = []
     maxima: list[dict[str, Any]] = []
     with broker_runs.broker(args.bootstrap) as kafka:

@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -218,7 +217,7 @@ def main() -> None:
         return
 
     info = broker_runs.machine()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    workdir = broker_runs.workdir("bench-e2e-")
     models = [
         SyntheticModel(f"model-{i:02d}", n_features=args.features) for i in range(args.models)
     ]

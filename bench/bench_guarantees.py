@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import broker_runs
 
 from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.config.loading import load_settings
@@ -144,7 +146,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/guarantees.json"))
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-guarantees-"))
+    workdir = broker_runs.workdir("bench-guarantees-")
     port = cport = 0
     if args.bootstrap:
         bootstrap = args.bootstrap
@@ -181,6 +183,8 @@ def main() -> None:
     finally:
         if port:
             local_broker.stop(port, cport, workdir / "kafka")
+            # the topics' data goes, its server.log stays (as broker_runs.broker does)
+            shutil.rmtree(workdir / "kafka" / "logs", ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

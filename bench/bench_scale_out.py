@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,7 @@ def main() -> None:
         parser.error("use at least 2 partitions per member")
 
     info = broker_runs.machine()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    workdir = broker_runs.workdir("bench-scale-")
     models = [
         SyntheticModel(f"scale-{i:03d}", n_features=args.features) for i in range(args.models)
     ]

@@ -9,6 +9,7 @@ series while holding the monitor's GIL, so polling it would slow down what is me
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import re
@@ -87,6 +88,14 @@ def broker(existing: str | None, extra_properties: str | None = None) -> Iterato
         local_broker.stop(port, cport, data)
         # the topics' data (gigabytes after a few runs) goes; its server.log stays
         shutil.rmtree(data / "logs", ignore_errors=True)
+
+
+def workdir(prefix: str) -> Path:
+    """A new directory for a bench's run: its monitors' logs and profiles stay after it, the
+    references written under `ref/` (about 100 MB a run) are removed when the bench exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path / "ref", ignore_errors=True)
+    return path
 
 
 def write_references(models: Sequence[SyntheticModel], directory: Path, size: int) -> Path:
