@@ -363,7 +363,9 @@ def main() -> None:
         "--rate", type=float, help="events/s (default: a share of the maximal rate measured first)"
     )
     parser.add_argument("--rate-share", type=float, default=0.5, help="of the maximal rate")
-    parser.add_argument("--max-rate-events", type=int, default=200_000)
+    # 1 000 000: about eight seconds once the windows are full; 200 000 gave one to two,
+    # and the maximal rate (so the rate fed) moved by a third between runs
+    parser.add_argument("--max-rate-events", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=100.0, help="how long to produce")
     parser.add_argument(
         "--max-events", type=int, default=1_500_000, help="fewer seconds at higher rates"
