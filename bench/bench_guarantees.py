@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -40,8 +38,7 @@ from stream_monitor.service.kafka_clients import ensure_topics, new_admin
 from stream_monitor.state.models import StateTracker
 from stream_monitor.state.records import encode
 from stream_monitor.state.restore import restore
-from stream_monitor.tools import local_broker
-from stream_monitor.tools.synthetic import SyntheticModel, interleave, to_jsonl
+from stream_monitor.tools.synthetic import SyntheticModel, interleave
 from tests.helpers import batches_of_events
 from tests.kafka_helpers import (
     MonitorProcess,
@@ -52,12 +49,6 @@ from tests.kafka_helpers import (
     unique,
     wait_for,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def throughput(
@@ -147,19 +138,10 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = broker_runs.workdir("bench-guarantees-")
-    port = cport = 0
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        port, cport = free_port(), free_port()
-        local_broker.start(port, cport, workdir / "kafka")
-        bootstrap = f"127.0.0.1:{port}"
-    try:
+    with broker_runs.broker(args.bootstrap) as kafka:
+        bootstrap = kafka.bootstrap
         models = [SyntheticModel(f"model-{i:02d}") for i in range(args.models)]
-        refdir = workdir / "ref"
-        refdir.mkdir()
-        for m in models:
-            (refdir / f"{m.name}.jsonl").write_bytes(to_jsonl(m.reference(5000)))
+        refdir = broker_runs.write_references(models, workdir / "ref", 5000)
         events = interleave([m.events(0, args.events // args.models) for m in models])
         topic = unique("bench-predictions")
         create_topics(bootstrap, [topic], partitions=6)
@@ -180,11 +162,6 @@ def main() -> None:
             "input_bytes_per_1000_events": round(input_bytes / len(events) * 1000),
             "restore": restore_time(bootstrap, args.restore_models),
         }
-    finally:
-        if port:
-            local_broker.stop(port, cport, workdir / "kafka")
-            # the topics' data goes, its server.log stays (as broker_runs.broker does)
-            shutil.rmtree(workdir / "kafka" / "logs", ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
