@@ -880,6 +880,7 @@ pub fn validate<'a>(
         pairs: Vec::new(),
     };
     let mut by_name: FastMap<Cow<'a, str>, usize> = FastMap::default();
+    let mut route = String::new();
     for i in 0..records {
         let start = out.pairs.len();
         match read_record(keys[i], values[i], &mut out.pairs) {
@@ -901,14 +902,26 @@ pub fn validate<'a>(
                 out.undecided.push(i);
             }
             Verdict::Valid { model, fields } => {
-                let model = if split_versions {
-                    route_key(model, &fields.version)
-                } else {
-                    model
+                // the key is looked up in a reused buffer: a `model@version` is formed into
+                // a string of its own only for the model's first record
+                let key = match (&fields.version, split_versions) {
+                    (Value::Str(v), true) if !v.is_empty() => {
+                        route.clear();
+                        route.push_str(&model);
+                        route.push('@');
+                        route.push_str(v);
+                        route.as_str()
+                    }
+                    _ => model.as_ref(),
                 };
-                let m = match by_name.get(model.as_ref()) {
+                let m = match by_name.get(key) {
                     Some(&m) => m,
                     None => {
+                        let model = if split_versions {
+                            route_key(model, &fields.version)
+                        } else {
+                            model
+                        };
                         by_name.insert(model.clone(), out.models.len());
                         out.models.push(model);
                         out.counts.push(0);
@@ -1238,13 +1251,18 @@ mod tests {
             Some(br#"{"features": {"a": 1}, "prediction": 1, "model_version": ""}"#),
             Some(br#"{"features": {"a": 1}, "prediction": 1}"#),
             Some(br#"{"features": 1, "prediction": 1, "model_version": "v1"}"#),
+            // a version's later records find the key its first one made
+            Some(br#"{"features": {"a": 2}, "prediction": 1, "model_version": "v1"}"#),
+            Some(br#"{"features": {"a": 2}, "prediction": 1, "model_version": "v2"}"#),
         ];
-        let keys = vec![Some(&b"m"[..]); 5];
-        let split = validate(&values, &keys, 5, true).unwrap();
+        let keys = vec![Some(&b"m"[..]); 7];
+        let split = validate(&values, &keys, 7, true).unwrap();
         assert_eq!(split.models, vec!["m@v1", "m@v2", "m"]);
-        assert_eq!(split.counts, vec![1, 1, 2]);
+        assert_eq!(split.counts, vec![2, 2, 2]);
+        let routed: Vec<usize> = split.valid.iter().map(|v| v.model).collect();
+        assert_eq!(routed, vec![0, 1, 2, 2, 0, 1]);
         assert_eq!(split.dead[0].model, "m"); // a dead letter keeps the model
-        let shared = validate(&values, &keys, 5, false).unwrap();
+        let shared = validate(&values, &keys, 7, false).unwrap();
         assert_eq!(shared.models, vec!["m"]);
     }
 
