@@ -329,6 +329,22 @@ impl Run<'_> {
         self.staged.positions.len().saturating_sub(self.staged.done)
     }
 
+    /// Prefetches what this run reads first: the window row it writes first
+    /// (`Buffers::prefetch_row`) and its reference's sparse index, which each look-up
+    /// searches first.
+    pub(crate) fn prefetch(&self) {
+        if self.pending() == 0 {
+            return;
+        }
+        self.buffers.prefetch_row(self.progress.pos.head);
+        if let Some((_, index)) = &self.look.columns {
+            ring::prefetch_span(index.all());
+        }
+        if let Some(c) = &self.charts {
+            c.prefetch();
+        }
+    }
+
     /// The staged events not yet in the window, up to the next stop (`Outcome`).
     pub(crate) fn go(&mut self) {
         let mut errors = Vec::new();

@@ -216,6 +216,12 @@ impl<'a> Columns<'a> {
     pub fn column(&self, j: usize) -> &'a [f64] {
         &self.flat[self.starts[j]..self.starts[j + 1]]
     }
+
+    /// Every column's values, end to end.
+    pub fn all(&self) -> &'a [f64] {
+        let (first, last) = (self.starts[0], self.starts[self.starts.len() - 1]);
+        self.flat.get(first..last).unwrap_or(&[])
+    }
 }
 
 /// One value to count through a sparse index: the value, its column (not empty) and the
@@ -460,6 +466,14 @@ pub fn bin_of(edges: &[f64], x: f64) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_is_every_column_end_to_end() {
+        let flat = [9.0, 1.0, 2.0, 3.0, 4.0, 9.0];
+        let columns = Columns::new(&flat, &[1, 3, 5], 2).unwrap();
+        assert_eq!(columns.all(), &[1.0, 2.0, 3.0, 4.0]);
+        assert!(Columns::new(&flat, &[2, 2], 1).unwrap().all().is_empty());
+    }
 
     #[test]
     fn counts_at_ties_between_and_outside() {

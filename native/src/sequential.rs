@@ -17,6 +17,7 @@
 //! Thresholds are derived in Python (`detectors/sequential_design.py`).
 
 use crate::lookup;
+use crate::ring::prefetch_span;
 use std::hint::select_unpredictable;
 use std::sync::Arc;
 
@@ -275,6 +276,23 @@ pub fn rank(left: i64, right: i64, m: usize, v: f64) -> usize {
 pub struct DesignError(pub String);
 
 impl Charts {
+    /// Prefetches what a step reads of this model's charts: their state and the
+    /// multivariate chart's subspace and the sparse index of its held-out errors.
+    pub fn prefetch(&self) {
+        let s = &self.state;
+        prefetch_span(&s.value);
+        prefetch_span(&s.zero_at);
+        prefetch_span(&s.zero_timestamp);
+        prefetch_span(&s.fired);
+        prefetch_span(&s.reverse);
+        if let Some(p) = &self.projection {
+            prefetch_span(&p.mean);
+            prefetch_span(&p.scale);
+            prefetch_span(&p.components);
+            prefetch_span(&p.index);
+        }
+    }
+
     pub fn new(
         design: Design,
         scores: Vec<Arc<[f64]>>,
