@@ -323,6 +323,11 @@ fn set_version(model: &Bound<'_, PyAny>, version: &str) -> PyResult<()> {
     model.setattr(intern!(py, "version"), version)
 }
 
+/// The largest sparse index `Run::prefetch` asks for (every `lookup::STRIDE`-th value: a
+/// reference of about 6 500 values per feature with 20 features): a larger one would push
+/// the running model's own lines out of the cache.
+const PREFETCHED_INDEX_BYTES: usize = 32 * 1024;
+
 impl Run<'_> {
     /// The staged events not yet in the window.
     pub(crate) fn pending(&self) -> usize {
@@ -338,7 +343,10 @@ impl Run<'_> {
         }
         self.buffers.prefetch_row(self.progress.pos.head);
         if let Some((_, index)) = &self.look.columns {
-            ring::prefetch_span(index.all());
+            let all = index.all();
+            if std::mem::size_of_val(all) <= PREFETCHED_INDEX_BYTES {
+                ring::prefetch_span(all);
+            }
         }
         if let Some(c) = &self.charts {
             c.prefetch();
