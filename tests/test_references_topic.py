@@ -151,6 +151,11 @@ def test_a_published_reference_survives_a_kill_alike(kafka_bootstrap: str, tmp_p
         )
         for group, _alerts_topic, _members in runs.values():
             wait_for(lambda g=group: done(g, 2 * total), 240, "every event committed")
+        # the other member may commit the last events before the new one has restored the
+        # models of its partitions (a slow start): it holds them once it has
+        wait_for(
+            lambda: bool(members[2].status().get("models")), 60, "the new member holding models"
+        )
         moved = set(members[2].status().get("models", {}))
         assert moved  # the new member took models over
         calm_status = _reference_ids(runs["calm"][2])
