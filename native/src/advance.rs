@@ -16,6 +16,7 @@ use crate::adwin::Adwin;
 use crate::charts::SequentialCharts;
 use crate::fleet::{Enrolled, KeyArray, Staged, Stop};
 use crate::lookup::{self, LookupError};
+use crate::prefetch;
 use crate::ring::{self, Buffers, Event, KeysMut, Lookups, Position};
 use crate::sequential::Charts;
 use crate::spans::Span;
@@ -144,6 +145,7 @@ impl<'py> Hold<'py> {
                 entry.name.bind(py)
             )));
         }
+        let plan = model.getattr(intern!(py, "plan"))?;
         let start = Progress {
             pos: Position {
                 head: window.getattr(intern!(py, "_head"))?.extract()?,
@@ -152,10 +154,7 @@ impl<'py> Hold<'py> {
             fresh: window.getattr(intern!(py, "_fresh"))?.extract()?,
             seen: model.getattr(intern!(py, "events_seen"))?.extract()?,
             since: model.getattr(intern!(py, "since_check"))?.extract()?,
-            every: model
-                .getattr(intern!(py, "plan"))?
-                .getattr(intern!(py, "check_every"))?
-                .extract()?,
+            every: plan.getattr(intern!(py, "check_every"))?.extract()?,
         };
         if start.every == 0 {
             return Err(PyValueError::new_err("check_every must be at least 1"));
@@ -180,6 +179,10 @@ impl<'py> Hold<'py> {
             Ok(a) => Some(a.try_borrow_mut()?),
             Err(_) => None,
         };
+        let address = |object: &Bound<'_, PyAny>| object.as_ptr() as usize;
+        entry
+            .reached
+            .remember(address(&plan), address(&stream), address(&detector));
         Ok(Hold {
             features: entry.features.bind(py).clone(),
             scalars: entry.scalars.bind(py).clone(),
@@ -299,7 +302,7 @@ impl<'py> Hold<'py> {
         if let Some(v) = staged
             .done
             .checked_sub(1)
-            .and_then(|l| staged.versions[l].as_ref())
+            .and_then(|l| staged.columns.version_at(l))
         {
             set_version(&self.model, v)?;
         }
@@ -331,7 +334,7 @@ const PREFETCHED_INDEX_BYTES: usize = 32 * 1024;
 impl Run<'_> {
     /// The staged events not yet in the window.
     pub(crate) fn pending(&self) -> usize {
-        self.staged.positions.len().saturating_sub(self.staged.done)
+        self.staged.columns.len().saturating_sub(self.staged.done)
     }
 
     /// Prefetches what this run reads first: the window row it writes first
@@ -345,7 +348,7 @@ impl Run<'_> {
         if let Some((_, index)) = &self.look.columns {
             let all = index.all();
             if std::mem::size_of_val(all) <= PREFETCHED_INDEX_BYTES {
-                ring::prefetch_span(all);
+                prefetch::prefetch_span(all);
             }
         }
         if let Some(c) = &self.charts {
@@ -384,38 +387,39 @@ impl Run<'_> {
         if !p.fresh {
             buffers.recount(look, p.pos.count);
         }
-        let n = staged.positions.len();
+        let columns = &staged.columns;
+        let n = columns.len();
         if staged.done >= n {
             return Ok(None);
         }
         let take = (n - staged.done).min((p.every - p.since % p.every) as usize);
         let rows = staged.done * width..(staged.done + take) * width;
         let mut keys = Vec::new();
-        ring::block_keys(look, &staged.features[rows.clone()], width, &mut keys)?;
+        ring::block_keys(look, &columns.features[rows.clone()], width, &mut keys)?;
         let mut projected = Vec::new();
         if let Some(c) = self.charts.as_mut() {
-            c.projected_counts(&staged.features[rows], width, &mut projected);
+            c.projected_counts(&columns.features[rows], width, &mut projected);
         }
         let mut changed = false;
         for (i, r) in (staged.done..staged.done + take).enumerate() {
             let event = Event {
-                features: &staged.features[r * width..(r + 1) * width],
+                features: &columns.features[r * width..(r + 1) * width],
                 keys: keys.get(i * width..(i + 1) * width).unwrap_or(&[]),
-                prediction: staged.prediction[r],
-                actual: staged.actual[r],
-                latency_ms: staged.latency_ms[r],
-                timestamp: staged.timestamp[r],
+                prediction: columns.prediction[r],
+                actual: columns.actual[r],
+                latency_ms: columns.latency_ms[r],
+                timestamp: columns.timestamp[r],
             };
             buffers.push(look, &mut p.pos, &event);
             if let Some(c) = self.charts.as_mut() {
                 let row = (p.pos.head + buffers.size - 1) % buffers.size;
                 let number = p.seen + i as u64 + 1;
                 let counts = |j| buffers.counts_at(look.layout, j, row);
-                let position = staged.positions[r];
+                let position = columns.positions[r];
                 let raw = projected.get(i).copied().flatten();
                 if c.step(number, event.timestamp, position, counts, raw) {
                     if let Some(t) = c.pending.last_mut() {
-                        t.version.clone_from(&staged.versions[r]);
+                        t.version = columns.version_at(r).map(str::to_owned);
                     }
                     changed = true;
                 }
@@ -429,9 +433,10 @@ impl Run<'_> {
             *cut = !errors.is_empty() && adwin.update_many(errors);
             errors.clear();
         }
+        let last = columns.positions[staged.done + take - 1];
         staged.done += take;
         p.seen += take as u64;
         p.since = (p.since + take as u64) % p.every;
-        Ok((p.since == 0 || changed).then(|| (staged.positions[staged.done - 1], p.since == 0)))
+        Ok((p.since == 0 || changed).then_some((last, p.since == 0)))
     }
 }

@@ -17,6 +17,7 @@
 //!
 //! Nothing here knows Python: `lib.rs` wraps it.
 
+pub use crate::columns::Columns;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -597,9 +598,20 @@ pub fn read_record<'a>(
 /// or `model@version` for a record with a non-empty `model_version`.
 pub fn route_key<'a>(model: Cow<'a, str>, version: &Value<'a>) -> Cow<'a, str> {
     match version {
-        Value::Str(v) if !v.is_empty() => Cow::Owned(format!("{model}@{v}")),
+        Value::Str(v) if !v.is_empty() => {
+            let mut key = String::with_capacity(model.len() + 1 + v.len());
+            write_route_key(&mut key, &model, v);
+            Cow::Owned(key)
+        }
         _ => model,
     }
+}
+
+/// Appends `model@version` to `out`: the one place a version's key is spelled.
+fn write_route_key(out: &mut String, model: &str, version: &str) {
+    out.push_str(model);
+    out.push('@');
+    out.push_str(version);
 }
 
 /// `event_id` as `decode_batch` keeps it: a non-empty string, an int as its decimal text.
@@ -673,41 +685,22 @@ impl Schema {
     }
 }
 
-/// The columns of a fast model's events.
-#[derive(Debug, Default, PartialEq)]
-pub struct Columns<'a> {
-    pub positions: Vec<i64>,
-    /// (events, width), row after row; NaN where a feature is absent or null
-    pub features: Vec<f64>,
-    pub prediction: Vec<f64>,
-    pub actual: Vec<f64>,
-    pub latency_ms: Vec<f64>,
-    pub timestamp: Vec<f64>,
-    pub event_ids: Vec<Option<Cow<'a, str>>>,
-    pub versions: Vec<Option<Cow<'a, str>>>,
+/// How the decoder reads a model of the batch into columns: by its schema, keeping its
+/// events' ids or not (the fleet's models need none).
+#[derive(Clone, Copy)]
+pub struct Reading<'s> {
+    pub schema: &'s Schema,
+    pub event_ids: bool,
 }
 
-impl Columns<'_> {
-    fn with_capacity(events: usize, width: usize) -> Self {
-        Columns {
-            positions: Vec::with_capacity(events),
-            features: Vec::with_capacity(events * width),
-            prediction: Vec::with_capacity(events),
-            actual: Vec::with_capacity(events),
-            latency_ms: Vec::with_capacity(events),
-            timestamp: Vec::with_capacity(events),
-            event_ids: Vec::with_capacity(events),
-            versions: Vec::with_capacity(events),
-        }
-    }
-}
-
-/// One model of a batch: its valid records' positions, and its columns while it is fast.
+/// One model of a batch: its columns while it is fast (and its events' ids when they are
+/// kept), else its valid records' positions.
 pub struct Model<'a> {
     pub name: Cow<'a, str>,
     pub fast: bool,
     pub positions: Vec<usize>,
-    pub columns: Columns<'a>,
+    pub columns: Columns,
+    pub event_ids: Vec<Option<Cow<'a, str>>>,
 }
 
 /// A batch read: dead letters and undecided records in batch order, every model with a
@@ -749,7 +742,7 @@ fn feature_number(v: &Value<'_>) -> Option<f64> {
 
 /// Appends a valid record to its model's columns; false when it cannot be fast.
 fn append_fast<'a>(
-    c: &mut Columns<'a>,
+    c: &mut Columns,
     schema: &Schema,
     index: usize,
     f: &Fields<'a>,
@@ -803,9 +796,8 @@ fn append_fast<'a>(
     c.actual.push(actual);
     c.latency_ms.push(f.latency.number().unwrap_or(f64::NAN));
     c.timestamp.push(timestamp);
-    c.event_ids.push(event_id(&f.event_id));
-    c.versions.push(match &f.version {
-        Value::Str(s) => Some(s.clone()),
+    c.push_version(match &f.version {
+        Value::Str(s) => Some(s.as_ref()),
         _ => None,
     });
     true
@@ -907,9 +899,7 @@ pub fn validate<'a>(
                 let key = match (&fields.version, split_versions) {
                     (Value::Str(v), true) if !v.is_empty() => {
                         route.clear();
-                        route.push_str(&model);
-                        route.push('@');
-                        route.push_str(v);
+                        write_route_key(&mut route, &model, v);
                         route.as_str()
                     }
                     _ => model.as_ref(),
@@ -941,12 +931,15 @@ pub fn validate<'a>(
     Ok(out)
 }
 
-/// The validated batch as columns: `schemas[m]` is the schema of `validated.models[m]`
-/// (None: not known, its records slow); `timestamps`: each record's own time.
+/// The validated batch as columns: `readings[m]` says how `validated.models[m]` is read
+/// (None: its schema is not known, its records slow); `timestamps`: each record's own time.
+/// A fast model's columns are taken from `spare` while it has some (refilled, their
+/// buffers kept); a model that turns slow gives its columns back to it.
 pub fn columns<'a>(
     validated: Validated<'a>,
-    schemas: &[Option<&Schema>],
+    readings: &[Option<Reading<'_>>],
     timestamps: &[Option<f64>],
+    spare: &mut Vec<Columns>,
 ) -> Decoded<'a> {
     let Validated {
         dead,
@@ -956,45 +949,59 @@ pub fn columns<'a>(
         valid,
         pairs,
     } = validated;
+    let reading = |m: usize| readings.get(m).copied().flatten();
     let mut models: Vec<Model<'a>> = names
         .into_iter()
         .enumerate()
         .map(|(m, name)| {
-            let schema = schemas.get(m).copied().flatten();
+            let mut columns = Columns::default();
+            let mut event_ids = Vec::new();
+            if let Some(r) = reading(m) {
+                columns = spare.pop().unwrap_or_default();
+                columns.reset(counts[m], r.schema.width);
+                if r.event_ids {
+                    event_ids.reserve(counts[m]);
+                }
+            }
             Model {
                 name,
-                fast: schema.is_some(),
-                positions: Vec::with_capacity(counts[m]),
-                columns: schema.map_or_else(Columns::default, |s| {
-                    Columns::with_capacity(counts[m], s.width)
-                }),
+                fast: reading(m).is_some(),
+                positions: Vec::new(),
+                columns,
+                event_ids,
             }
         })
         .collect();
     let mut ok = Vec::new();
     for v in &valid {
         let entry = &mut models[v.model];
-        entry.positions.push(v.index);
-        if !entry.fast {
-            continue;
-        }
-        let Some(schema) = schemas.get(v.model).copied().flatten() else {
+        let Some(r) = reading(v.model).filter(|_| entry.fast) else {
+            entry.positions.push(v.index);
             continue;
         };
         let record_time = timestamps.get(v.index).copied().flatten();
         let fits = append_fast(
             &mut entry.columns,
-            schema,
+            r.schema,
             v.index,
             &v.fields,
             &pairs[v.pairs.clone()],
             record_time,
             &mut ok,
         );
-        if !fits {
-            entry.fast = false;
-            entry.columns = Columns::default(); // its events are the Python's
+        if fits {
+            if r.event_ids {
+                entry.event_ids.push(event_id(&v.fields.event_id));
+            }
+            continue;
         }
+        // its events are the Python's, these and the ones before
+        entry.fast = false;
+        let columns = std::mem::take(&mut entry.columns);
+        entry.positions = columns.positions.iter().map(|&p| p as usize).collect();
+        entry.positions.push(v.index);
+        entry.event_ids = Vec::new();
+        spare.push(columns);
     }
     Decoded {
         dead,
@@ -1021,8 +1028,16 @@ pub fn decode_batch<'a>(
                 .map(|names| Schema::new(names.iter().map(|n| Some(n.as_str()))))
         })
         .collect();
-    let found: Vec<Option<&Schema>> = found.iter().map(Option::as_ref).collect();
-    Ok(columns(validated, &found, timestamps))
+    let readings: Vec<Option<Reading<'_>>> = found
+        .iter()
+        .map(|schema| {
+            schema.as_ref().map(|schema| Reading {
+                schema,
+                event_ids: true,
+            })
+        })
+        .collect();
+    Ok(columns(validated, &readings, timestamps, &mut Vec::new()))
 }
 
 #[cfg(test)]
@@ -1230,8 +1245,8 @@ mod tests {
         assert_eq!(c.prediction, vec![0.5, 1.0]);
         assert!(c.actual[0].is_nan() && c.actual[1] == 2.0);
         assert_eq!(c.timestamp, vec![3.0, 10.0]);
-        assert_eq!(c.event_ids, vec![Some(Cow::Borrowed("7")), None]);
-        assert_eq!(c.versions, vec![None, Some(Cow::Borrowed("v1"))]);
+        assert_eq!(m.event_ids, vec![Some(Cow::Borrowed("7")), None]);
+        assert_eq!(c.versions().collect::<Vec<_>>(), vec![None, Some("v1")]);
         assert!(!d.models[1].fast);
         assert_eq!(d.slow_positions(), vec![3]);
         let err = decode_batch(&values, &keys[..1], &times, &schemas, false)
@@ -1279,5 +1294,6 @@ mod tests {
         assert!(!d.models[0].fast);
         assert_eq!(d.slow_positions(), vec![0, 1, 2]);
         assert_eq!(d.models[0].columns, Columns::default());
+        assert!(d.models[0].event_ids.is_empty());
     }
 }

@@ -14,9 +14,11 @@
 
 use crate::advance::{Hold, Run};
 use crate::charts::SequentialCharts;
+use crate::columns::Columns;
 use crate::decode;
 use crate::ks::Layout;
 use crate::lookup;
+use crate::prefetch;
 use crate::ring;
 use crate::spans::{Access, Span, Spans};
 use crate::ReferenceColumns;
@@ -27,6 +29,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A window's KS key array, as enrolled.
@@ -63,7 +66,81 @@ pub(crate) struct Enrolled {
     pub(crate) charts: Option<Py<SequentialCharts>>,
     /// the memory of its arrays, held in the fleet's `Spans` while it is enrolled
     pub(crate) spans: ArraySpans,
+    /// where the objects `Hold::take` reaches through the model were at its last run
+    /// (`ReachedObjects`), for `prefetch_objects` alone
+    pub(crate) reached: ReachedObjects,
 }
+
+/// The addresses of the Python objects a model's run reaches through attributes (its
+/// check plan, its error stream and that stream's detector) as `Hold::take` last found
+/// them. Only prefetched, never read: an address that is stale (the object replaced or
+/// freed since) costs a wasted hint, nothing else.
+#[derive(Default)]
+pub(crate) struct ReachedObjects {
+    pub(crate) plan: AtomicUsize,
+    pub(crate) errors: AtomicUsize,
+    pub(crate) detector: AtomicUsize,
+}
+
+impl ReachedObjects {
+    pub(crate) fn remember(&self, plan: usize, errors: usize, detector: usize) {
+        self.plan.store(plan, Ordering::Relaxed);
+        self.errors.store(errors, Ordering::Relaxed);
+        self.detector.store(detector, Ordering::Relaxed);
+    }
+
+    fn addresses(&self) -> [usize; 3] {
+        [&self.plan, &self.errors, &self.detector].map(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+impl Enrolled {
+    /// Prefetches the model's name and its Python object, which `ingest` reads and writes
+    /// first.
+    fn prefetch_model(&self) {
+        prefetch::prefetch_bytes(self.name.as_ptr().cast(), HEADER_BYTES);
+        prefetch::prefetch_bytes(self.model.as_ptr().cast(), OBJECT_BYTES);
+    }
+
+    /// Prefetches the Python objects `Hold::take` reads first: the model, its window, its
+    /// arrays' headers, its charts, and the objects it reached through the model at its
+    /// last run. With thousands of models none of them is in the cache when its model's
+    /// turn comes (`run_models` asks `AHEAD` models before).
+    fn prefetch_objects(&self) {
+        for address in self.reached.addresses() {
+            if address != 0 {
+                prefetch::prefetch_bytes(address as *const u8, OBJECT_BYTES);
+            }
+        }
+        let keys = match &self.keys {
+            KeyArray::Absent => None,
+            KeyArray::Wide(k) => Some(k.as_ptr()),
+            KeyArray::Narrow(k) => Some(k.as_ptr()),
+        };
+        let arrays = [
+            Some(self.features.as_ptr()),
+            Some(self.scalars.as_ptr()),
+            keys,
+            Some(self.prediction_bin.as_ptr()),
+            Some(self.feature_bin.as_ptr()),
+            Some(self.tallies.as_ptr()),
+            self.charts.as_ref().map(Py::as_ptr),
+        ];
+        for object in [self.model.as_ptr(), self.window.as_ptr()] {
+            prefetch::prefetch_bytes(object.cast(), OBJECT_BYTES);
+        }
+        for header in arrays.into_iter().flatten() {
+            prefetch::prefetch_bytes(header.cast(), HEADER_BYTES);
+        }
+    }
+}
+
+/// The bytes of a model's and a window's Python objects prefetched: the fields `take`
+/// reads (a slotted object's fields follow its header).
+const OBJECT_BYTES: usize = 256;
+
+/// The bytes of an array's (or a native object's) header prefetched.
+const HEADER_BYTES: usize = 128;
 
 /// The memory of an enrolled model's arrays (`spans.rs`): what each batch checks its
 /// arrays still span before it writes them through plain slices.
@@ -127,13 +204,7 @@ pub(crate) type Stop = (i64, bool);
 /// A model's fast events of the batch being ingested, and how many are in its window.
 pub(crate) struct Staged {
     pub(crate) slot: usize,
-    pub(crate) positions: Vec<i64>,
-    pub(crate) features: Vec<f64>,
-    pub(crate) prediction: Vec<f64>,
-    pub(crate) actual: Vec<f64>,
-    pub(crate) latency_ms: Vec<f64>,
-    pub(crate) timestamp: Vec<f64>,
-    pub(crate) versions: Vec<Option<String>>,
+    pub(crate) columns: Columns,
     pub(crate) done: usize,
     pub(crate) counted: bool,
     /// stopped at a due check (possibly its last event): `resume` goes on
@@ -148,6 +219,9 @@ pub struct WindowFleet {
     by_name: HashMap<String, usize>,
     free: Vec<usize>,
     staged: Vec<Staged>,
+    /// the columns of models run in earlier batches, for the decoder to refill
+    /// (`columns.rs`): a batch's models then cost it no allocation
+    spare: Vec<Columns>,
     /// the enrolled models' schemas, one per list of feature names: a fleet's models mostly
     /// share a few, and each costs a map and its names (1.5 KB for 20 features)
     schemas: HashMap<Vec<String>, Arc<decode::Schema>>,
@@ -200,29 +274,36 @@ impl WindowFleet {
         self.slots[slot].as_ref().map(|e| &*e.schema)
     }
 
+    /// The staged models' columns, spare from now on.
     pub(crate) fn clear_staged(&mut self) {
-        self.staged.clear();
+        self.spare.extend(self.staged.drain(..).map(|s| s.columns));
+    }
+
+    /// The spare columns, for the decoder to refill (`decode::columns`); what it leaves
+    /// comes back with `give_spare`.
+    pub(crate) fn take_spare(&mut self) -> Vec<Columns> {
+        std::mem::take(&mut self.spare)
+    }
+
+    pub(crate) fn give_spare(&mut self, spare: Vec<Columns>) {
+        self.spare.extend(spare);
     }
 
     /// Keeps a fast model's columns for `ingest` (`slot` holds an enrolled model).
-    pub(crate) fn stage(&mut self, slot: usize, columns: decode::Columns<'_>) {
+    pub(crate) fn stage(&mut self, slot: usize, columns: Columns) {
         self.staged.push(Staged {
             slot,
-            positions: columns.positions,
-            features: columns.features,
-            prediction: columns.prediction,
-            actual: columns.actual,
-            latency_ms: columns.latency_ms,
-            timestamp: columns.timestamp,
-            versions: columns
-                .versions
-                .into_iter()
-                .map(|v| v.map(|s| s.into_owned()))
-                .collect(),
+            columns,
             done: 0,
             counted: false,
             paused: false,
         });
+    }
+
+    /// Staged models whose events are all in their windows: their columns spare.
+    fn unstage_finished(&mut self) {
+        let finished = self.staged.extract_if(.., |s| !s.paused);
+        self.spare.extend(finished.map(|s| s.columns));
     }
 
     fn staged_index(&self, name: &str) -> Option<usize> {
@@ -259,7 +340,10 @@ impl WindowFleet {
             ));
         }
         let mut holds = Vec::with_capacity(ats.len());
-        for &at in ats {
+        for (i, &at) in ats.iter().enumerate() {
+            if let Some(&next) = ats.get(i + AHEAD) {
+                entry_of(&staged[next])?.prefetch_objects();
+            }
             holds.push(Hold::take(py, entry_of(&staged[at])?)?);
         }
         let mut outcomes = Vec::with_capacity(ats.len());
@@ -400,6 +484,7 @@ impl WindowFleet {
             by_name: HashMap::new(),
             free: Vec::new(),
             staged: Vec::new(),
+            spare: Vec::new(),
             schemas: HashMap::new(),
             latency_bounds,
             threads: threads.unwrap_or_else(default_threads),
@@ -602,6 +687,7 @@ impl WindowFleet {
             width,
             charts,
             spans,
+            reached: ReachedObjects::default(),
         };
         let key = name.to_str()?.to_string();
         self.drop(&key); // enrolled again: a fresh slot, nothing staged for the old one
@@ -640,6 +726,7 @@ impl WindowFleet {
         self.by_name.clear();
         self.free.clear();
         self.staged.clear();
+        self.spare.clear();
         self.schemas.clear();
         self.spans.clear();
     }
@@ -661,7 +748,7 @@ impl WindowFleet {
     /// positions.
     fn unstage(&mut self, name: &str) -> Vec<i64> {
         match self.staged_index(name) {
-            Some(i) => self.staged.remove(i).positions,
+            Some(i) => self.staged.remove(i).columns.positions,
             None => Vec::new(),
         }
     }
@@ -697,15 +784,18 @@ impl WindowFleet {
         let mut seconds = Vec::new();
         let mut ats = Vec::new();
         for at in 0..self.staged.len() {
+            if let Some(next) = self.staged.get(at + AHEAD) {
+                enrolled(&self.slots, next.slot)?.prefetch_model();
+            }
             let s = &mut self.staged[at];
             let entry = enrolled(&self.slots, s.slot)?;
-            if s.counted || s.positions.is_empty() {
+            if s.counted || s.columns.is_empty() {
                 continue;
             }
             s.counted = true;
             let name = entry.name.bind(py);
-            ok_counts.set_item(name, s.positions.len())?;
-            let last = *s.positions.last().unwrap_or(&0) as usize;
+            ok_counts.set_item(name, s.columns.len())?;
+            let last = *s.columns.positions.last().unwrap_or(&0) as usize;
             let partition = PyTuple::new(py, [topics.get_item(last)?, partitions.get_item(last)?])?;
             entry
                 .model
@@ -713,7 +803,8 @@ impl WindowFleet {
                 .setattr(intern!(py, "partition"), partition)?;
             seconds.clear();
             seconds.extend(
-                s.latency_ms
+                s.columns
+                    .latency_ms
                     .iter()
                     .filter(|l| l.is_finite())
                     .map(|l| l / 1000.0),
@@ -737,11 +828,11 @@ impl WindowFleet {
                 s.paused = true;
                 let name = self.slots[s.slot].as_ref().map(|e| e.name.clone_ref(py));
                 if let Some(name) = name {
-                    dues.push((s.positions[0], name, due, check));
+                    dues.push((s.columns.positions[0], name, due, check));
                 }
             }
         }
-        self.staged.retain(|s| s.paused);
+        self.unstage_finished();
         let rows = sums.len();
         let counts = Array2::from_shape_vec((rows, buckets), counts)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
@@ -767,7 +858,8 @@ impl WindowFleet {
         };
         let due = self.run_models(py, &[at], windows)?.pop().flatten();
         if due.is_none() {
-            self.staged.remove(at);
+            let done = self.staged.remove(at);
+            self.spare.push(done.columns);
         }
         Ok(due)
     }

@@ -9,10 +9,12 @@
 pub mod advance;
 pub mod adwin;
 pub mod charts;
+pub mod columns;
 pub mod decode;
 pub mod fleet;
 pub mod ks;
 pub mod lookup;
+pub mod prefetch;
 pub mod ring;
 pub mod sequential;
 pub mod spans;
@@ -766,9 +768,9 @@ fn list_items<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<Vec<Bound<'
 
 /// A list of optional strings, one Python string per distinct run (a model's version
 /// repeats from event to event: made once while it does).
-fn optional_strings<'py>(
+fn optional_strings<'py, 's>(
     py: Python<'py>,
-    items: &[Option<Cow<'_, str>>],
+    items: impl ExactSizeIterator<Item = Option<&'s str>>,
 ) -> PyResult<Bound<'py, PyList>> {
     let none = py.None().into_bound(py);
     let mut last: Option<(&str, Bound<'py, PyAny>)> = None;
@@ -777,10 +779,10 @@ fn optional_strings<'py>(
         let obj = match item {
             None => none.clone(),
             Some(s) => match &last {
-                Some((text, obj)) if *text == s.as_ref() => obj.clone(),
+                Some((text, obj)) if *text == s => obj.clone(),
                 _ => {
                     let obj = PyString::new(py, s).into_any();
-                    last = Some((s.as_ref(), obj.clone()));
+                    last = Some((s, obj.clone()));
                     obj
                 }
             },
@@ -903,15 +905,30 @@ fn decode_predictions<'py>(
                 Some(decode::Schema::new(names.iter().map(|n| n.to_str().ok())))
             })
             .collect();
-        let found: Vec<Option<&decode::Schema>> = made
+        let mut spare = fleet.as_mut().map(|f| f.take_spare()).unwrap_or_default();
+        // the fleet's models' events go to their windows: their ids are not kept
+        let readings: Vec<Option<decode::Reading<'_>>> = made
             .iter()
             .zip(&slots)
             .map(|(made, &slot)| match slot {
-                Some(slot) => fleet.as_ref()?.schema_at(slot),
-                None => made.as_ref(),
+                Some(slot) => fleet
+                    .as_ref()?
+                    .schema_at(slot)
+                    .map(|schema| decode::Reading {
+                        schema,
+                        event_ids: false,
+                    }),
+                None => made.as_ref().map(|schema| decode::Reading {
+                    schema,
+                    event_ids: true,
+                }),
             })
             .collect();
-        py.detach(|| decode::columns(validated, &found, &times))
+        let decoded = py.detach(|| decode::columns(validated, &readings, &times, &mut spare));
+        if let Some(f) = fleet.as_mut() {
+            f.give_spare(spare);
+        }
+        decoded
     };
 
     let dead = PyList::empty(py);
@@ -939,6 +956,7 @@ fn decode_predictions<'py>(
             continue;
         }
         let c = m.columns;
+        let versions = optional_strings(py, c.versions())?;
         let n = c.positions.len();
         let width = c.features.len().checked_div(n).unwrap_or(0);
         let features = numpy::ndarray::Array2::from_shape_vec((n, width), c.features)
@@ -959,8 +977,8 @@ fn decode_predictions<'py>(
             latency_ms: c.latency_ms.into_pyarray(py).unbind(),
             timestamp: c.timestamp.into_pyarray(py).unbind(),
             error: error.into_pyarray(py).unbind(),
-            event_ids: optional_strings(py, &c.event_ids)?.unbind(),
-            versions: optional_strings(py, &c.versions)?.unbind(),
+            event_ids: optional_strings(py, m.event_ids.iter().map(|e| e.as_deref()))?.unbind(),
+            versions: versions.unbind(),
         };
         fast.set_item(m.name.as_ref(), Bound::new(py, model)?)?;
     }

@@ -13,6 +13,7 @@
 
 use crate::ks::Layout;
 use crate::lookup;
+use crate::prefetch::{prefetch, prefetch_span};
 
 /// Rows of the scalar columns in the (4, size) array.
 pub const PREDICTION: usize = 0;
@@ -250,45 +251,6 @@ impl Buffers<'_> {
     }
 }
 
-/// A cache line's worth of bytes, for `prefetch_span`.
-const LINE: usize = 64;
-
-/// Prefetches every cache line of `values`: a hint, with no effect on any result.
-pub fn prefetch_span<T>(values: &[T]) {
-    let bytes = std::mem::size_of_val(values);
-    let start = values.as_ptr().cast::<u8>();
-    let mut offset = 0;
-    while offset < bytes {
-        prefetch_address(start.wrapping_add(offset));
-        offset += LINE;
-    }
-    if bytes > 0 {
-        prefetch_address(start.wrapping_add(bytes - 1));
-    }
-}
-
-/// Prefetches the line of `value`, if any.
-#[inline]
-pub fn prefetch<T>(value: Option<&T>) {
-    if let Some(v) = value {
-        prefetch_address((v as *const T).cast());
-    }
-}
-
-#[inline]
-fn prefetch_address(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never reads or writes the memory (any address is
-    // allowed), and SSE, which provides it, is part of every x86-64 processor. Why it is
-    // here: with 10 000 models, prefetching each run's memory two runs ahead cut 3-3.5 %
-    // of the time per event (`go_in_order` in fleet.rs; docs/benchmarks.md, stage 10).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
-}
-
 /// numpy's sum of a contiguous float64 array, to the last bit: `0.0 + pairwise(values)`,
 /// the pairwise sum of numpy's reduction loop (eight accumulators up to 128 values, halves
 /// cut at a multiple of eight above).
@@ -355,8 +317,6 @@ mod tests {
         for at in 0..5 {
             buffers.prefetch_row(at); // rows past the window: nothing
         }
-        prefetch_span::<f64>(&[]);
-        prefetch::<f64>(None);
         assert_eq!(buffers.features, &[1.0; 6]);
         assert_eq!(buffers.scalars, &[2.0; 12]);
     }

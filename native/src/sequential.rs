@@ -17,7 +17,7 @@
 //! Thresholds are derived in Python (`detectors/sequential_design.py`).
 
 use crate::lookup;
-use crate::ring::prefetch_span;
+use crate::prefetch::prefetch_span;
 use std::hint::select_unpredictable;
 use std::sync::Arc;
 
