@@ -105,20 +105,24 @@ class _Checks(EngineObserver):
 
 
 @pytest.mark.parametrize(
-    "seed,sizes,numeric_test,rule",
+    "seed,sizes,numeric_test,rule,versions",
     [
-        (1, [500], "ks", "window"),
-        (2, [137, 1, 64], "ks", "both"),
-        (3, [1000, 3], "psi", "sequential"),
-        (4, [250], "jensenshannon", "window"),
-        (5, [333, 2], "ks", "page_hinkley"),  # the default rule, Page-Hinkley on the errors
+        (1, [500], "ks", "window", "separate"),
+        (2, [137, 1, 64], "ks", "both", "separate"),
+        (3, [1000, 3], "psi", "sequential", "separate"),
+        (4, [250], "jensenshannon", "window", "separate"),
+        (5, [333, 2], "ks", "page_hinkley", "separate"),  # the default rule, Page-Hinkley
+        # one window for every version: each model's version follows its events' (the
+        # decoder's columns, reused from batch to batch, carry their versions run by run)
+        (6, [90, 7, 311], "ks", "both", "shared"),
     ],
 )
 def test_native_and_python_windows_give_the_same_engine(
-    seed: int, sizes: list[int], numeric_test: str, rule: str
+    seed: int, sizes: list[int], numeric_test: str, rule: str, versions: str
 ) -> None:
     values = _stream(seed)
     settings = DetectorSettings(
+        version_policy=versions,
         bootstrap_reference=700,
         check_every=50,
         window_size=400,
@@ -138,7 +142,8 @@ def test_native_and_python_windows_give_the_same_engine(
     python.observe(seen_python)
     got, want = _run(native, values, sizes), _run(python, values, sizes)
 
-    assert all(native.writes_natively(m) for m in ("fraud@v1", "churn@v1", "no-reference@v1"))
+    suffix = "@v1" if versions == "separate" else ""
+    assert all(native.writes_natively(f"{m}{suffix}") for m in ("fraud", "churn", "no-reference"))
     assert native._native.fleet.side_by_side > 0  # and the small batches ran on one thread
     assert not any(python.writes_natively(m) for m in python.models)
     assert sum(len(o.latency_counts) for o in got) > 0
