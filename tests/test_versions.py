@@ -119,6 +119,21 @@ def test_only_the_newest_versions_are_kept_and_their_series_dropped() -> None:
     assert 'model_version="v1"' not in text
 
 
+def test_only_the_keys_labelled_apart_get_an_identity() -> None:
+    """A batch names the (model, version) of its version windows only, and a version
+    pushed out is no longer looked up; a plain model's key is its label as it is."""
+    engine = Engine(_settings(max_versions=2), references([BASE, OTHER], 2000))
+    plain = [{k: v for k, v in e.items() if k != "model_version"} for e in OTHER.events(0, 900)]
+    for n, version in enumerate(("v1", "v2", "v3")):
+        events = interleave([_as_version(BASE.events(n * 300, 300), version), plain[n * 300 :]])
+        (batch,) = batches_of_events(events[:600], 600)
+        batch.offsets = [o + n * 600 for o in batch.offsets]
+        outcome = engine.process(batch)
+        assert outcome.identities == {f"m@{version}": ("m", version, "")}
+        assert "other-population" in outcome.ok_counts
+    assert engine.labelled_apart == {"m@v2", "m@v3"}
+
+
 def test_metrics_carry_the_version_label() -> None:
     engine = Engine(_settings(), references([BASE], 2000))
     metrics = Metrics()

@@ -162,15 +162,21 @@ class MonitoredModel:
         return self.name if self.name != self.model_name else None
 
 
+def labelled_apart(model: MonitoredModel) -> bool:
+    """Whether the metrics label `model` by more than its key: a version's or a segment's
+    window, whose key is not its model's name. Fixed when the model is made."""
+    return model.name != model.model_name or model.segment is not None
+
+
 def identities(
     models: dict[str, MonitoredModel], keys: Iterable[str]
 ) -> dict[str, tuple[str, str, str]]:
-    """(model, model_version, segment) as the metrics label each of `keys` that is not its
-    model's name (a version's or a segment's window). Attributes read directly, not through
-    `own_key`: this runs for every key of every batch."""
+    """(model, model_version, segment) as the metrics label each of `keys`, all of them
+    models labelled apart (`labelled_apart`). The version is read at every batch: a
+    segment's window follows its events' version when versions share windows."""
     out = {}
     for m in map(models.get, keys):
-        if m is not None and (m.name != m.model_name or m.segment is not None):
+        if m is not None:
             out[m.name] = (m.model_name, m.version or "", m.segment or "")
     return out
 
