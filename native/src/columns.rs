@@ -91,11 +91,56 @@ impl Columns {
         text.clone().map(|r| &self.version_text[r])
     }
 
-    /// Every event's `model_version`, in order.
-    pub fn versions(&self) -> impl ExactSizeIterator<Item = Option<&str>> + '_ {
-        (0..self.len()).map(|event| self.version_at(event))
+    /// Every event's `model_version`, in order: one pass over the runs.
+    pub fn versions(&self) -> Versions<'_> {
+        Versions {
+            columns: self,
+            event: 0,
+            run: 0,
+        }
     }
 }
+
+/// The iterator of `Columns::versions`: the runs walked once, not searched per event.
+pub struct Versions<'a> {
+    columns: &'a Columns,
+    event: usize,
+    /// the run `event` may be in: every earlier run ends before it
+    run: usize,
+}
+
+impl<'a> Iterator for Versions<'a> {
+    type Item = Option<&'a str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let c = self.columns;
+        if self.event >= c.len() {
+            return None;
+        }
+        let runs = &c.version_runs;
+        while runs
+            .get(self.run + 1)
+            .is_some_and(|(first, _)| *first <= self.event)
+        {
+            self.run += 1;
+        }
+        let version = match runs.get(self.run) {
+            Some((first, Some(text))) if *first <= self.event => {
+                Some(&c.version_text[text.clone()])
+            }
+            _ => None,
+        };
+        self.event += 1;
+        Some(version)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.columns.len().saturating_sub(self.event);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Versions<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -125,9 +170,15 @@ mod tests {
         ];
         let c = with_versions(&given);
         assert_eq!(c.versions().collect::<Vec<_>>(), given);
+        let one_by_one: Vec<_> = (0..given.len()).map(|e| c.version_at(e)).collect();
+        assert_eq!(one_by_one, given);
+        assert_eq!(c.versions().len(), given.len());
         assert_eq!(c.version_runs.len(), 6); // None, v1, "", None, v2, v1
         assert_eq!(c.version_at(given.len()), None);
         assert_eq!(Columns::default().version_at(0), None);
+        let mut unversioned = Columns::default(); // events whose versions were not recorded
+        unversioned.positions.extend([0, 1]);
+        assert_eq!(unversioned.versions().collect::<Vec<_>>(), [None, None]);
     }
 
     #[test]

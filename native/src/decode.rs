@@ -956,7 +956,8 @@ pub fn columns<'a>(
         .map(|(m, name)| {
             let mut columns = Columns::default();
             let mut event_ids = Vec::new();
-            if let Some(r) = reading(m) {
+            let read = reading(m);
+            if let Some(r) = read {
                 columns = spare.pop().unwrap_or_default();
                 columns.reset(counts[m], r.schema.width);
                 if r.event_ids {
@@ -965,7 +966,7 @@ pub fn columns<'a>(
             }
             Model {
                 name,
-                fast: reading(m).is_some(),
+                fast: read.is_some(),
                 positions: Vec::new(),
                 columns,
                 event_ids,
