@@ -267,3 +267,45 @@ def test_an_array_reshaped_in_place_is_refused_not_written() -> None:
     window.features.resize((201, window.n_features), refcheck=False)
     with pytest.raises(RuntimeError, match="features: the array was reshaped or reallocated"):
         engine.process(batch_of([orjson.dumps(e) for e in STEADY.events(10, 10)]))
+
+
+def test_many_models_give_the_same_engine_on_one_thread_and_on_three() -> None:
+    """With many models a batch's runs go through a pipeline of chunks (native/src/runs.rs):
+    taken, run on helper threads and given back in order. Checks fall mid-batch for some
+    models and not others; everything the batch returns, in its order, and every window
+    are those of one thread."""
+    models = [
+        SyntheticModel(f"m{i:02d}", n_features=3 + i % 4, drift_start=900, drift_shift=1.5)
+        for i in range(40)
+    ]
+    rng = random.Random(7)
+    merged = interleave([m.events(0, 60 + 25 * (i % 5), seed=i) for i, m in enumerate(models)])
+    rng.shuffle(merged)
+    values = [_odd(e, rng) if rng.random() < 0.01 else orjson.dumps(e) for e in merged]
+    settings = DetectorSettings(check_every=20, window_size=60, input_drift_rule="both")
+    refs = references(models, n=300)
+    one = Engine(settings, refs, native_threads=1)
+    three = Engine(settings, refs, native_threads=3)
+    sizes = [700, 64, 1000, 5]
+    got, want = _run(three, values, sizes), _run(one, values, sizes)
+    assert three._native.fleet.side_by_side > 0 and one._native.fleet.side_by_side == 0
+    assert sum(len(o.checks) for o in got) > 40
+    for g, w in zip(got, want, strict=True):
+        assert [a.model_dump() for a in g.alerts] == [a.model_dump() for a in w.alerts]
+        assert list(g.ok_counts.items()) == list(w.ok_counts.items())
+        assert list(g.windows.items()) == list(w.windows.items())
+        assert list(g.checks) == list(w.checks)
+        assert g.check_counts == w.check_counts
+        assert g.dead_letters == w.dead_letters
+    for name, model in three.models.items():
+        other = one.models[name]
+        assert (model.events_seen, model.since_check, model.version) == (
+            other.events_seen,
+            other.since_check,
+            other.version,
+        )
+        assert model.window is not None and other.window is not None
+        assert (model.window.head, model.window.count) == (other.window.head, other.window.count)
+        for column in _WINDOW_COLUMNS:
+            a, b = getattr(model.window, column), getattr(other.window, column)
+            assert np.array_equal(a, b, equal_nan=True), (name, column)

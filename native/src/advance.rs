@@ -6,11 +6,12 @@
 //! 2. `Run::go`, without it, on any thread: its events into its window, its charts and its
 //!    native ADWIN, up to its next due check, the end of a run in which its charts changed
 //!    state, or its last event;
-//! 3. `Hold::give_back`, with the GIL: the state written back, and the errors given to an
+//! 3. `Objects::give_back`, with the GIL: the state written back, and the errors given to an
 //!    error detector that is not native.
 //!
 //! A run reads and writes only its own model's state, so the models of a batch end with
 //! the same windows, charts and stops whichever thread runs them, and in whatever order.
+//! `runs.rs` takes a batch's models through the three steps.
 
 use crate::adwin::Adwin;
 use crate::charts::SequentialCharts;
@@ -29,7 +30,7 @@ use pyo3::types::{PyDict, PyString};
 
 /// The state a run starts from and ends with: what the Python objects hold between runs.
 #[derive(Clone, Copy)]
-struct Progress {
+pub(crate) struct Progress {
     pos: Position,
     /// the window's tallies hold its rows (false after a write of the Python path)
     fresh: bool,
@@ -41,13 +42,24 @@ struct Progress {
 }
 
 /// A model's borrows for one run: taken, and later released, on the thread that holds
-/// the GIL.
+/// the GIL. Its two parts are borrowed apart: a run writes through `arrays` while the
+/// runs before it are given back through their `objects` (`fleet.rs`).
 pub(crate) struct Hold<'py> {
+    pub(crate) objects: Objects<'py>,
+    pub(crate) arrays: Arrays<'py>,
+}
+
+/// The Python objects a run's state is read from and written back to.
+pub(crate) struct Objects<'py> {
     model: Bound<'py, PyAny>,
     window: Bound<'py, PyAny>,
     /// `model.errors`, the concept-drift detector's stream
     stream: Bound<'py, PyAny>,
-    start: Progress,
+    pub(crate) start: Progress,
+}
+
+/// The arrays and native objects a run writes.
+pub(crate) struct Arrays<'py> {
     features: Bound<'py, PyArray2<f64>>,
     scalars: Bound<'py, PyArray2<f64>>,
     prediction_bin: Bound<'py, PyArray1<i16>>,
@@ -61,7 +73,7 @@ pub(crate) struct Hold<'py> {
     adwin: Option<PyRefMut<'py, PyAdwin>>,
 }
 
-/// What a run did, for `Hold::give_back`.
+/// What a run did, for `Objects::give_back`.
 pub(crate) struct Outcome {
     end: Progress,
     due: Option<Stop>,
@@ -184,28 +196,35 @@ impl<'py> Hold<'py> {
             .reached
             .remember(address(&plan), address(&stream), address(&detector));
         Ok(Hold {
-            features: entry.features.bind(py).clone(),
-            scalars: entry.scalars.bind(py).clone(),
-            prediction_bin: entry.prediction_bin.bind(py).clone(),
-            feature_bin: entry.feature_bin.bind(py).clone(),
-            tallies: entry.tallies.bind(py).clone(),
-            model,
-            window,
-            stream,
-            start,
-            wide,
-            narrow,
-            flat,
-            charts,
-            adwin,
+            objects: Objects {
+                model,
+                window,
+                stream,
+                start,
+            },
+            arrays: Arrays {
+                features: entry.features.bind(py).clone(),
+                scalars: entry.scalars.bind(py).clone(),
+                prediction_bin: entry.prediction_bin.bind(py).clone(),
+                feature_bin: entry.feature_bin.bind(py).clone(),
+                tallies: entry.tallies.bind(py).clone(),
+                wide,
+                narrow,
+                flat,
+                charts,
+                adwin,
+            },
         })
     }
+}
 
-    /// The run of `staged`'s next events over these borrows.
+impl<'py> Arrays<'py> {
+    /// The run of `staged`'s next events over these borrows, from `start`.
     pub(crate) fn run<'a>(
         &'a mut self,
         entry: &'a Enrolled,
         staged: &'a mut Staged,
+        start: Progress,
     ) -> PyResult<Run<'a>> {
         let spans = &entry.spans;
         // SAFETY: `spans` are the spans the fleet holds for these arrays (`enroll`), and
@@ -264,11 +283,13 @@ impl<'py> Hold<'py> {
             charts: self.charts.as_mut().map(|c| &mut c.inner),
             adwin: self.adwin.as_mut().map(|a| &mut a.inner),
             width: entry.width,
-            progress: self.start,
+            progress: start,
             outcome: None,
         })
     }
+}
 
+impl<'py> Objects<'py> {
     /// Writes the run's end state back to the Python objects; the run's stop, or its
     /// look-up error. `windows[model]` = (window fill, has a reference) when the model has
     /// no check left in the batch.
@@ -334,7 +355,13 @@ const PREFETCHED_INDEX_BYTES: usize = 32 * 1024;
 impl Run<'_> {
     /// The staged events not yet in the window.
     pub(crate) fn pending(&self) -> usize {
-        self.staged.columns.len().saturating_sub(self.staged.done)
+        self.staged.pending()
+    }
+
+    /// Its staged events and what it did, for `Objects::give_back` (None if it did not go).
+    pub(crate) fn finish(&mut self) -> (&Staged, Option<Outcome>) {
+        let outcome = self.outcome.take();
+        (&*self.staged, outcome)
     }
 
     /// Prefetches what this run reads first: the window row it writes first

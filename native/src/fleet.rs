@@ -5,14 +5,13 @@
 //! (`ring.rs`), in first-seen order, counts them for the metrics and stops a model at its
 //! next due check: the checks (Python) must see the window exactly as it stands at that
 //! event. `resume` goes on from there. The models of a batch run side by side on several
-//! threads when they have enough events between them (`advance.rs`: each run touches its
-//! own model alone, so the result is the same on any number of threads). The Python objects stay the state's one home: the
-//! window's arrays are written in place, and its head and count, the model's event count,
-//! cadence, version and partition are read at the start and written back at each stop, so
-//! a batch the Python path takes for a model (a record the fast path cannot read) finds them
-//! as it always did.
+//! threads when they have enough events between them (`runs.rs`; `advance.rs`: each run
+//! touches its own model alone, so the result is the same on any number of threads). The
+//! Python objects stay the state's one home: the window's arrays are written in place,
+//! and its head and count, the model's event count, cadence, version and partition are
+//! read at the start and written back at each stop, so a batch the Python path takes for
+//! a model (a record the fast path cannot read) finds them as it always did.
 
-use crate::advance::{Hold, Run};
 use crate::charts::SequentialCharts;
 use crate::columns::Columns;
 use crate::decode;
@@ -20,6 +19,7 @@ use crate::ks::Layout;
 use crate::lookup;
 use crate::prefetch;
 use crate::ring;
+use crate::runs;
 use crate::spans::{Access, Span, Spans};
 use crate::ReferenceColumns;
 use numpy::ndarray::Array2;
@@ -105,8 +105,8 @@ impl Enrolled {
     /// Prefetches the Python objects `Hold::take` reads first: the model, its window, its
     /// arrays' headers, its charts, and the objects it reached through the model at its
     /// last run. With thousands of models none of them is in the cache when its model's
-    /// turn comes (`run_models` asks `AHEAD` models before).
-    fn prefetch_objects(&self) {
+    /// turn comes (`runs::take_run_give` asks `AHEAD` models before).
+    pub(crate) fn prefetch_objects(&self) {
         for address in self.reached.addresses() {
             if address != 0 {
                 prefetch::prefetch_bytes(address as *const u8, OBJECT_BYTES);
@@ -211,6 +211,13 @@ pub(crate) struct Staged {
     pub(crate) paused: bool,
 }
 
+impl Staged {
+    /// The staged events not yet in the window.
+    pub(crate) fn pending(&self) -> usize {
+        self.columns.len().saturating_sub(self.done)
+    }
+}
+
 /// The models whose windows the native core writes (see the module docstring). A model is
 /// found by name once per batch (`slot_of`); the rest of the batch addresses it by its slot.
 #[pyclass(module = "stream_monitor._native")]
@@ -311,11 +318,9 @@ impl WindowFleet {
         self.staged.iter().position(|s| s.slot == slot)
     }
 
-    /// Runs the staged models at `ats` (ascending) each to its next stop (`advance.rs`):
-    /// their borrows taken in order, the runs side by side on several threads when there
-    /// is enough to share, their state given back in order. Each model's stop, in order.
-    /// An error giving one model back does not keep the others' state from being written
-    /// back; the first is raised after.
+    /// Runs the staged models at `ats` (ascending) each to its next stop (`advance.rs`),
+    /// taken, run and given back in order, on several threads when there is enough to
+    /// share (`runs.rs`). Each model's stop, in order.
     fn run_models(
         &mut self,
         py: Python<'_>,
@@ -329,74 +334,37 @@ impl WindowFleet {
             side_by_side,
             ..
         } = self;
-        let entry_of = |s: &Staged| enrolled(slots, s.slot);
         // each model at most once: its run writes its arrays through slices no other run
-        // may hold (`advance::Hold::run`)
-        let mut running: Vec<usize> = ats.iter().map(|&at| staged[at].slot).collect();
+        // may hold (`advance::Arrays::run`)
+        let slot_of: Vec<usize> = ats.iter().map(|&at| staged[at].slot).collect();
+        let mut running = slot_of.clone();
         running.sort_unstable();
         if running.windows(2).any(|w| w[0] == w[1]) {
             return Err(PyRuntimeError::new_err(
                 "a model was staged twice in one batch",
             ));
         }
-        let mut holds = Vec::with_capacity(ats.len());
-        for (i, &at) in ats.iter().enumerate() {
-            if let Some(&next) = ats.get(i + AHEAD) {
-                entry_of(&staged[next])?.prefetch_objects();
-            }
-            holds.push(Hold::take(py, entry_of(&staged[at])?)?);
+        let events: usize = ats.iter().map(|&at| staged[at].pending()).sum();
+        let threads = runs::threads_for(*threads, ats.len(), events);
+        if threads > 1 {
+            *side_by_side += 1;
         }
-        let mut outcomes = Vec::with_capacity(ats.len());
-        {
-            let mut chosen: Vec<&mut Staged> = Vec::with_capacity(ats.len());
-            let mut wanted = ats.iter().peekable();
-            for (i, s) in staged.iter_mut().enumerate() {
-                if wanted.next_if_eq(&&i).is_some() {
-                    chosen.push(s);
-                }
-            }
-            let mut runs = Vec::with_capacity(ats.len());
-            for (hold, s) in holds.iter_mut().zip(chosen) {
-                let entry = entry_of(s)?;
-                runs.push(hold.run(entry, s)?);
-            }
-            let events: usize = runs.iter().map(Run::pending).sum();
-            let threads = threads_for(*threads, runs.len(), events);
-            if threads > 1 {
-                *side_by_side += 1;
-                py.detach(|| run_side_by_side(&mut runs, threads, events));
-            } else {
-                go_in_order(&mut runs);
-            }
-            outcomes.extend(runs.into_iter().map(|r| r.outcome));
-        }
-        let mut stops = Vec::with_capacity(ats.len());
-        let mut first_error = None;
-        for ((hold, &at), outcome) in holds.iter().zip(ats).zip(outcomes) {
-            let s = &staged[at];
-            let given = match (entry_of(s), outcome) {
-                (Ok(entry), Some(outcome)) => hold.give_back(py, entry, s, outcome, windows),
-                (Err(e), _) => Err(e),
-                (_, None) => Err(PyRuntimeError::new_err("a model's run did not finish")),
-            };
-            match given {
-                Ok(stop) => stops.push(stop),
-                Err(e) => {
-                    stops.push(None);
-                    first_error.get_or_insert(e);
-                }
+        let mut chosen: Vec<&mut Staged> = Vec::with_capacity(ats.len());
+        let mut wanted = ats.iter().peekable();
+        for (i, s) in staged.iter_mut().enumerate() {
+            if wanted.next_if_eq(&&i).is_some() {
+                chosen.push(s);
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(stops),
-        }
+        let batch = runs::Batch {
+            slots,
+            slot_of,
+            staged: chosen,
+            threads,
+        };
+        runs::take_run_give(py, batch, windows)
     }
 }
-
-/// The events a batch must have per thread its models run on: below, starting and joining
-/// a thread (30-80 µs on a busy 2-core machine) costs more than the thread saves.
-const EVENTS_PER_THREAD: usize = 64;
 
 /// The most threads a batch's models run on by default.
 const MAX_THREADS: usize = 8;
@@ -406,61 +374,6 @@ fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_THREADS)
-}
-
-/// How many threads the runs of `models` models with `events` events between them take:
-/// one per `EVENTS_PER_THREAD` events, at most one per model, at most `most`.
-fn threads_for(most: usize, models: usize, events: usize) -> usize {
-    most.min(models).min(events / EVENTS_PER_THREAD).max(1)
-}
-
-/// The runs one after another, each run's first memory (`Run::prefetch`) asked for
-/// `AHEAD` runs before its turn: with many models, a model's window row, its reference's
-/// sparse index and its charts are never in the cache, and their loads then overlap the
-/// runs before it instead of stalling its own.
-fn go_in_order(runs: &mut [Run<'_>]) {
-    runs.iter().take(AHEAD).for_each(Run::prefetch);
-    for i in 0..runs.len() {
-        if let Some(next) = runs.get(i + AHEAD) {
-            next.prefetch();
-        }
-        runs[i].go();
-    }
-}
-
-/// How many runs ahead `go_in_order` prefetches.
-const AHEAD: usize = 2;
-
-/// The runs, cut into `threads` consecutive groups of about equal events, each group on a
-/// thread of its own (this one takes the first). The threads are scoped: they end with
-/// the call, so none outlives a batch (a forked process inherits none; a pool's threads
-/// would be missing in it), and a panic in one is raised here, when they are joined.
-fn run_side_by_side(runs: &mut [Run<'_>], threads: usize, events: usize) {
-    let share = events.div_ceil(threads.max(1));
-    let mut groups = Vec::with_capacity(threads);
-    let mut rest = runs;
-    while groups.len() + 1 < threads && !rest.is_empty() {
-        let mut cut = 0;
-        let mut taken = 0;
-        while cut < rest.len() && taken < share {
-            taken += rest[cut].pending();
-            cut += 1;
-        }
-        let (group, tail) = std::mem::take(&mut rest).split_at_mut(cut);
-        groups.push(group);
-        rest = tail;
-    }
-    groups.push(rest);
-    std::thread::scope(|scope| {
-        let mut groups = groups.into_iter();
-        let first = groups.next();
-        for group in groups {
-            scope.spawn(move || go_in_order(group));
-        }
-        if let Some(group) = first {
-            go_in_order(group);
-        }
-    });
 }
 
 #[pymethods]
@@ -784,7 +697,7 @@ impl WindowFleet {
         let mut seconds = Vec::new();
         let mut ats = Vec::new();
         for at in 0..self.staged.len() {
-            if let Some(next) = self.staged.get(at + AHEAD) {
+            if let Some(next) = self.staged.get(at + runs::AHEAD) {
                 enrolled(&self.slots, next.slot)?.prefetch_model();
             }
             let s = &mut self.staged[at];

@@ -16,6 +16,7 @@ pub mod ks;
 pub mod lookup;
 pub mod prefetch;
 pub mod ring;
+pub mod runs;
 pub mod sequential;
 pub mod spans;
 pub mod summary;

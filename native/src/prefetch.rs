@@ -1,5 +1,5 @@
 //! Prefetch hints: a run asks for the memory it will read first while the runs before it
-//! run (`go_in_order` in fleet.rs). A hint never changes a result; where the target has
+//! run (`go_in_order` in runs.rs). A hint never changes a result; where the target has
 //! no prefetch instruction it does nothing.
 
 /// A cache line's worth of bytes, for `prefetch_span`.
@@ -37,7 +37,7 @@ fn prefetch_address(at: *const u8) {
     // SAFETY: a prefetch is a hint that never reads or writes the memory (any address is
     // allowed), and SSE, which provides it, is part of every x86-64 processor. Why it is
     // here: with 10 000 models, prefetching each run's memory two runs ahead cut 3-3.5 %
-    // of the time per event (`go_in_order` in fleet.rs; docs/benchmarks.md, stage 10).
+    // of the time per event (`go_in_order` in runs.rs; docs/benchmarks.md, stage 10).
     unsafe {
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
     }
