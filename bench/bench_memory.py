@@ -26,11 +26,17 @@ then its window is filled to 1 000 rows through the window's own path (`WindowBl
 events, `ModelWindow.append`; the ADWIN error detector is not fed by this fill), so the timed
 stretch runs in steady state: full windows, a check per model every 100 events. The timed
 stream is round-robin over the models (as `bench_engine.py`), JSON-encoded, in batches of
-1 000; only `Engine.process` is timed (events are generated between batches), in ten slices
-alternating between the two fleets, so that other load falls on both alike. RSS: VmRSS and
-VmHWM from /proc/self/status. A cProfile of a further stretch: µs per (model, batch) pair.
+1 000; only `Engine.process` is timed, in ten slices alternating between the two fleets, so
+that other load falls on both alike. Each slice's batches are made before the slice is timed
+and processed back to back, as a consumer drains a backlog. With `--batches-between` each
+batch is made just before it is processed instead (the harness before 2026-12-07, stage 12):
+making a batch draws every one of its models' arrays, which for 10 000 models means 10 000
+generator calls per 10 batches against one per 10 batches for 50 models, and that work
+evicts the caches the large fleet's next batch would find warm. RSS: VmRSS and VmHWM from
+/proc/self/status. A cProfile of a further stretch: µs per (model, batch) pair.
 
     python bench/bench_memory.py [--points 100] [--fleet 10000] [--fleet-events 1000000]
+        [--batches-between]
 """
 
 from __future__ import annotations
@@ -239,11 +245,17 @@ def fill_windows(engine: Engine, models: list[SyntheticModel]) -> None:
 
 
 def feed(
-    engine: Engine, models: list[SyntheticModel], start: int, events: int
+    engine: Engine,
+    models: list[SyntheticModel],
+    start: int,
+    events: int,
+    between: bool = False,
 ) -> tuple[float, float]:
-    """Seconds spent in Engine.process (and in its checks) over `events` round-robin events."""
+    """Seconds spent in Engine.process (and in its checks) over `events` round-robin events,
+    the batches made beforehand (`between`: each just before it is processed)."""
     spent = checks = 0.0
-    for batch in stream(models, start, events // len(models)):
+    batches = stream(models, start, events // len(models))
+    for batch in batches if between else list(batches):
         t = time.perf_counter()
         outcome = engine.process(batch)
         spent += time.perf_counter() - t
@@ -321,8 +333,9 @@ class Fleet:
     check_seconds: float = 0.0
     events: int = 0
 
-    def run(self, rounds: int, timed: bool = True) -> None:
-        spent, checks = feed(self.engine, self.models, self.next_round, rounds * len(self.models))
+    def run(self, rounds: int, timed: bool = True, between: bool = False) -> None:
+        events = rounds * len(self.models)
+        spent, checks = feed(self.engine, self.models, self.next_round, events, between)
         self.next_round += rounds
         if timed:
             self.seconds += spent
@@ -367,8 +380,8 @@ def fleet(args: argparse.Namespace, points: int | None) -> dict[str, Any]:
     large_rounds = args.fleet_events // args.fleet // slices
     small_rounds = args.small_fleet_events // args.small_fleet // slices
     for _ in range(slices):
-        large.run(large_rounds)
-        small.run(small_rounds)
+        large.run(large_rounds, between=args.batches_between)
+        small.run(small_rounds, between=args.batches_between)
     after = rss()
     prof_rounds = max(1, args.profile_events // args.fleet)
     big, little = large.figures(), small.figures()
@@ -405,6 +418,7 @@ def fleet(args: argparse.Namespace, points: int | None) -> dict[str, Any]:
 
 def child(args: argparse.Namespace, points: int | None) -> dict[str, Any]:  # own RSS
     cmd = [sys.executable, __file__, "--child", "--points", str(points or 0)]
+    cmd += ["--batches-between"] if args.batches_between else []
     for name in ("fleet", "small_fleet", "fleet_events", "small_fleet_events", "profile_events"):
         cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -421,6 +435,11 @@ def main() -> None:
     parser.add_argument("--fleet-events", type=int, default=1_000_000)
     parser.add_argument("--small-fleet-events", type=int, default=200_000)
     parser.add_argument("--profile-events", type=int, default=20_000)
+    parser.add_argument(
+        "--batches-between",
+        action="store_true",
+        help="make each timed batch just before it is processed (default: a slice's beforehand)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip-fleet", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("bench/results/memory.json"))
