@@ -43,7 +43,7 @@ pub(crate) struct Progress {
 
 /// A model's borrows for one run: taken, and later released, on the thread that holds
 /// the GIL. Its two parts are borrowed apart: a run writes through `arrays` while the
-/// runs before it are given back through their `objects` (`fleet.rs`).
+/// runs before it are given back through their `objects` (`runs.rs`).
 pub(crate) struct Hold<'py> {
     pub(crate) objects: Objects<'py>,
     pub(crate) arrays: Arrays<'py>,

@@ -100,7 +100,7 @@ fn enrolled(slots: &[Option<Enrolled>], slot: usize) -> PyResult<&Enrolled> {
         .ok_or_else(|| PyKeyError::new_err(format!("slot {slot} holds no enrolled model")))
 }
 
-/// Takes model `i`'s state into `hold` and makes its run.
+/// Takes a model's state into `hold` and makes its run.
 fn start<'a, 'py>(
     py: Python<'py>,
     entry: &'a Enrolled,
@@ -144,10 +144,10 @@ impl Given {
 }
 
 /// Takes, runs and gives back the batch's models (see the module docstring); each model's
-/// stop, in order. A model whose state cannot be taken ends the taking: the models taken
-/// before it are run and given back, the rest are left as they were, and its error is
-/// raised. An error giving one model back does not keep the others' state from being
-/// written back; the first is raised after.
+/// stop, in order. A model whose state cannot be taken ends the taking: the chunks taken
+/// before its chunk are run and given back, the rest (its chunk too; on one thread, every
+/// model) are left as they were, and its error is raised. An error giving one model back
+/// does not keep the others' state from being written back; the first is raised after.
 pub(crate) fn take_run_give(
     py: Python<'_>,
     batch: Batch<'_>,
