@@ -131,7 +131,7 @@ def test_only_the_keys_labelled_apart_get_an_identity() -> None:
         outcome = engine.process(batch)
         assert outcome.identities == {f"m@{version}": ("m", version, "")}
         assert "other-population" in outcome.ok_counts
-    assert engine.labelled_apart == {"m@v2", "m@v3"}
+    assert engine.labelled_apart.keys == {"m@v2", "m@v3"}
 
 
 def test_metrics_carry_the_version_label() -> None:

@@ -23,13 +23,8 @@ from stream_monitor.config.detector import DetectorSettings
 from stream_monitor.decode.arrays import event_arrays
 from stream_monitor.decode.predictions import ModelEvents
 from stream_monitor.engine import admission, charts, versions
-from stream_monitor.engine.models import (
-    MonitoredModel,
-    cadence,
-    identities,
-    labelled_apart,
-    window_block,
-)
+from stream_monitor.engine.identities import LabelledApart
+from stream_monitor.engine.models import MonitoredModel, cadence, window_block
 from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.segments import OTHER, Segments
@@ -75,9 +70,7 @@ class Engine:
         self.versions = versions.VersionKeys(settings.max_versions)
         self.stream_keys: dict[str, set[str]] = {}  # stream -> its keys (segments: several)
         self.segments = Segments()  # engine/segments.py
-        # the keys the metrics label by more than the key (`labelled_apart`): the only ones
-        # a batch's identities are looked up for (none in a fleet of plain models)
-        self.labelled_apart: set[str] = set()
+        self.labelled_apart = LabelledApart()  # whose metrics identity a batch looks up
 
     def observe(self, observer: EngineObserver) -> None:
         """Tell `observer` of every model's events and every check from now on."""
@@ -123,7 +116,7 @@ class Engine:
             self._native.follow(model)
         for _first, name, at, check in dues[due:]:
             self._fleet_stops(name, (at, check), batch, outcome)
-        self._identify(outcome)
+        self.labelled_apart.identify(self.models, outcome)
         return outcome
 
     def _admit(
@@ -146,18 +139,6 @@ class Engine:
         self.add_model(name, events, batch, outcome)
         return self.reads_natively(name)
 
-    def _identify(self, outcome: BatchOutcome) -> None:
-        """(model, model_version, segment) of the batch's keys labelled apart. Only the
-        keys known to be are looked up: reading every key's model, cold in memory with
-        10 000 models, cost about a microsecond per key and batch."""
-        apart = self.labelled_apart
-        if not apart:
-            return
-        keys = {*outcome.ok_counts, *outcome.windows, *outcome.checks}
-        keys.update(name for counts in outcome.latency_counts for name in counts.models)
-        keys.update(name for name, _status in outcome.label_counts)
-        outcome.identities.update(identities(self.models, keys & apart))
-
     def _fleet_stops(
         self, name: str, stop: tuple[int, bool], batch: RecordBatch, outcome: BatchOutcome
     ) -> None:
@@ -179,7 +160,7 @@ class Engine:
 
     def _forget(self, key: str) -> None:
         model = self.models.pop(key)
-        self.labelled_apart.discard(key)
+        self.labelled_apart.forget(key)
         self._native.forget(key)
         held = self.stream_keys.get(model.stream)
         if held is not None:
@@ -203,8 +184,7 @@ class Engine:
         window written natively when nothing in it needs them either. Returns the keys of
         older versions of its model it pushed out (engine/versions.py), forgotten here."""
         self.models[model.name] = model
-        if labelled_apart(model):
-            self.labelled_apart.add(model.name)
+        self.labelled_apart.adopt(model)
         self._native.adopt(model)
         self.stream_keys.setdefault(model.stream, set()).add(model.name)
         if model.segment is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,25 +160,6 @@ class MonitoredModel:
     def own_key(self) -> str | None:
         """The key, when it is not the model's name (a version's own window)."""
         return self.name if self.name != self.model_name else None
-
-
-def labelled_apart(model: MonitoredModel) -> bool:
-    """Whether the metrics label `model` by more than its key: a version's or a segment's
-    window, whose key is not its model's name. Fixed when the model is made."""
-    return model.name != model.model_name or model.segment is not None
-
-
-def identities(
-    models: dict[str, MonitoredModel], keys: Iterable[str]
-) -> dict[str, tuple[str, str, str]]:
-    """(model, model_version, segment) as the metrics label each of `keys`, all of them
-    models labelled apart (`labelled_apart`). The version is read at every batch: a
-    segment's window follows its events' version when versions share windows."""
-    out = {}
-    for m in map(models.get, keys):
-        if m is not None:
-            out[m.name] = (m.model_name, m.version or "", m.segment or "")
-    return out
 
 
 def cadence(count: int, done: int, every: int) -> Iterator[tuple[int, bool]]:
