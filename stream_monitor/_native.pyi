@@ -238,6 +238,9 @@ class WindowFleet:
     def resume(
         self, name: str, windows: dict[str, tuple[int, bool]]
     ) -> tuple[int, bool] | None: ...
+    def resume_many(
+        self, names: list[str], windows: dict[str, tuple[int, bool]]
+    ) -> list[tuple[int, bool] | None]: ...
 
 class NormalScores:
     """The normal score Phi^-1((R + 1/2) / (m + 1)) of each rank R in 0..m of a reference of

@@ -764,16 +764,43 @@ impl WindowFleet {
         name: &str,
         windows: &Bound<'_, PyDict>,
     ) -> PyResult<Option<Stop>> {
-        let Some(at) = self.staged_index(name) else {
-            return Err(PyKeyError::new_err(format!(
-                "model {name:?} has no events waiting"
-            )));
-        };
-        let due = self.run_models(py, &[at], windows)?.pop().flatten();
-        if due.is_none() {
-            let done = self.staged.remove(at);
-            self.spare.push(done.columns);
+        Ok(self
+            .resume_many(py, vec![name.to_owned()], windows)?
+            .pop()
+            .flatten())
+    }
+
+    /// `resume` for several stopped models at once, named in first-seen order: their runs
+    /// side by side (as `ingest`'s), each model's next stop in the same order. What the
+    /// checks of one model read is its own state alone, so the engine may check every
+    /// stopped model first and then resume them all (`engine/core.py`).
+    fn resume_many(
+        &mut self,
+        py: Python<'_>,
+        names: Vec<String>,
+        windows: &Bound<'_, PyDict>,
+    ) -> PyResult<Vec<Option<Stop>>> {
+        let mut ats = Vec::with_capacity(names.len());
+        for name in &names {
+            match self.staged_index(name) {
+                Some(at) if self.staged[at].paused => ats.push(at),
+                _ => {
+                    return Err(PyKeyError::new_err(format!(
+                        "model {name:?} has no events waiting"
+                    )))
+                }
+            }
         }
-        Ok(due)
+        if ats.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(PyValueError::new_err(
+                "names: expected stopped models in first-seen order, each once",
+            ));
+        }
+        let stops = self.run_models(py, &ats, windows)?;
+        for (&at, stop) in ats.iter().zip(&stops) {
+            self.staged[at].paused = stop.is_some();
+        }
+        self.unstage_finished();
+        Ok(stops)
     }
 }

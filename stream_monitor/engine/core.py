@@ -29,6 +29,7 @@ from stream_monitor.engine.native_windows import NativePaths
 from stream_monitor.engine.observers import EngineObserver, Observers, TakenEvents
 from stream_monitor.engine.segments import OTHER, Segments
 from stream_monitor.engine.status import model_status
+from stream_monitor.engine.waves import StoppedModels
 from stream_monitor.reference.prepared import PreparedReference
 from stream_monitor.sources.records import RecordBatch
 from stream_monitor.window.ring import WindowBlock
@@ -88,12 +89,18 @@ class Engine:
         outcome.dead_letters.extend(decoded.dead_letters)
         outcome.dead_letter_models.extend(decoded.dead_letter_models)
         due = 0  # the fleet's models stopped mid-batch, taken in first-seen order with the rest
+        stops = StoppedModels(
+            outcome.alerts,
+            self._one_by_one(),
+            partial(self._stopped, batch=batch, outcome=outcome),
+            partial(self._native.resume, outcome=outcome),
+            partial(self._native.resume_many, outcome=outcome),
+        )
         streams = self.segments.split_batch(decoded.by_model, self.settings, self.split_versions)
         for name, read in streams.items():
             events = read.events
             while due < len(dues) and dues[due][0] < events.index[0]:
-                _first, stopped, at, check = dues[due]
-                self._fleet_stops(stopped, (at, check), batch, outcome)
+                stops.take(dues[due])
                 due += 1
             model = self.models.get(name) or self.add_model(name, events, batch, outcome)
             arrays = read.arrays
@@ -114,10 +121,22 @@ class Engine:
             self._advance(model, block, good, events, batch, outcome, labels)
             self.observers.events_taken(TakenEvents(model, read, good, block, seen))
             self._native.follow(model)
-        for _first, name, at, check in dues[due:]:
-            self._fleet_stops(name, (at, check), batch, outcome)
+            stops.order.mark(events.index[0])
+        for stop in dues[due:]:
+            stops.take(stop)
+        stops.finish()
         self.labelled_apart.identify(self.models, outcome)
         return outcome
+
+    def _one_by_one(self) -> bool:
+        """Whether the fleet's stopped models are each taken to their end before the next
+        (engine/waves.py): when a check may read another model's window (a version compared
+        with its baseline, `compare_versions`), or an observer hears the checks as they run."""
+        own = self.settings.models.values()
+        compares = self.settings.compare_versions is not None or any(
+            m.compare_versions is not None for m in own
+        )
+        return compares or bool(self.observers)
 
     def _admit(
         self,
@@ -139,19 +158,15 @@ class Engine:
         self.add_model(name, events, batch, outcome)
         return self.reads_natively(name)
 
-    def _fleet_stops(
+    def _stopped(
         self, name: str, stop: tuple[int, bool], batch: RecordBatch, outcome: BatchOutcome
     ) -> None:
-        """A model of the fleet stopped at a due check or after its charts changed state:
-        their transitions, the check if due, and its events on to the next stop or its last."""
+        """A fleet model's stop: its charts' transitions, and its checks if they are due."""
         model = self.models[name]
-        at: tuple[int, bool] | None = stop
-        while at is not None:
-            index, check = at
-            charts.book_transitions(model, batch, outcome, self.observers)
-            if check:
-                self._due_check(model, index, batch, outcome)
-            at = self._native.resume(name, outcome)
+        index, check = stop
+        charts.book_transitions(model, batch, outcome, self.observers)
+        if check:
+            self._due_check(model, index, batch, outcome)
 
     def forget_partitions(self, partitions: set[tuple[str, int]]) -> None:
         """Drop the models whose events came from partitions this process no longer owns."""

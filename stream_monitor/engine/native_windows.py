@@ -56,6 +56,10 @@ class NativePaths:
         """A model stopped by the fleet goes on: its next stop (as in `Due`), or None."""
         return self.fleet.resume(name, outcome.windows)
 
+    def resume_many(self, names: list[str], outcome: BatchOutcome) -> list[tuple[int, bool] | None]:
+        """`resume` for several stopped models (in first-seen order), side by side."""
+        return self.fleet.resume_many(names, outcome.windows)
+
     def windows_off(self) -> None:
         """From now on the Python writes every window (an observer reads each batch)."""
         self.windows_on = False

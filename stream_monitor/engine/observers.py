@@ -60,6 +60,9 @@ class Observers:
     def __iter__(self) -> Iterator[EngineObserver]:
         return iter(self._all)
 
+    def __bool__(self) -> bool:
+        return bool(self._all)
+
     def events_taken(self, taken: TakenEvents) -> None:
         for o in self._all:
             o.events_taken(taken)
