@@ -469,3 +469,58 @@ def test_fuzz_no_crash_and_the_same_reasons(records: list[tuple[bytes, bytes | N
             with pytest.raises(orjson.JSONDecodeError):
                 orjson.loads(batch.values[i])  # type: ignore[arg-type]
     check_invariant(batch, schemas)
+
+
+KEYS = [b"m1", b"m2", None]
+
+
+def _decoded(decoded: _native.NativeDecoded) -> dict[str, Any]:
+    fast = {
+        name: (
+            [m.positions.tolist(), m.features.tobytes(), m.prediction.tobytes()],
+            [m.actual.tobytes(), m.timestamp.tobytes(), m.error.tobytes()],
+            (m.event_ids, m.versions),
+        )
+        for name, m in decoded.fast.items()
+    }
+    slow = (decoded.slow_positions, decoded.undecided_positions, decoded.unknown)
+    return {"dead": decoded.dead, "slow": slow, "fast": fast}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.one_of(st.binary(max_size=40), mutated()), st.sampled_from(KEYS)),
+            events().map(lambda e: (to_orjson(e[1]), e[0])),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(300, 1500),
+)
+def test_records_read_on_several_threads_decode_as_on_one(
+    records: list[tuple[bytes, bytes | None]], size: int
+) -> None:
+    """A batch's records are read in stretches, one per thread (`validate_on`), and routed
+    in batch order after: the same dead letters, slow and fast records on 1 and 3 threads."""
+    batch = RecordBatch()
+    for i in range(size):
+        value, key = records[i % len(records)]
+        batch.append(key, value, "t", 0, i, float(i % 5) if i % 3 else None)
+    schemas = {m: tuple(FEATURES[: 2 + i]) for i, m in enumerate(MODELS)}
+    schemas |= {f"{m}@v1": tuple(FEATURES) for m in MODELS}
+    got = [
+        _decoded(
+            _native.decode_predictions(
+                batch.values,
+                batch.keys,
+                batch.timestamps,
+                schemas,
+                _native.WindowFleet([1.0], threads),
+                split_versions=True,
+            )
+        )
+        for threads in (1, 3)
+    ]
+    assert got[0] == got[1]

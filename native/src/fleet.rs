@@ -233,8 +233,8 @@ pub struct WindowFleet {
     /// share a few, and each costs a map and its names (1.5 KB for 20 features)
     schemas: HashMap<Vec<String>, Arc<decode::Schema>>,
     latency_bounds: Vec<f64>,
-    /// the most threads a batch's models run on
-    threads: usize,
+    /// the most threads a batch's models run on (and its records are read on)
+    pub(crate) threads: usize,
     /// how many runs of models went side by side on several threads
     side_by_side: u64,
     /// the memory of every enrolled model's arrays (`spans.rs`)

@@ -849,8 +849,18 @@ fn decode_predictions<'py>(
             describe(schemas)
         ))
     })?;
+    // the records are read on the fleet's threads (none: on this one)
+    let threads = fleet.as_ref().map_or(1, |f| f.threads);
     let validated = py
-        .detach(|| decode::validate(&value_bytes, &key_bytes, times.len(), split_versions))
+        .detach(|| {
+            decode::validate_on(
+                &value_bytes,
+                &key_bytes,
+                times.len(),
+                split_versions,
+                threads,
+            )
+        })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     // the schemas of the batch's models only (a service may know thousands), their names
     // borrowed from the Python strings
