@@ -103,6 +103,27 @@ def test_alert_order_puts_each_models_alerts_back_in_model_order() -> None:
     assert order.tags == [5, 5, 9, 9, 9]
 
 
+def test_a_model_forgotten_while_it_waits_is_not_resumed() -> None:
+    stops: list[tuple[str, tuple[int, bool]]] = []
+    resumed: list[list[str]] = []
+
+    def resume_many(names: list[str]) -> list[tuple[int, bool] | None]:
+        resumed.append(names)
+        return [(9, True) if n == "a" and len(resumed) == 1 else None for n in names]
+
+    def resume(name: str) -> None:
+        raise AssertionError("one by one")
+
+    waiting = waves.StoppedModels(
+        [], False, lambda n, s: stops.append((n, s)), resume, resume_many, lambda n: n != "b"
+    )
+    for due in ((0, "a", 3, True), (1, "b", 4, False), (2, "c", 5, True)):
+        waiting.take(due)
+    waiting.finish()
+    assert resumed == [["a", "c"], ["a"]]
+    assert stops == [("a", (3, True)), ("b", (4, False)), ("c", (5, True)), ("a", (9, True))]
+
+
 def test_resume_many_refuses_models_not_stopped_or_out_of_order() -> None:
     model = SyntheticModel("solo", n_features=2)
     engine = Engine(DetectorSettings(check_every=10, window_size=20), references([model], n=200))

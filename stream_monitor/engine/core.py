@@ -95,6 +95,7 @@ class Engine:
             partial(self._stopped, batch=batch, outcome=outcome),
             partial(self._native.resume, outcome=outcome),
             partial(self._native.resume_many, outcome=outcome),
+            self._native.fleet.staged,
         )
         streams = self.segments.split_batch(decoded.by_model, self.settings, self.split_versions)
         for name, read in streams.items():

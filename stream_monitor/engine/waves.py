@@ -56,12 +56,14 @@ class StoppedModels:
         stopped: Callable[[str, Stop], None],
         resume: Callable[[str], Stop | None],
         resume_many: Callable[[list[str]], list[Stop | None]],
+        still_staged: Callable[[str], bool],
     ) -> None:
         self.order = AlertOrder(alerts)
         self.waiting: list[tuple[int, str]] | None = None if one_by_one else []
         self._stopped = stopped
         self._resume = resume
         self._resume_many = resume_many
+        self._still_staged = still_staged
 
     def take(self, due: Due) -> None:
         """A model's first stop; then it waits for the next wave, or goes on to its end."""
@@ -78,8 +80,9 @@ class StoppedModels:
 
     def finish(self) -> None:
         """Resume the waiting models all at once, take each next stop and resume those
-        again, until none stops; then the alerts back in model order."""
-        waiting = self.waiting or []
+        again, until none stops; then the alerts back in model order. A model forgotten
+        since its stop (an older version pushed out by a key the batch met later) is not."""
+        waiting = [w for w in self.waiting or [] if self._still_staged(w[1])]
         while waiting:
             stops = self._resume_many([name for _first, name in waiting])
             again = []
