@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import numpy as np
 import orjson
 import pytest
 
@@ -17,18 +16,8 @@ from stream_monitor.engine import waves
 from stream_monitor.engine.core import Engine
 from stream_monitor.engine.observers import EngineObserver
 from stream_monitor.tools.synthetic import SyntheticModel, interleave
+from tests.engine_sameness import assert_same_models, run_batches
 from tests.helpers import batch_of, references
-
-_WINDOW_COLUMNS = ("features", "ks_key", "prediction_bin", "numeric_bin", "prediction", "error")
-
-
-def _run(engine: Engine, values: list[bytes], sizes: list[int]) -> list[BatchOutcome]:
-    outcomes, start, i = [], 0, 0
-    while start < len(values):
-        size = sizes[i % len(sizes)]
-        outcomes.append(engine.process(batch_of(values[start : start + size], None, start)))
-        start, i = start + size, i + 1
-    return outcomes
 
 
 def test_waves_give_the_engine_of_a_model_by_model_pass(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,9 +54,9 @@ def test_waves_give_the_engine_of_a_model_by_model_pass(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(waved._native, "resume_many", counted)
     sizes = [1200, 40, 700]
-    want = _run(one_by_one, values, sizes)
+    want = run_batches(one_by_one, values, sizes)
     reordered.clear()  # the pass one by one restores nothing
-    got = _run(waved, values, sizes)
+    got = run_batches(waved, values, sizes)
 
     assert any(reordered), "no batch had a model stop again after another model's stop"
     assert len(resumed) > len(got) and max(resumed) > 10  # waves, many models in each
@@ -79,17 +68,7 @@ def test_waves_give_the_engine_of_a_model_by_model_pass(monkeypatch: pytest.Monk
         assert {k: [r.score for r in v] for k, v in g.checks.items()} == {
             k: [r.score for r in v] for k, v in w.checks.items()
         }
-    for name, model in waved.models.items():
-        other = one_by_one.models[name]
-        assert (model.events_seen, model.since_check, model.checks) == (
-            other.events_seen,
-            other.since_check,
-            other.checks,
-        )
-        assert model.window is not None and other.window is not None
-        for column in _WINDOW_COLUMNS:
-            a, b = getattr(model.window, column), getattr(other.window, column)
-            assert np.array_equal(a, b, equal_nan=True), (name, column)
+    assert_same_models(waved, one_by_one)
 
 
 def test_alert_order_puts_each_models_alerts_back_in_model_order() -> None:
