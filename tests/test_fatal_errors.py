@@ -27,7 +27,12 @@ from tests.test_kafka_e2e import write_references
 pytestmark = pytest.mark.kafka
 
 
-def test_deleted_input_topic_ends_the_process(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_deleted_input_topic_ends_the_process(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # librdkafka calls a topic missing once its metadata has said so for this long (30 s by
+    # default; a user may shorten it the same way, through the `kafka` settings)
+    monkeypatch.setenv("STREAM_MONITOR_KAFKA", '{"topic.metadata.propagation.max.ms": 3000}')
     topic, alerts = unique("predictions"), unique("alerts")
     create_topics(kafka_bootstrap, [topic], partitions=1)
     model = SyntheticModel("m", n_features=3)
