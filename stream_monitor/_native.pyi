@@ -189,7 +189,7 @@ def decode_predictions(
 class WindowFleet:
     """The models whose windows the native core writes: `decode_predictions` stages their
     fast events, `ingest` appends them to the windows' own arrays (KS keys, bins and
-    tallies as the Python computes them) up to each model's next due check, `resume` goes
+    tallies as the Python computes them) up to each model's next due check, `resume_many` goes
     on after it. The window's head and count and the model's event count, cadence, version
     and partition are read from the Python objects and written back at each stop."""
 
@@ -235,9 +235,6 @@ class WindowFleet:
         list[tuple[int, str, int, bool]],
         tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64]],
     ]: ...
-    def resume(
-        self, name: str, windows: dict[str, tuple[int, bool]]
-    ) -> tuple[int, bool] | None: ...
     def resume_many(
         self, names: list[str], windows: dict[str, tuple[int, bool]]
     ) -> list[tuple[int, bool] | None]: ...

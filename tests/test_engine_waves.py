@@ -90,11 +90,8 @@ def test_a_model_forgotten_while_it_waits_is_not_resumed() -> None:
         resumed.append(names)
         return [(9, True) if n == "a" and len(resumed) == 1 else None for n in names]
 
-    def resume(name: str) -> None:
-        raise AssertionError("one by one")
-
     waiting = waves.StoppedModels(
-        [], False, lambda n, s: stops.append((n, s)), resume, resume_many, lambda n: n != "b"
+        [], False, lambda n, s: stops.append((n, s)), resume_many, lambda n: n != "b"
     )
     for due in ((0, "a", 3, True), (1, "b", 4, False), (2, "c", 5, True)):
         waiting.take(due)

@@ -4,7 +4,7 @@
 //! enrolled model it reads fast; `ingest` then appends each model's events to its window
 //! (`ring.rs`), in first-seen order, counts them for the metrics and stops a model at its
 //! next due check: the checks (Python) must see the window exactly as it stands at that
-//! event. `resume` goes on from there. The models of a batch run side by side on several
+//! event. `resume_many` goes on from there. The models of a batch run side by side on several
 //! threads when they have enough events between them (`runs.rs`; `advance.rs`: each run
 //! touches its own model alone, so the result is the same on any number of threads). The
 //! Python objects stay the state's one home: the window's arrays are written in place,
@@ -207,7 +207,7 @@ pub(crate) struct Staged {
     pub(crate) columns: Columns,
     pub(crate) done: usize,
     pub(crate) counted: bool,
-    /// stopped at a due check (possibly its last event): `resume` goes on
+    /// stopped at a due check (possibly its last event): `resume_many` goes on
     pub(crate) paused: bool,
 }
 
@@ -755,25 +755,12 @@ impl WindowFleet {
         ))
     }
 
-    /// A model stopped by `ingest` goes on: its events until its next stop (that event's
-    /// batch position, and whether checks are due there) or its last (None;
-    /// `windows[model]` set as by `ingest`).
-    fn resume(
-        &mut self,
-        py: Python<'_>,
-        name: &str,
-        windows: &Bound<'_, PyDict>,
-    ) -> PyResult<Option<Stop>> {
-        Ok(self
-            .resume_many(py, vec![name.to_owned()], windows)?
-            .pop()
-            .flatten())
-    }
-
-    /// `resume` for several stopped models at once, named in first-seen order: their runs
-    /// side by side (as `ingest`'s), each model's next stop in the same order. What the
-    /// checks of one model read is its own state alone, so the engine may check every
-    /// stopped model first and then resume them all (`engine/core.py`).
+    /// Models stopped by `ingest` go on, named in first-seen order, their runs side by side
+    /// (as `ingest`'s): each one's events until its next stop (that event's batch position,
+    /// and whether checks are due there) or its last (None; `windows[model]` set as by
+    /// `ingest`), in the same order. The checks of one model read its own state alone, so
+    /// the engine may check every stopped model first and then resume them all
+    /// (`engine/waves.py`).
     fn resume_many(
         &mut self,
         py: Python<'_>,

@@ -93,7 +93,6 @@ class Engine:
             outcome.alerts,
             self._one_by_one(),
             partial(self._stopped, batch=batch, outcome=outcome),
-            partial(self._native.resume, outcome=outcome),
             partial(self._native.resume_many, outcome=outcome),
             self._native.fleet.staged,
         )

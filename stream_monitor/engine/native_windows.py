@@ -52,12 +52,9 @@ class NativePaths:
                 outcome.latency_counts.append(LatencyCounts(names, counts, sums))
         return decoded, dues
 
-    def resume(self, name: str, outcome: BatchOutcome) -> tuple[int, bool] | None:
-        """A model stopped by the fleet goes on: its next stop (as in `Due`), or None."""
-        return self.fleet.resume(name, outcome.windows)
-
     def resume_many(self, names: list[str], outcome: BatchOutcome) -> list[tuple[int, bool] | None]:
-        """`resume` for several stopped models (in first-seen order), side by side."""
+        """Models stopped by the fleet (in first-seen order) go on, side by side: each one's
+        next stop (as in `Due`), or None."""
         return self.fleet.resume_many(names, outcome.windows)
 
     def windows_off(self) -> None:

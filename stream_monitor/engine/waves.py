@@ -54,14 +54,12 @@ class StoppedModels:
         alerts: list[Alert],
         one_by_one: bool,
         stopped: Callable[[str, Stop], None],
-        resume: Callable[[str], Stop | None],
         resume_many: Callable[[list[str]], list[Stop | None]],
         still_staged: Callable[[str], bool],
     ) -> None:
         self.order = AlertOrder(alerts)
         self.waiting: list[tuple[int, str]] | None = None if one_by_one else []
         self._stopped = stopped
-        self._resume = resume
         self._resume_many = resume_many
         self._still_staged = still_staged
 
@@ -75,7 +73,7 @@ class StoppedModels:
             at: Stop | None = (index, check)
             while at is not None:
                 self._stopped(name, at)
-                at = self._resume(name)
+                at = self._resume_many([name])[0]
         self.order.mark(first)
 
     def finish(self) -> None:
